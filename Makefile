@@ -1,0 +1,42 @@
+# One command each: demo, test, bench, lint. Each creates .venv with pinned versions first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+BASE_STAMP := $(VENV)/.base-installed
+DEV_STAMP := $(VENV)/.dev-installed
+PIP := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
+
+.PHONY: demo test bench lint typecheck format clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -q --upgrade pip setuptools wheel
+
+$(BASE_STAMP): $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) -e .
+	touch $@
+
+$(DEV_STAMP): $(BASE_STAMP)
+	$(PIP) -e '.[dev]'
+	touch $@
+
+demo: $(BASE_STAMP)
+	$(BIN)/mlwatch demo $(DEMO_ARGS)
+
+test: $(DEV_STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(DEV_STAMP)
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check monitor retrain dashboard tests benchmarks
+	$(BIN)/ruff format --check monitor retrain dashboard tests benchmarks
+	$(BIN)/mypy monitor retrain dashboard
+
+format: $(DEV_STAMP)
+	$(BIN)/ruff format monitor retrain dashboard tests benchmarks
+	$(BIN)/ruff check --fix monitor retrain dashboard tests benchmarks
+
+clean:
+	rm -rf $(VENV) .mlwatch .pytest_cache .mypy_cache .ruff_cache

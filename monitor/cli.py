@@ -1,0 +1,54 @@
+"""The ``mlwatch`` command line.
+
+Subcommands are imported only when run (``LazyGroup``), so ``mlwatch --help`` and light
+commands start fast: mlflow, evidently and streamlit load only where a command needs them.
+Each capability keeps its commands in its own module and adds one line to ``COMMANDS``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+from monitor import __version__
+
+COMMANDS: dict[str, str] = {
+    "server": "monitor.commands.server:server",
+    "token": "monitor.commands.admin:token",
+    "db": "monitor.commands.admin:db",
+    "demo": "monitor.commands.demo:demo",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are ``module:attribute`` strings imported on use."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            module, _, attr = self.lazy[cmd_name].partition(":")
+            command: click.Command = getattr(importlib.import_module(module), attr)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mlwatch")
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    envvar="MLWATCH_CONFIG",
+    help="Path of mlwatch.yaml (default: ./mlwatch.yaml).",
+)
+@click.pass_context
+def main(ctx: click.Context, config: str | None) -> None:
+    """mlwatch keeps deployed machine-learning models healthy."""
+    ctx.obj = {"config": config}

@@ -1,0 +1,125 @@
+"""Typed records that cross module boundaries (standard library only, so the SDK can share them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+FeatureValue = float | int | str | bool | None
+Prediction = float | int | str | bool | list[Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Feature:
+    """A registered input of a service."""
+
+    name: str
+    type: str = "numerical"  # numerical, categorical, text
+    drift_method: str | None = None
+    drift_threshold: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """A monitored service as stored."""
+
+    id: int
+    name: str
+    task: str
+    model_name: str | None
+    target: str | None
+    features: tuple[Feature, ...]
+    config: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+
+    def feature(self, name: str) -> Feature | None:
+        """The registered feature called ``name``, if any."""
+        return next((f for f in self.features if f.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionRecord:
+    """One logged prediction, as the SDK, proxy and ingest send it."""
+
+    request_id: str
+    ts: float
+    features: dict[str, FeatureValue]
+    prediction: Prediction = None
+    probabilities: dict[str, float] | list[float] | None = None
+    latency_ms: float | None = None
+    model_version: str | None = None
+    status: str = "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class LabelRecord:
+    """Ground truth for an earlier prediction, joined by request id."""
+
+    request_id: str
+    label: Prediction
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class HostSample:
+    """One sample from the agent: the host, a process or a GPU."""
+
+    ts: float
+    kind: str  # host, process, gpu
+    name: str
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What a batch did: rows stored, and rows already present (re-sent)."""
+
+    accepted: int
+    duplicates: int
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficBucket:
+    """Traffic of one time bucket (and model version, when split by it)."""
+
+    start: float
+    model_version: str | None
+    count: int
+    errors: int
+    latency_mean_ms: float | None
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    latency_p99_ms: float | None
+
+    @property
+    def error_rate(self) -> float:
+        """Errors over requests, 0 when there were none."""
+        return self.errors / self.count if self.count else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPrediction:
+    """A prediction read back from the store, with its label when one has arrived."""
+
+    request_id: str
+    ts: float
+    features: dict[str, FeatureValue]
+    prediction: Prediction
+    probabilities: dict[str, float] | list[float] | None
+    latency_ms: float | None
+    model_version: str | None
+    status: str
+    label: Prediction = None
+    has_label: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One audited action."""
+
+    id: int
+    ts: float
+    actor: str
+    action: str
+    target: str
+    details: dict[str, Any]

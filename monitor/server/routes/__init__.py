@@ -1,0 +1,7 @@
+"""The API's routers, one module per resource; ``ROUTERS`` is what the app mounts."""
+
+from __future__ import annotations
+
+from monitor.server.routes import health, hosts, ingest, services
+
+ROUTERS = [health.router, services.router, ingest.router, hosts.router]

@@ -1,0 +1,92 @@
+"""Registering and listing services; their traffic statistics."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from monitor.records import Service
+from monitor.server.auth import Principal, require
+from monitor.server.schemas import ServiceIn, ServiceOut, StatsBucket, StatsOut
+from monitor.store import Store
+
+router = APIRouter(prefix="/v1/services", tags=["services"])
+
+
+def get_store(request: Request) -> Store:
+    """The app's store (a FastAPI dependency)."""
+    store: Store = request.app.state.store
+    return store
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+
+
+def _out(store: Store, service: Service) -> ServiceOut:
+    now = time.time()
+    buckets = store.traffic_stats(service, now - 3600, now + 60, bucket_seconds=3600 * 2)
+    return ServiceOut(
+        name=service.name,
+        task=service.task,
+        model_name=service.model_name,
+        target=service.target,
+        features=[{"name": f.name, "type": f.type} for f in service.features],
+        last_prediction_at=store.last_prediction_at(service),
+        predictions_last_hour=sum(b.count for b in buckets),
+        errors_last_hour=sum(b.errors for b in buckets),
+    )
+
+
+@router.post("", response_model=ServiceOut)
+def register_service(
+    body: ServiceIn, store: StoreDep, who: Annotated[Principal, Depends(require("admin"))]
+) -> ServiceOut:
+    """Register a service or update its definition."""
+    service = store.upsert_service(
+        body.name, task=body.task, model_name=body.model_name, target=body.target, features=body.feature_records()
+    )
+    store.audit(who.name, "service.register", body.name, body.model_dump())
+    return _out(store, service)
+
+
+@router.get("", response_model=list[ServiceOut])
+def list_services(store: StoreDep, _: Annotated[Principal, Depends(require("viewer"))]) -> list[ServiceOut]:
+    """Every service with its recent traffic."""
+    return [_out(store, s) for s in store.list_services()]
+
+
+@router.get("/{service}", response_model=ServiceOut)
+def get_service(service: str, store: StoreDep, _: Annotated[Principal, Depends(require("viewer"))]) -> ServiceOut:
+    """One service with its recent traffic."""
+    return _out(store, store.get_service(service))
+
+
+@router.get("/{service}/stats", response_model=StatsOut)
+def service_stats(
+    service: str,
+    store: StoreDep,
+    _: Annotated[Principal, Depends(require("viewer"))],
+    start: Annotated[float | None, Query(description="epoch seconds; default: end - 24h", allow_inf_nan=False)] = None,
+    end: Annotated[float | None, Query(description="epoch seconds; default: now", allow_inf_nan=False)] = None,
+    bucket: Annotated[int, Query(ge=60, le=86400 * 31, multiple_of=60, description="seconds")] = 300,
+    by_version: bool = False,
+) -> StatsOut:
+    """Count, errors and latency p50/p95/p99 per time bucket (and model version)."""
+    end = time.time() if end is None else end
+    start = end - 86400 if start is None else start
+    found = store.get_service(service)
+    buckets = store.traffic_stats(found, start, end, bucket, by_version=by_version)
+    return StatsOut(
+        service=service,
+        start=start,
+        end=end,
+        bucket_seconds=bucket,
+        buckets=[StatsBucket(error_rate=b.error_rate, **_fields(b)) for b in buckets],
+    )
+
+
+def _fields(bucket: object) -> dict[str, object]:
+    names = ("start", "model_version", "count", "errors", "latency_mean_ms", "latency_p50_ms", "latency_p95_ms")
+    return {n: getattr(bucket, n) for n in (*names, "latency_p99_ms")}

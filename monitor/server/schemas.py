@@ -1,0 +1,202 @@
+"""Request and response bodies of the HTTP API (pydantic; they are the OpenAPI schema)."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+
+from monitor.config import FeatureType, Task
+from monitor.records import Feature, HostSample, LabelRecord, PredictionRecord
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+RequestId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+def _scalar(value: Any) -> Any:
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        raise ValueError("expected a finite number, got NaN or infinity")
+    raise ValueError(f"expected a number, string, boolean or null, got {type(value).__name__}")
+
+
+def _prediction(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_scalar(v) for v in value]
+    return _scalar(value)
+
+
+def _label(value: Any) -> Any:
+    if value is None:
+        raise ValueError("expected a label (number, string or boolean), got null")
+    return _scalar(value)
+
+
+_SCALAR_SCHEMA = {"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}, {"type": "null"}]}
+Scalar = Annotated[Any, AfterValidator(_scalar), WithJsonSchema(_SCALAR_SCHEMA)]
+PredictionValue = Annotated[
+    Any,
+    AfterValidator(_prediction),
+    WithJsonSchema({"anyOf": [*_SCALAR_SCHEMA["anyOf"], {"type": "array", "items": _SCALAR_SCHEMA}]}),
+]
+Label = Annotated[Any, AfterValidator(_label), WithJsonSchema({"anyOf": _SCALAR_SCHEMA["anyOf"][:3]})]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+def _epoch(value: datetime | None) -> float:
+    if value is None:
+        return datetime.now(UTC).timestamp()
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+
+
+class FeatureIn(_Body):
+    """A feature of a service: its name and type."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    type: FeatureType = "numerical"
+    drift_method: str | None = None
+    drift_threshold: float | None = Field(default=None, gt=0)
+
+
+class ServiceIn(_Body):
+    """Register or update a service."""
+
+    name: Name
+    task: Task = "classification"
+    model_name: str | None = Field(default=None, max_length=200)
+    target: str | None = Field(default=None, max_length=200)
+    features: list[FeatureIn] = Field(default_factory=list, max_length=2000)
+
+    def feature_records(self) -> tuple[Feature, ...]:
+        """The features as store records."""
+        return tuple(Feature(f.name, f.type, f.drift_method, f.drift_threshold) for f in self.features)
+
+
+class ServiceOut(BaseModel):
+    """A service and how it is doing."""
+
+    name: str
+    task: str
+    model_name: str | None
+    target: str | None
+    features: list[dict[str, Any]]
+    last_prediction_at: float | None = None
+    predictions_last_hour: int = 0
+    errors_last_hour: int = 0
+
+
+class PredictionIn(_Body):
+    """One logged prediction. ``timestamp`` is ISO 8601 or epoch seconds (UTC if no zone)."""
+
+    request_id: RequestId | None = None
+    timestamp: datetime | None = None
+    features: dict[str, Scalar] = Field(default_factory=dict, max_length=5000)
+    prediction: PredictionValue = None
+    probabilities: dict[str, float] | list[float] | None = None
+    latency_ms: float | None = Field(default=None, ge=0)
+    model_version: Annotated[str, StringConstraints(max_length=100)] | None = None
+    status: Literal["ok", "error"] = "ok"
+
+    def record(self) -> PredictionRecord:
+        """As a store record; a missing request id gets a random one (no de-duplication then)."""
+        return PredictionRecord(
+            request_id=self.request_id or uuid.uuid4().hex,
+            ts=_epoch(self.timestamp),
+            features=self.features,
+            prediction=self.prediction,
+            probabilities=self.probabilities,
+            latency_ms=self.latency_ms,
+            model_version=self.model_version,
+            status=self.status,
+        )
+
+
+class PredictionBatch(_Body):
+    """A batch of predictions, stored whole or not at all."""
+
+    records: list[PredictionIn] = Field(min_length=1)
+
+
+class LabelIn(_Body):
+    """Ground truth for the prediction with ``request_id``; may arrive days later."""
+
+    request_id: RequestId
+    label: Label
+    timestamp: datetime | None = None
+
+    def record(self) -> LabelRecord:
+        """As a store record."""
+        return LabelRecord(self.request_id, self.label, _epoch(self.timestamp))
+
+
+class LabelBatch(_Body):
+    """A batch of labels; re-sending one replaces it."""
+
+    labels: list[LabelIn] = Field(min_length=1)
+
+
+class HostSampleIn(_Body):
+    """One sample of the host, a process or a GPU."""
+
+    timestamp: datetime | None = None
+    kind: Literal["host", "process", "gpu"] = "host"
+    name: Annotated[str, StringConstraints(max_length=200)] = ""
+    metrics: dict[str, float] = Field(max_length=500)
+
+    def record(self) -> HostSample:
+        """As a store record."""
+        return HostSample(_epoch(self.timestamp), self.kind, self.name, self.metrics)
+
+
+class HostSampleBatch(_Body):
+    """Samples from the agent on one host."""
+
+    samples: list[HostSampleIn] = Field(min_length=1)
+
+
+class IngestOut(BaseModel):
+    """What a batch did."""
+
+    accepted: int
+    duplicates: int
+
+
+class StatsBucket(BaseModel):
+    """Traffic of one time bucket."""
+
+    start: float
+    model_version: str | None
+    count: int
+    errors: int
+    error_rate: float
+    latency_mean_ms: float | None
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    latency_p99_ms: float | None
+
+
+class StatsOut(BaseModel):
+    """Traffic statistics of a service over a time range."""
+
+    service: str
+    start: float
+    end: float
+    bucket_seconds: int
+    buckets: list[StatsBucket]
+
+
+class ErrorOut(BaseModel):
+    """Every 4xx answer: what was wrong, and where."""
+
+    error: str
+    message: str
+    errors: list[dict[str, str]] = Field(default_factory=list)

@@ -1,0 +1,52 @@
+"""The store: one class over SQLite (embedded default) or PostgreSQL.
+
+    >>> store = Store.open("sqlite:///.mlwatch/mlwatch.db")   # migrates an embedded store
+    >>> service = store.get_service("credit")
+    >>> store.add_predictions(service, records)
+
+Methods live in one mixin per concept (services, ingest, queries, retention); later
+capabilities (checks, alerts, webhooks, jobs) add theirs the same way.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from monitor.store.engine import is_sqlite, make_engine
+from monitor.store.ingest import IngestMixin
+from monitor.store.migrate import current_revision, head_revision, upgrade
+from monitor.store.queries import QueriesMixin
+from monitor.store.retention import RetentionMixin
+from monitor.store.services import ROLES, ServicesMixin
+from monitor.errors import StoreError
+
+__all__ = ["ROLES", "Store"]
+
+
+class Store(ServicesMixin, IngestMixin, QueriesMixin, RetentionMixin):
+    """mlwatch's persistent state behind a few domain methods."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool | None = None) -> Store:
+        """Open the store at ``url``; ``migrate`` defaults to True for SQLite, False otherwise.
+
+        A PostgreSQL store must be migrated with ``mlwatch db upgrade`` first, so that
+        several replicas never race to change the schema.
+        """
+        store = cls(make_engine(url))
+        if migrate if migrate is not None else is_sqlite(store.engine):
+            upgrade(store.engine)
+        elif current_revision(store.engine) != head_revision():
+            store.close()
+            raise StoreError(
+                f"the store at {store.engine.url.render_as_string(hide_password=True)} is at schema revision "
+                f"{current_revision(store.engine)!r}, expected {head_revision()!r}; run `mlwatch db upgrade`"
+            )
+        return store
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()

@@ -1,0 +1,272 @@
+"""The store's tables (SQLAlchemy Core), shared by SQLite and PostgreSQL.
+
+Times are UTC epoch seconds (double precision) so that bucketing is plain arithmetic on
+every backend. JSON payloads are stored as text serialized by orjson, which is faster
+than the dialects' JSON types and reads the same everywhere.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+# SQLite only makes INTEGER PRIMARY KEY an alias of the rowid; BigInteger would not be.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+LATENCY_BUCKETS = 60
+"""Latency histogram columns h00..h59 of ``traffic_minutes`` (see ``monitor.store.latency``)."""
+
+services = Table(
+    "services",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("task", String(20), nullable=False),
+    Column("model_name", String(200)),
+    Column("target", String(200)),
+    Column("features", Text, nullable=False),  # JSON list of {name, type, ...}
+    Column("config", Text, nullable=False),  # JSON of the remaining service settings
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("service_id", Integer, ForeignKey("services.id", ondelete="CASCADE"), nullable=False),
+    Column("request_id", String(200), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("hour", Integer, nullable=False),  # floor(ts / 3600): the sampling index's bucket
+    Column("sample_key", Float, nullable=False),  # uniform in [0, 1), drawn at ingest
+    Column("features", Text, nullable=False),
+    Column("prediction", Text),
+    Column("probabilities", Text),
+    Column("latency_ms", Float),
+    Column("model_version", String(100)),
+    Column("status", String(20), nullable=False),
+    UniqueConstraint("service_id", "request_id"),
+    # One index serves time ranges (hour, then ts) and bounded sampling (hour, then
+    # sample_key); a separate (service_id, ts) index cost 10% of SQLite ingest throughput.
+    Index(None, "service_id", "hour", "sample_key", "ts"),
+)
+
+labels = Table(
+    "labels",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("service_id", Integer, ForeignKey("services.id", ondelete="CASCADE"), nullable=False),
+    Column("request_id", String(200), nullable=False),
+    Column("label", Text, nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("received_at", Float, nullable=False),
+    UniqueConstraint("service_id", "request_id"),
+)
+
+traffic_minutes = Table(
+    "traffic_minutes",
+    metadata,
+    Column("service_id", Integer, ForeignKey("services.id", ondelete="CASCADE"), primary_key=True),
+    Column("model_version", String(100), primary_key=True),  # '' when unknown
+    Column("minute", BigInteger, primary_key=True),  # floor(ts / 60)
+    Column("count", BigInteger, nullable=False),
+    Column("errors", BigInteger, nullable=False),
+    Column("latency_count", BigInteger, nullable=False),
+    Column("latency_sum", Float, nullable=False),
+    *(Column(f"h{i:02d}", BigInteger, nullable=False) for i in range(LATENCY_BUCKETS)),
+)
+
+host_samples = Table(
+    "host_samples",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("host", String(200), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("kind", String(20), nullable=False),  # host, process, gpu
+    Column("name", String(200), nullable=False),  # '' for the host, pid/name, GPU index
+    Column("metrics", Text, nullable=False),
+    Index(None, "host", "ts"),
+    Index(None, "ts"),
+)
+
+references = Table(
+    "references",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("service_id", Integer, ForeignKey("services.id", ondelete="CASCADE"), nullable=False),
+    Column("model_version", String(100), nullable=False),  # '' = any version
+    Column("created_at", Float, nullable=False),
+    Column("row_count", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),  # Parquet
+    Column("stats", Text),  # cached per-column statistics, JSON
+    Column("source", String(200), nullable=False),
+    UniqueConstraint("service_id", "model_version"),
+)
+
+checks = Table(
+    "checks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("service_id", Integer, ForeignKey("services.id", ondelete="CASCADE"), nullable=False),
+    Column("window_start", Float, nullable=False),
+    Column("window_end", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("model_version", String(100)),
+    Column("status", String(20), nullable=False),  # ok, error, no_data
+    Column("trigger", String(20), nullable=False),  # schedule, manual, api
+    Column("summary", Text, nullable=False),
+    Column("results", Text, nullable=False),
+    Column("error", Text),
+    Column("report_html", LargeBinary),
+    Index(None, "service_id", "window_end"),
+)
+
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("spec", Text, nullable=False),
+    Column("source", String(20), nullable=False),  # config or api
+    Column("enabled", Boolean, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("rule", String(200), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("service", String(100)),
+    Column("state", String(20), nullable=False),  # pending, firing, resolved
+    Column("severity", String(20), nullable=False),
+    Column("labels", Text, nullable=False),
+    Column("value", Float),
+    Column("threshold", Float),
+    Column("summary", Text, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("fired_at", Float),
+    Column("resolved_at", Float),
+    Column("last_notified_at", Float),
+    Column("acked_by", String(200)),
+    Column("acked_at", Float),
+    Index(None, "fingerprint", "state"),
+    Index(None, "state"),
+)
+
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("matchers", Text, nullable=False),
+    Column("starts_at", Float, nullable=False),
+    Column("ends_at", Float, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("comment", Text, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("event_id", String(64), nullable=False),  # the webhook-id header, same on every retry
+    Column("receiver", String(200), nullable=False),
+    Column("event_type", String(60), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", String(20), nullable=False),  # pending, delivered, failed
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("delivered_at", Float),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("last_latency_ms", Float),
+    Column("claimed_until", Float),
+    UniqueConstraint("event_id", "receiver"),
+    Index(None, "status", "next_attempt_at"),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("kind", String(40), nullable=False),  # retrain, check, ...
+    Column("service", String(100)),
+    Column("status", String(20), nullable=False),  # queued, running, succeeded, failed, cancelled
+    Column("params", Text, nullable=False),
+    Column("progress", Float, nullable=False),
+    Column("log", Text, nullable=False),
+    Column("result", Text),
+    Column("error", Text),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("heartbeat_at", Float),
+    Column("claimed_by", String(200)),
+    Column("cancel_requested", Boolean, nullable=False),
+    Index(None, "status", "created_at"),
+    Index(None, "service", "kind", "status"),
+)
+
+model_decisions = Table(
+    "model_decisions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("service", String(100), nullable=False),
+    Column("model_name", String(200), nullable=False),
+    Column("version", String(100), nullable=False),
+    Column("job_id", BigInteger),
+    Column("decision", String(20), nullable=False),  # promote, reject, pending
+    Column("metrics", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index(None, "service", "version"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("ts", Float, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(60), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("details", Text, nullable=False),
+    Index(None, "action", "target", "ts"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),  # sha256 hex
+    Column("created_at", Float, nullable=False),
+    Column("last_used_at", Float),
+    Column("revoked", Boolean, nullable=False),
+)
