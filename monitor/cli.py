@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "token": "monitor.commands.admin:token",
     "db": "monitor.commands.admin:db",
     "demo": "monitor.commands.demo:demo",
+    "worker": "monitor.commands.worker:worker",
 }
 
 

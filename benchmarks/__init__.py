@@ -1,0 +1,1 @@
+"""mlwatch's speed and memory benchmarks (``make bench``)."""

@@ -1,0 +1,5 @@
+"""``python -m monitor`` is ``mlwatch``."""
+
+from monitor.cli import main
+
+main()
