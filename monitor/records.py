@@ -123,3 +123,35 @@ class AuditEntry:
     action: str
     target: str
     details: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRecord:
+    """One drift/quality check of a service's window, as stored.
+
+    ``summary`` has the keys documented in ``monitor.drift.summary`` (drift share, quality,
+    decay, estimates, data quality); ``results`` holds ``{"features": [...]}`` per feature.
+    """
+
+    id: int
+    service_id: int
+    window_start: float
+    window_end: float
+    created_at: float
+    model_version: str | None
+    status: str  # ok, no_data, error
+    trigger: str  # schedule, manual, api
+    summary: dict[str, Any]
+    results: dict[str, Any]
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceInfo:
+    """A stored reference data set (without its data)."""
+
+    service_id: int
+    model_version: str  # '' = any version
+    created_at: float
+    row_count: int
+    source: str

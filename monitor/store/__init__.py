@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from monitor.store.checks import ChecksMixin
 from monitor.store.engine import is_sqlite, make_engine
 from monitor.store.ingest import IngestMixin
 from monitor.store.migrate import current_revision, head_revision, upgrade
 from monitor.store.queries import QueriesMixin
+from monitor.store.references import ReferencesMixin
 from monitor.store.retention import RetentionMixin
 from monitor.store.services import ROLES, ServicesMixin
 from monitor.errors import StoreError
@@ -23,7 +25,7 @@ from monitor.errors import StoreError
 __all__ = ["ROLES", "Store"]
 
 
-class Store(ServicesMixin, IngestMixin, QueriesMixin, RetentionMixin):
+class Store(ServicesMixin, IngestMixin, QueriesMixin, RetentionMixin, ChecksMixin, ReferencesMixin):
     """mlwatch's persistent state behind a few domain methods."""
 
     def __init__(self, engine: Engine) -> None:

@@ -1,0 +1,118 @@
+"""Reference (training) data per service and model version, with cached column statistics.
+
+The data is stored as Parquet; statistics are computed once when the reference is set
+(by ``monitor.drift.reference.column_stats``) so that checks never re-scan it.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine, select
+
+from monitor.errors import NotFound, ValidationFailed
+from monitor.records import ReferenceInfo, Service
+from monitor.store import schema as t
+from monitor.store.codec import dumps, loads
+from monitor.store.engine import WRITE
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MAX_SOURCE = 200
+
+
+class ReferencesMixin:
+    """Store methods for reference data sets (pandas is imported only when used)."""
+
+    engine: Engine
+
+    def set_reference(
+        self,
+        service: Service,
+        data: pd.DataFrame | bytes,
+        model_version: str = "",
+        source: str = "api",
+    ) -> ReferenceInfo:
+        """Store (or replace) the reference of ``service`` for ``model_version`` ('' = any version).
+
+        ``data`` is a DataFrame or Parquet bytes; its per-column statistics are computed and
+        cached here, once.
+        """
+        from monitor.drift.reference import column_stats, frame_from_parquet, frame_to_parquet
+
+        frame = frame_from_parquet(data) if isinstance(data, bytes) else data
+        if frame.empty:
+            raise ValidationFailed("reference", "expected at least one row of reference data, got none")
+        info = ReferenceInfo(service.id, model_version or "", time.time(), len(frame), source[:MAX_SOURCE])
+        values = {
+            "created_at": info.created_at,
+            "row_count": info.row_count,
+            "data": frame_to_parquet(frame),
+            "stats": dumps(column_stats(frame, service)),
+            "source": info.source,
+        }
+        self._upsert_reference(service.id, info.model_version, values)
+        return info
+
+    def _upsert_reference(self, service_id: int, version: str, values: dict[str, Any]) -> None:
+        r = t.references
+        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+            where = (r.c.service_id == service_id, r.c.model_version == version)
+            found = conn.execute(select(r.c.id).where(*where)).scalar()
+            if found is None:
+                conn.execute(r.insert().values(service_id=service_id, model_version=version, **values))
+            else:
+                conn.execute(r.update().where(r.c.id == found).values(**values))
+
+    def get_reference(self, service: Service, model_version: str | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+        """The reference frame and cached statistics for ``model_version``, else the '' (any version) one.
+
+        NotFound when the service has neither.
+        """
+        row = self._reference_row(service, model_version, with_data=True)
+        import pandas as pd
+
+        frame = pd.read_parquet(io.BytesIO(bytes(row.data)))
+        return frame, loads(row.stats) or {}
+
+    def reference_info(self, service: Service, model_version: str | None = None) -> ReferenceInfo | None:
+        """Which reference a check of ``model_version`` would use (without loading it), or None."""
+        try:
+            row = self._reference_row(service, model_version, with_data=False)
+        except NotFound:
+            return None
+        return ReferenceInfo(service.id, row.model_version, row.created_at, row.row_count, row.source)
+
+    def list_references(self, service: Service) -> list[ReferenceInfo]:
+        """Every reference stored for ``service``, by model version."""
+        r = t.references
+        query = select(r.c.model_version, r.c.created_at, r.c.row_count, r.c.source).where(r.c.service_id == service.id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(r.c.model_version)).all()
+        return [ReferenceInfo(service.id, x.model_version, x.created_at, x.row_count, x.source) for x in rows]
+
+    def _reference_row(self, service: Service, model_version: str | None, *, with_data: bool) -> Any:
+        r = t.references
+        columns = [r.c.model_version, r.c.created_at, r.c.row_count, r.c.source, r.c.stats]
+        if with_data:
+            columns.append(r.c.data)
+        wanted = [v for v in dict.fromkeys([model_version or "", ""])]
+        with self.engine.connect() as conn:
+            rows = {
+                x.model_version: x
+                for x in conn.execute(
+                    select(*columns).where(r.c.service_id == service.id, r.c.model_version.in_(wanted))
+                )
+            }
+        for version in wanted:
+            if version in rows:
+                return rows[version]
+        raise NotFound(
+            f"service {service.name!r} has no reference data"
+            + (f" for model version {model_version!r} (nor for any version)" if model_version else "")
+            + "; upload one with `mlwatch reference upload FILE --service NAME` "
+            + "or POST /v1/services/{service}/reference"
+        )

@@ -1,0 +1,119 @@
+"""The checks and references store methods, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from monitor.drift.reference import frame_to_parquet
+from monitor.errors import NotFound, ValidationFailed
+from monitor.records import Feature
+from monitor.store import Store
+
+
+def _service(store: Store, name: str = "credit"):
+    features = (Feature("income"), Feature("city", "categorical"))
+    return store.upsert_service(name, task="classification", target="default", features=features)
+
+
+def _add(store: Store, service, end: float, status: str = "ok") -> int:
+    return store.add_check(
+        service,
+        window_start=end - 3600,
+        window_end=end,
+        model_version="3",
+        status=status,
+        trigger="schedule",
+        summary={"rows": 10, "drift_share": 0.5},
+        results={"features": [{"name": "income", "drifted": True}]},
+    )
+
+
+def test_checks_come_back_newest_first_with_their_json(store: Store) -> None:
+    service = _service(store)
+    first, second = _add(store, service, 3600.0), _add(store, service, 7200.0, "no_data")
+    listed = store.list_checks(service)
+    assert [c.id for c in listed] == [second, first]
+    got = store.get_check(first)
+    assert got.summary == {"rows": 10, "drift_share": 0.5}
+    assert got.results["features"][0]["drifted"] is True
+    assert (got.window_start, got.window_end, got.model_version, got.status) == (0.0, 3600.0, "3", "ok")
+    assert store.latest_check(service).id == second  # type: ignore[union-attr]
+
+
+def test_list_checks_respects_limit_since_and_service(store: Store) -> None:
+    service, other = _service(store), _service(store, "other")
+    ids = [_add(store, service, float(3600 * i)) for i in range(1, 4)]
+    _add(store, other, 3600.0)
+    assert [c.id for c in store.list_checks(service, limit=2)] == ids[::-1][:2]
+    created = store.get_check(ids[2]).created_at
+    assert {c.id for c in store.list_checks(service, since=created)} <= set(ids)
+    assert store.list_checks(service, since=created + 3600) == []
+    assert store.latest_check(_service(store, "empty")) is None
+
+
+def test_unknown_check_is_not_found_and_bad_status_is_refused(store: Store) -> None:
+    service = _service(store)
+    with pytest.raises(NotFound, match="unknown check 999"):
+        store.get_check(999)
+    with pytest.raises(NotFound, match="unknown check 999"):
+        store.check_report(999)
+    with pytest.raises(ValidationFailed, match="status: expected one of ok, no_data, error"):
+        _add(store, service, 1.0, status="fine")
+
+
+def test_check_report_is_kept_once_made(store: Store) -> None:
+    check_id = _add(store, _service(store), 3600.0)
+    assert store.check_report(check_id) is None
+    store.set_check_report(check_id, b"<html>report</html>")
+    assert store.check_report(check_id) == b"<html>report</html>"
+    assert "report" not in store.get_check(check_id).summary
+
+
+def _reference(rows: int = 200) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(
+        {
+            "income": rng.normal(50, 10, rows),
+            "city": rng.choice(["a", "b", "c"], rows),
+            "default": rng.integers(0, 2, rows),
+            "prediction": rng.integers(0, 2, rows),
+        }
+    )
+
+
+def test_reference_falls_back_to_any_version_and_caches_stats(store: Store) -> None:
+    service = _service(store)
+    frame = _reference()
+    store.set_reference(service, frame, source="test")
+    got, stats = store.get_reference(service, "7")
+    pd.testing.assert_frame_equal(got, frame)
+    assert stats["rows"] == 200
+    assert stats["columns"]["income"]["mean"] == pytest.approx(frame["income"].mean())
+    assert sorted(stats["columns"]["city"]["values"]) == ["a", "b", "c"]
+    assert stats["baseline"]["accuracy"] == pytest.approx((frame["default"] == frame["prediction"]).mean())
+
+
+def test_reference_of_a_version_wins_over_the_any_version_one(store: Store) -> None:
+    service = _service(store)
+    store.set_reference(service, _reference(100))
+    store.set_reference(service, frame_to_parquet(_reference(300)), model_version="2", source="mlflow")
+    assert len(store.get_reference(service, "2")[0]) == 300
+    assert len(store.get_reference(service, "1")[0]) == 100
+    info = store.reference_info(service, "2")
+    assert info is not None and (info.model_version, info.row_count, info.source) == ("2", 300, "mlflow")
+    assert [r.model_version for r in store.list_references(service)] == ["", "2"]
+    store.set_reference(service, _reference(50), model_version="2")
+    assert len(store.get_reference(service, "2")[0]) == 50
+
+
+def test_missing_or_bad_reference_is_refused_clearly(store: Store) -> None:
+    service = _service(store)
+    with pytest.raises(NotFound, match="no reference data for model version '4'"):
+        store.get_reference(service, "4")
+    assert store.reference_info(service) is None
+    with pytest.raises(ValidationFailed, match="expected a readable Parquet file"):
+        store.set_reference(service, b"not parquet at all")
+    with pytest.raises(ValidationFailed, match="at least one row"):
+        store.set_reference(service, _reference().iloc[:0])
