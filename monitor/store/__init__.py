@@ -13,8 +13,10 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from monitor.store.checks import ChecksMixin
+from monitor.store.decisions import DecisionsMixin
 from monitor.store.engine import is_sqlite, make_engine
 from monitor.store.ingest import IngestMixin
+from monitor.store.jobs import JobsMixin
 from monitor.store.migrate import current_revision, head_revision, upgrade
 from monitor.store.queries import QueriesMixin
 from monitor.store.references import ReferencesMixin
@@ -25,7 +27,7 @@ from monitor.errors import StoreError
 __all__ = ["ROLES", "Store"]
 
 
-class Store(ServicesMixin, IngestMixin, QueriesMixin, RetentionMixin, ChecksMixin, ReferencesMixin):
+class Store(ServicesMixin, IngestMixin, QueriesMixin, RetentionMixin, ChecksMixin, ReferencesMixin, JobsMixin, DecisionsMixin):
     """mlwatch's persistent state behind a few domain methods."""
 
     def __init__(self, engine: Engine) -> None:

@@ -92,6 +92,8 @@ def _insert_new_predictions(
         return [r for r in unique if r.request_id in stored]
     existing = _existing_request_ids(conn, service_id, [r.request_id for r in unique])
     fresh = [r for r in unique if r.request_id not in existing]
+    if not fresh:
+        return fresh
     marks = ", ".join("?" * 11)
     conn.exec_driver_sql(
         f"INSERT INTO predictions ({_PREDICTION_COLUMNS}) VALUES ({marks})",

@@ -6,7 +6,7 @@ import math
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import ColumnElement, Engine, and_, func, select
 
 from monitor.records import HostSample, Service, StoredPrediction, TrafficBucket
 from monitor.store import schema as t
@@ -55,7 +55,7 @@ class QueriesMixin:
             return int(
                 conn.execute(
                     select(func.count()).where(
-                        p.c.service_id == service.id, p.c.hour.in_(_hours(start, end)), p.c.ts >= start, p.c.ts < end
+                        p.c.service_id == service.id, _hours(start, end), p.c.ts >= start, p.c.ts < end
                     )
                 ).scalar_one()
             )
@@ -77,7 +77,7 @@ class QueriesMixin:
             .select_from(
                 p.outerjoin(lab, and_(lab.c.service_id == p.c.service_id, lab.c.request_id == p.c.request_id))
             )
-            .where(p.c.service_id == service.id, p.c.hour.in_(_hours(start, end)), p.c.sample_key < fraction)
+            .where(p.c.service_id == service.id, _hours(start, end), p.c.sample_key < fraction)
             .where(p.c.ts >= start, p.c.ts < end)
         )
         with self.engine.connect() as conn:
@@ -98,7 +98,7 @@ class QueriesMixin:
             .select_from(
                 p.outerjoin(lab, and_(lab.c.service_id == p.c.service_id, lab.c.request_id == p.c.request_id))
             )
-            .where(p.c.service_id == service.id, p.c.hour.in_(_hours(since, newest)), p.c.ts >= since)
+            .where(p.c.service_id == service.id, _hours(since, newest), p.c.ts >= since)
             .order_by(p.c.ts.desc())
             .limit(limit)
         )
@@ -119,9 +119,19 @@ class QueriesMixin:
             return [(r.host, HostSample(r.ts, r.kind, r.name, loads(r.metrics))) for r in conn.execute(query)]
 
 
-def _hours(start: float, end: float) -> list[int]:
-    """The ``hour`` keys a time range covers: equality lookups let the index range on what follows."""
-    return list(range(math.floor(start / 3600), math.floor(end / 3600) + 1))
+_MAX_HOUR_LOOKUPS = 24 * 35
+
+
+def _hours(start: float, end: float) -> ColumnElement[bool]:
+    """Condition on ``hour`` for a time range.
+
+    Up to five weeks it lists the hours: equality lookups let the index then range on
+    ``sample_key`` (or ``ts``) within each hour. Longer ranges use a plain range.
+    """
+    first, last = math.floor(start / 3600), math.floor(end / 3600)
+    if last - first < _MAX_HOUR_LOOKUPS:
+        return t.predictions.c.hour.in_(range(first, last + 1))
+    return t.predictions.c.hour.between(first, last)
 
 
 def _order(item: tuple[tuple[float, str | None], list[Any]]) -> tuple[float, str]:

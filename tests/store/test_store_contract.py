@@ -1,0 +1,159 @@
+"""The store's contract: every test runs on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+from sqlalchemy import select
+
+from monitor.config import RetentionConfig
+from monitor.errors import NotFound
+from monitor.records import Feature, HostSample, LabelRecord, PredictionRecord, Service
+from monitor.store import Store
+from monitor.store import schema as t
+
+NOW = 1_800_000_000.0  # a fixed instant keeps buckets deterministic
+
+
+def _service(store: Store, name: str = "credit") -> Service:
+    return store.upsert_service(name, task="classification", features=(Feature("age"), Feature("city", "categorical")))
+
+
+def _record(i: int, ts: float = NOW, **overrides: object) -> PredictionRecord:
+    values: dict[str, object] = {
+        "request_id": f"r{i}",
+        "ts": ts,
+        "features": {"age": 20 + i % 50, "city": "paris" if i % 2 else "lyon"},
+        "prediction": i % 2,
+        "probabilities": [0.3, 0.7],
+        "latency_ms": 1.0 + i % 10,
+        "model_version": "1",
+        "status": "ok",
+    }
+    values.update(overrides)
+    return PredictionRecord(**values)  # type: ignore[arg-type]
+
+
+def test_registering_a_service_twice_updates_it_in_place(store: Store) -> None:
+    first = _service(store)
+    second = store.upsert_service("credit", task="regression", target="amount")
+    assert second.id == first.id
+    assert (second.task, second.target, second.features) == ("regression", "amount", ())
+    assert [s.name for s in store.list_services()] == ["credit"]
+
+
+def test_unknown_service_error_lists_the_known_ones(store: Store) -> None:
+    _service(store)
+    with pytest.raises(NotFound, match=r"unknown service 'nope' \(known: credit\)"):
+        store.get_service("nope")
+
+
+def test_resending_a_batch_does_not_duplicate_rows(store: Store) -> None:
+    service = _service(store)
+    batch = [_record(i) for i in range(50)]
+    assert store.add_predictions(service, batch).accepted == 50
+    again = store.add_predictions(service, [*batch[:10], _record(99)])
+    assert (again.accepted, again.duplicates) == (1, 10)
+    assert store.count_window(service, NOW - 1, NOW + 1) == 51
+    assert sum(b.count for b in store.traffic_stats(service, NOW - 60, NOW + 60, 60)) == 51
+
+
+def test_a_batch_that_fails_midway_stores_nothing(store: Store) -> None:
+    service = _service(store)
+    store.add_predictions(service, [_record(0)])
+    bad = [_record(1), _record(2, status=None)]  # NOT NULL violation on the second row
+    with pytest.raises(Exception, match="(?i)null|constraint"):
+        store.add_predictions(service, bad)
+    assert store.count_window(service, NOW - 1, NOW + 1) == 1
+    assert sum(b.count for b in store.traffic_stats(service, NOW - 60, NOW + 60, 60)) == 1
+
+
+def test_traffic_stats_give_percentiles_errors_and_versions_per_bucket(store: Store) -> None:
+    service = _service(store)
+    latencies = [float(x) for x in range(1, 101)]  # 1..100 ms
+    records = [_record(i, ts=NOW + i % 60, latency_ms=lat) for i, lat in enumerate(latencies)]
+    records += [_record(1000 + i, ts=NOW + 5, status="error", model_version="2", latency_ms=None) for i in range(4)]
+    store.add_predictions(service, records)
+    (bucket,) = store.traffic_stats(service, NOW, NOW + 60, 60)
+    assert (bucket.count, bucket.errors) == (104, 4)
+    assert bucket.latency_mean_ms == pytest.approx(50.5)
+    assert bucket.latency_p50_ms == pytest.approx(50, rel=0.13)  # histogram buckets are 26% wide
+    assert bucket.latency_p95_ms == pytest.approx(95, rel=0.13)
+    assert bucket.latency_p99_ms == pytest.approx(99, rel=0.13)
+    by_version = store.traffic_stats(service, NOW, NOW + 60, 60, by_version=True)
+    assert {(b.model_version, b.count, b.errors) for b in by_version} == {("1", 100, 0), ("2", 4, 4)}
+
+
+def test_late_labels_join_by_request_id_and_resending_replaces(store: Store) -> None:
+    service = _service(store)
+    store.add_predictions(service, [_record(i) for i in range(3)])
+    store.add_labels(service, [LabelRecord("r0", 1, NOW + 86400), LabelRecord("r1", 0, NOW + 86400)])
+    store.add_labels(service, [LabelRecord("r1", 1, NOW + 90000)])  # corrected label
+    store.add_labels(service, [LabelRecord("unknown-yet", 1, NOW)])  # label before its prediction
+    rows = {p.request_id: p for p in store.sample_window(service, NOW - 1, NOW + 1, 10)}
+    assert (rows["r0"].label, rows["r1"].label, rows["r2"].has_label) == (1, 1, False)
+    with store.engine.connect() as conn:
+        assert conn.execute(select(t.labels.c.request_id)).scalars().all().count("r1") == 1
+
+
+def test_window_sample_is_bounded_and_uniform_over_the_window(store: Store) -> None:
+    service = _service(store)
+    rng = random.Random(7)
+    records = [_record(i, ts=NOW + rng.uniform(0, 7200)) for i in range(4000)]
+    store.add_predictions(service, records)
+    sample = store.sample_window(service, NOW, NOW + 7200, 400)
+    assert len(sample) == 400
+    assert len({p.request_id for p in sample}) == 400
+    first_hour = sum(1 for p in sample if p.ts < NOW + 3600)
+    assert 140 < first_hour < 260  # both halves of the window are represented
+    assert all(NOW <= p.ts < NOW + 7200 for p in sample)
+    assert store.sample_window(service, NOW + 10_000, NOW + 20_000, 400) == []
+
+
+def test_host_samples_round_trip_by_host_and_kind(store: Store) -> None:
+    store.add_host_samples("gpu-1", [HostSample(NOW, "host", "", {"cpu_percent": 12.5})])
+    store.add_host_samples("gpu-1", [HostSample(NOW + 1, "gpu", "0", {"utilization_percent": 80.0})])
+    store.add_host_samples("cpu-2", [HostSample(NOW, "host", "", {"cpu_percent": 3.0})])
+    gpu = store.host_samples(NOW - 1, NOW + 10, host="gpu-1", kind="gpu")
+    assert gpu == [("gpu-1", HostSample(NOW + 1, "gpu", "0", {"utilization_percent": 80.0}))]
+    assert len(store.host_samples(NOW - 1, NOW + 10)) == 3
+
+
+def test_tokens_are_stored_hashed_and_can_be_revoked(store: Store) -> None:
+    token = store.create_token("operator", "ci")
+    assert store.token_role(token) == "operator"
+    with store.engine.connect() as conn:
+        stored = conn.execute(select(t.api_tokens.c.token_hash)).scalars().all()
+    assert token not in stored and len(stored[0]) == 64
+    assert store.revoke_token(token)
+    assert store.token_role(token) is None
+    with pytest.raises(ValueError, match="unknown role 'root'"):
+        store.create_token("root")
+
+
+def test_audit_log_records_who_did_what_newest_first(store: Store) -> None:
+    store.audit("alice", "model.promote", "credit", {"version": "3"})
+    store.audit("bob", "alert.ack", "42")
+    entries = store.audit_entries()
+    assert [(e.actor, e.action) for e in entries] == [("bob", "alert.ack"), ("alice", "model.promote")]
+    assert store.audit_entries(action="model.promote")[0].details == {"version": "3"}
+
+
+def test_purge_removes_only_rows_past_retention(store: Store) -> None:
+    service = _service(store)
+    now = time.time()
+    store.add_predictions(service, [_record(0, ts=now - 40 * 86400), _record(1, ts=now - 3600)])
+    store.add_labels(service, [LabelRecord("r0", 1, now - 40 * 86400)])
+    store.add_host_samples("h", [HostSample(now - 10 * 86400, "host", "", {"cpu_percent": 1.0})])
+    deleted = store.purge(RetentionConfig(), now)
+    assert (deleted["predictions"], deleted["labels"], deleted["host_samples"]) == (1, 1, 1)
+    assert store.count_window(service, now - 50 * 86400, now) == 1
+
+
+def test_time_ranges_of_any_length_can_be_counted_and_sampled(store: Store) -> None:
+    service = _service(store)
+    store.add_predictions(service, [_record(i, ts=NOW - i * 86400 * 30) for i in range(24)])  # two years
+    assert store.count_window(service, 0, NOW + 1) == 24
+    assert len(store.sample_window(service, 0, NOW + 1, 10)) == 10

@@ -1,0 +1,75 @@
+"""Configuration: YAML plus MLWATCH_* overrides, validated once with messages naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.config import load_settings, parse_duration
+from monitor.errors import ConfigError
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "mlwatch.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_follow_the_design_contract() -> None:
+    settings = load_settings(environ={})
+    assert settings.store_url == "sqlite:///.mlwatch/mlwatch.db"
+    assert settings.mlflow_tracking_uri == "sqlite:///.mlwatch/mlflow.db"
+    assert (settings.server_host, settings.server_port) == ("127.0.0.1", 8000)
+
+
+def test_mlflow_tracking_uri_defaults_to_the_mlflow_variable() -> None:
+    settings = load_settings(environ={"MLFLOW_TRACKING_URI": "http://mlflow:5000"})
+    assert settings.mlflow_tracking_uri == "http://mlflow:5000"
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    path = _write(tmp_path, "store_url: sqlite:///a.db\nserver_port: 9000\n")
+    settings = load_settings(path, environ={"MLWATCH_STORE_URL": "postgresql://db/x", "MLWATCH_BOOTSTRAP_TOKEN": "123"})
+    assert (settings.store_url, settings.server_port, settings.bootstrap_token) == ("postgresql://db/x", 9000, "123")
+
+
+def test_service_section_is_parsed_with_durations(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "services:\n  - name: credit\n    task: regression\n    window: 15m\n"
+        "    features: [{name: age}, {name: city, type: categorical}]\n",
+    )
+    (service,) = load_settings(path, environ={}).services
+    assert (service.task, service.window, service.features[1].type) == ("regression", 900.0, "categorical")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("services:\n  - name: credit\n    task: clustering\n", r"services\.0\.task: Input should be 'classification'"),
+        ("server_port: high\n", r"server_port: Input should be a valid integer"),
+        ("stor_url: x\n", r"stor_url: Extra inputs are not permitted"),
+        ("services:\n  - name: credit\n    window: soon\n", r"services\.0\.window: .*expected a duration"),
+        ("- just\n- a list\n", r"expected a mapping of keys at the top level"),
+        ("a: [unclosed\n", r"is not valid YAML"),
+    ],
+)
+def test_bad_config_is_refused_naming_the_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(_write(tmp_path, text), environ={})
+
+
+def test_bad_environment_value_names_the_variable_key() -> None:
+    with pytest.raises(ConfigError, match=r"max_body_bytes: Input should be a valid integer"):
+        load_settings(environ={"MLWATCH_MAX_BODY_BYTES": "lots"})
+
+
+def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.yaml", environ={})
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("15m", 900), ("1h", 3600), ("7d", 604800), (30, 30)])
+def test_durations_accept_units(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds
