@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from monitor.errors import ConfigError
 
@@ -88,6 +88,23 @@ class WebhookConfig(_Frozen):
     match_labels: dict[str, str] = Field(default_factory=dict)
     events: tuple[str, ...] = ()
     timeout: Duration = 5.0
+    retry_horizon: Duration = 24 * 3600.0
+    backoff_initial: Duration = 2.0
+    backoff_max: Duration = 600.0
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        from monitor.webhooks.receivers import check_url_syntax
+
+        return check_url_syntax(value)
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from monitor.webhooks.events import check_event_patterns
+
+        return check_event_patterns(value)
 
 
 class AlertRuleConfig(_Frozen):
@@ -106,6 +123,20 @@ class AlertRuleConfig(_Frozen):
     labels: dict[str, str] = Field(default_factory=dict)
     repeat_interval: Duration = 4 * 3600.0
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        from monitor.alerts.kinds import check_kind_name
+
+        return check_kind_name(value)
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> AlertRuleConfig:
+        from monitor.alerts.kinds import check_rule
+
+        check_rule(self)
+        return self
 
 
 class GateConfig(_Frozen):
@@ -198,9 +229,18 @@ def load_settings(
     raw.setdefault("mlflow_tracking_uri", env.get("MLFLOW_TRACKING_URI") or Settings().mlflow_tracking_uri)
     raw.update(_env_overrides(env))
     try:
-        return Settings.model_validate(raw)
+        settings = Settings.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from exc
+    _check_cross_references(settings, env)
+    return settings
+
+
+def _check_cross_references(settings: Settings, env: Mapping[str, str]) -> None:
+    """Checks that need more than one key (receiver URLs against ``allow_private_webhooks``)."""
+    from monitor.webhooks.receivers import check_receivers
+
+    check_receivers(settings, env)
 
 
 def _config_path(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:

@@ -18,6 +18,7 @@ from monitor.store.engine import is_sqlite, make_engine
 from monitor.store.ingest import IngestMixin
 from monitor.store.jobs import JobsMixin
 from monitor.store.migrate import current_revision, head_revision, upgrade
+from monitor.store.outbox import OutboxMixin
 from monitor.store.queries import QueriesMixin
 from monitor.store.references import ReferencesMixin
 from monitor.store.retention import RetentionMixin
@@ -27,7 +28,7 @@ from monitor.errors import StoreError
 __all__ = ["ROLES", "Store"]
 
 
-class Store(ServicesMixin, IngestMixin, QueriesMixin, RetentionMixin, ChecksMixin, ReferencesMixin, JobsMixin, DecisionsMixin):
+class Store(ServicesMixin, IngestMixin, QueriesMixin, RetentionMixin, ChecksMixin, ReferencesMixin, JobsMixin, DecisionsMixin, OutboxMixin):
     """mlwatch's persistent state behind a few domain methods."""
 
     def __init__(self, engine: Engine) -> None:

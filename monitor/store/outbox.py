@@ -85,7 +85,9 @@ class OutboxMixin:
             with self.write_transaction() as own:
                 return self.enqueue_deliveries(entries, conn=own)
         rows = [_row(e) for e in entries]
-        stmt = upsert_statement(conn, t.webhook_deliveries).on_conflict_do_nothing(index_elements=["event_id", "receiver"])
+        stmt = upsert_statement(conn, t.webhook_deliveries).on_conflict_do_nothing(
+            index_elements=["event_id", "receiver"]
+        )
         return int(conn.execute(stmt, rows).rowcount or 0)
 
     def claim_deliveries(self, now: float, *, limit: int, lease: float) -> list[Delivery]:
@@ -145,7 +147,9 @@ class OutboxMixin:
         """How many outbox rows are pending, delivered and failed."""
         d = t.webhook_deliveries
         with self.engine.connect() as conn:
-            found = dict(conn.execute(select(d.c.status, func.count()).group_by(d.c.status)).tuples().all())
+            found: dict[str, int] = dict(
+                conn.execute(select(d.c.status, func.count()).group_by(d.c.status)).tuples().all()
+            )
         return {s: int(found.get(s, 0)) for s in DELIVERY_STATUSES}
 
 
