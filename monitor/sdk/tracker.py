@@ -1,0 +1,258 @@
+"""The tracker: record predictions from a serving thread without slowing it.
+
+    >>> from monitor.sdk import Tracker
+    >>> tracker = Tracker("credit", model_version="3")        # MLWATCH_URL, MLWATCH_TOKEN
+    >>> @tracker.track
+    ... def predict(features: dict) -> int: ...
+    >>> with tracker.call(features) as call:                  # or a context manager
+    ...     call.prediction = model.predict(row)
+    >>> tracker.log(features, prediction=1, latency_ms=3.2)    # or one explicit call
+
+Records go to a bounded in-memory queue; a background thread sends them in batches to the
+ingest API (or, with ``store_url``, straight into a store), retrying with backoff and
+spooling to disk while the server is away. ``flush()`` and process exit deliver what waits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import inspect
+import itertools
+import logging
+import os
+import random
+import time
+import uuid
+from collections.abc import Callable, Collection, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from monitor.sdk.calls import Encoder, FeatureFilter, RawCall
+from monitor.sdk.delivery import Delivery, DeliveryOptions, DeliveryStats
+from monitor.sdk.spool import Spool
+from monitor.sdk.transport import HttpTransport, StoreTransport, Transport
+
+log = logging.getLogger("monitor.sdk")
+F = TypeVar("F", bound=Callable[..., Any])
+FeaturesOf = Callable[[tuple[Any, ...], dict[str, Any]], Any]
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+class Tracker:
+    """Records the predictions of one service and delivers them in the background."""
+
+    def __init__(
+        self,
+        service: str,
+        *,
+        url: str | None = None,
+        token: str | None = None,
+        store_url: str | None = None,
+        model_version: str | None = None,
+        sample_rate: float = 1.0,
+        allow_features: Collection[str] | None = None,
+        deny_features: Collection[str] | None = None,
+        spool_dir: str | os.PathLike[str] | None = None,
+        spool_max_bytes: int = 64 * 1024 * 1024,
+        options: DeliveryOptions | None = None,
+        transport: Transport | None = None,
+        max_body_bytes: int = 1024 * 1024,
+        clock: Callable[[], float] = time.time,
+        flush_at_exit: bool = True,
+    ) -> None:
+        if not 0.0 <= sample_rate <= 1.0:
+            raise ValueError(f"sample_rate must be between 0 and 1, got {sample_rate!r}")
+        self.service = service
+        self.model_version = model_version
+        self.sample_rate = sample_rate
+        self._clock = clock
+        self._ids = itertools.count()
+        self._prefix = uuid.uuid4().hex[:16] + "-"
+        self._random = random.random
+        encoder = Encoder(FeatureFilter.of(allow_features, deny_features), model_version, max_body_bytes)
+        spool = Spool(Path(spool_dir) if spool_dir else _default_spool(service), spool_max_bytes)
+        self._delivery = Delivery(
+            transport or _transport(service, url, token, store_url), encoder, spool, options or DeliveryOptions()
+        )
+        self._offer = self._delivery.offer
+        self._closed = False
+        if flush_at_exit:
+            atexit.register(self.close)
+
+    def new_request_id(self) -> str:
+        """A request id unique to this process (cheaper than a uuid on the serving thread)."""
+        return f"{self._prefix}{next(self._ids)}"
+
+    def log(
+        self,
+        features: Mapping[str, Any] | None,
+        prediction: Any = None,
+        *,
+        probabilities: Any = None,
+        latency_ms: float | None = None,
+        model_version: str | None = None,
+        request_id: str | None = None,
+        status: str = "ok",
+        timestamp: float | None = None,
+    ) -> str | None:
+        """Record one prediction; returns its request id (None when sampled out). Never raises."""
+        try:
+            if self.sample_rate < 1.0 and self._random() >= self.sample_rate:
+                return None
+            rid = request_id or f"{self._prefix}{next(self._ids)}"
+            ts = self._clock() if timestamp is None else timestamp
+            self._offer((rid, ts, dict(features or ()), prediction, probabilities, latency_ms, model_version, status))
+            return rid
+        except Exception:
+            return None
+
+    def log_exchange(
+        self, request_body: bytes, response_body: bytes, status_code: int, latency_ms: float, **extra: Any
+    ) -> None:
+        """Record an HTTP exchange whose bodies are parsed later, in the sender thread. Never raises."""
+        try:
+            if self.sample_rate < 1.0 and self._random() >= self.sample_rate:
+                return
+            rid = extra.pop("request_id", None) or f"{self._prefix}{next(self._ids)}"
+            ts = extra.pop("timestamp", None) or self._clock()
+            self._offer(RawCall(rid, ts, latency_ms, status_code, request_body, response_body, **extra))
+        except Exception:
+            log.debug("mlwatch: could not queue an exchange", exc_info=True)
+
+    def track(
+        self, fn: F | None = None, *, features: FeaturesOf | None = None, model_version: str | None = None
+    ) -> Any:
+        """Decorator: time each call and record its features (first argument, or ``features(args, kwargs)``).
+
+        Works on plain and ``async`` functions; an exception is recorded as an error and re-raised.
+        """
+
+        def wrap(func: F) -> F:
+            extract = features or _first_argument
+            if inspect.iscoroutinefunction(func):
+                return self._wrap_async(func, extract, model_version)  # type: ignore[return-value]
+            return self._wrap_sync(func, extract, model_version)  # type: ignore[return-value]
+
+        return wrap(fn) if fn is not None else wrap
+
+    def _wrap_sync(self, func: Callable[..., Any], extract: FeaturesOf, version: str | None) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                result = func(*args, **kwargs)
+            except Exception:
+                self._record(extract, args, kwargs, None, start, version, "error")
+                raise
+            self._record(extract, args, kwargs, result, start, version, "ok")
+            return result
+
+        return wrapper
+
+    def _wrap_async(self, func: Callable[..., Any], extract: FeaturesOf, version: str | None) -> Callable[..., Any]:
+        @functools.wraps(func)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                result = await func(*args, **kwargs)
+            except Exception:
+                self._record(extract, args, kwargs, None, start, version, "error")
+                raise
+            self._record(extract, args, kwargs, result, start, version, "ok")
+            return result
+
+        return wrapper
+
+    def _record(
+        self,
+        extract: FeaturesOf,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        result: Any,
+        start: float,
+        version: str | None,
+        status: str,
+    ) -> None:
+        latency = (time.perf_counter() - start) * 1000.0
+        try:
+            found = extract(args, kwargs)
+        except Exception:
+            found = None
+        self.log(found, result, latency_ms=latency, model_version=version, status=status)
+
+    def call(self, features: Mapping[str, Any] | None, *, model_version: str | None = None) -> TrackedCall:
+        """Context manager that times its block; set ``.prediction`` (and ``.probabilities``) inside."""
+        return TrackedCall(self, features, model_version)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Deliver what is queued and spooled; True when nothing is left waiting."""
+        return self._delivery.flush(timeout)
+
+    def stats(self) -> DeliveryStats:
+        """Delivery counters: sent, rejected, dropped (queue full, spool full), spooled bytes."""
+        return self._delivery.stats()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Flush and stop the sender; anything undelivered stays in the spool for next time."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
+        self._delivery.close(timeout)
+        stats = self.stats()
+        lost = stats.dropped_queue_full + stats.dropped_spool_full + stats.rejected
+        if lost:
+            log.warning("mlwatch: %d record(s) of %r were never delivered: %s", lost, self.service, stats)
+
+
+class TrackedCall:
+    """The block of ``Tracker.call``: timed, recorded on exit (as an error if it raised)."""
+
+    __slots__ = ("_start", "_tracker", "_version", "features", "prediction", "probabilities", "request_id")
+
+    def __init__(self, tracker: Tracker, features: Mapping[str, Any] | None, version: str | None) -> None:
+        self._tracker = tracker
+        self._version = version
+        self._start = 0.0
+        self.features = features
+        self.prediction: Any = None
+        self.probabilities: Any = None
+        self.request_id: str | None = None
+
+    def __enter__(self) -> TrackedCall:
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        latency = (time.perf_counter() - self._start) * 1000.0
+        self.request_id = self._tracker.log(
+            self.features,
+            self.prediction,
+            probabilities=self.probabilities,
+            latency_ms=latency,
+            model_version=self._version,
+            status="ok" if kind is None else "error",
+        )
+
+
+def _first_argument(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if args and isinstance(args[0], Mapping):
+        return args[0]
+    if len(args) > 1 and isinstance(args[1], Mapping):  # a method: skip self
+        return args[1]
+    return kwargs
+
+
+def _transport(service: str, url: str | None, token: str | None, store_url: str | None) -> Transport:
+    if store_url:
+        return StoreTransport(store_url, service)
+    return HttpTransport(
+        url or os.environ.get("MLWATCH_URL") or DEFAULT_URL, token or os.environ.get("MLWATCH_TOKEN"), service
+    )
+
+
+def _default_spool(service: str) -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "mlwatch" / "spool" / service
