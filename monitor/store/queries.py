@@ -68,9 +68,18 @@ class QueriesMixin:
         ``sample_key < limit / count`` hour by hour.
         """
         total = self.count_window(service, start, end)
-        if total == 0:
-            return []
-        fraction = min(1.0, _OVERSAMPLE * limit / total)
+        wanted = min(limit, total)
+        fraction = _OVERSAMPLE * limit / total if total else 1.0
+        rows: list[Any] = []
+        while total:
+            rows = self._sample_rows(service, start, end, min(1.0, fraction))
+            if len(rows) >= wanted or fraction >= 1.0:
+                break
+            fraction *= 2  # a small window can fall short of its expected size: widen and retry
+        rows = sorted(rows, key=lambda r: r.sample_key)[:limit]
+        return [_stored(r) for r in sorted(rows, key=lambda r: r.ts)]
+
+    def _sample_rows(self, service: Service, start: float, end: float, fraction: float) -> list[Any]:
         p, lab = t.predictions, t.labels
         query = (
             select(p, lab.c.label, lab.c.request_id.label("label_request_id"))
@@ -81,8 +90,7 @@ class QueriesMixin:
             .where(p.c.ts >= start, p.c.ts < end)
         )
         with self.engine.connect() as conn:
-            rows = sorted(conn.execute(query).all(), key=lambda r: r.sample_key)[:limit]
-        return [_stored(r) for r in sorted(rows, key=lambda r: r.ts)]
+            return list(conn.execute(query).all())
 
     def recent_predictions(
         self, service: Service, limit: int = 100, *, since: float | None = None
