@@ -20,6 +20,8 @@ COMMANDS: dict[str, str] = {
     "db": "monitor.commands.admin:db",
     "demo": "monitor.commands.demo:demo",
     "worker": "monitor.commands.worker:worker",
+    "dashboard": "monitor.commands.dashboard:dashboard",
+    "user": "monitor.commands.dashboard:user",
 }
 
 

@@ -1,0 +1,25 @@
+"""The dashboard's router: ``mlwatch dashboard`` runs ``streamlit run dashboard/app.py``.
+
+Only routing lives here: a login page until someone signs in, then the pages.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import session
+
+st.set_page_config(page_title="mlwatch", page_icon=":material/monitor_heart:", layout="wide")
+
+who = session.viewer()
+if who is None:
+    pages = [st.Page("pages/login.py", title="Log in", icon=":material/login:", url_path="login")]
+else:
+    session.sidebar(who)
+    pages = [
+        st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview", default=True),
+        st.Page("pages/service.py", title="Service", icon=":material/insights:", url_path="service"),
+        st.Page("pages/alerts.py", title="Alerts", icon=":material/notifications:", url_path="alerts"),
+        st.Page("pages/models.py", title="Models", icon=":material/model_training:", url_path="models"),
+    ]
+st.navigation(pages).run()

@@ -1,0 +1,122 @@
+"""The dashboard's one data-access module: cached reads of the store and the other capabilities.
+
+Pages never touch the store directly; they call these functions. Reads are cached for a
+few seconds (``st.cache_data``), the store and settings for the process
+(``st.cache_resource``). Every call goes through ``attempt`` in the pages, so a store or
+MLflow failure becomes an ``st.error`` message, never a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
+
+from dashboard import frames, views
+from dashboard.views import ServiceHealth, TimeWindow
+from monitor.config import Settings, load_settings
+from monitor.errors import MlwatchError
+from monitor.records import CheckRecord, Service
+from monitor.store import Store
+
+T = TypeVar("T")
+LIVE_TTL = 10
+"""Seconds a read stays cached: short, so live tiles move, long enough that reruns are cheap."""
+
+
+@st.cache_resource(show_spinner=False)
+def settings() -> Settings:
+    """The configuration (``MLWATCH_CONFIG`` / ``mlwatch.yaml`` / ``MLWATCH_*``), read once per process."""
+    return load_settings()
+
+
+@st.cache_resource(show_spinner=False)
+def store() -> Store:
+    """The store, opened once per process and shared by every session."""
+    return Store.open(settings().store_url)
+
+
+def attempt(what: str, fn: Callable[..., T], *args: object, **kwargs: object) -> T | None:
+    """Call ``fn``; on a store, MLflow or configuration failure show ``what`` failed and return None."""
+    try:
+        return fn(*args, **kwargs)
+    except MlwatchError as exc:
+        st.error(f"Could not {what}: {exc}")
+    except SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        st.error(f"Could not {what}: the store did not answer ({type(cause).__name__}: {cause}). Check `store_url`.")
+    except OSError as exc:
+        st.error(f"Could not {what}: {exc}")
+    return None
+
+
+def zone() -> str:
+    """The browser's time zone (UTC when it did not say)."""
+    return st.context.timezone or "UTC"
+
+
+@st.cache_data(ttl=LIVE_TTL, show_spinner=False)
+def service_names() -> list[str]:
+    """Names of every registered service."""
+    return [s.name for s in store().list_services()]
+
+
+@st.cache_data(ttl=LIVE_TTL, show_spinner=False)
+def service(name: str) -> Service:
+    """The stored service ``name`` (NotFound names the known ones)."""
+    return store().get_service(name)
+
+
+@st.cache_data(ttl=LIVE_TTL, show_spinner=False)
+def overview(seconds: float, end: float) -> list[ServiceHealth]:
+    """One health row per service over the last ``seconds`` before ``end``, worst first."""
+    window = TimeWindow.last(seconds, now=end)
+    db = store()
+    rows = []
+    for svc in db.list_services():
+        rows.append(
+            views.service_health(
+                db,
+                svc,
+                window,
+                check=db.latest_check(svc),
+                metric=settings().retrain_policy(svc.name).gate.metric,
+            )
+        )
+    return views.worst_first(rows)
+
+
+@st.cache_data(ttl=LIVE_TTL, show_spinner=False)
+def traffic(name: str, start: float, end: float, bucket_seconds: int) -> pd.DataFrame:
+    """Traffic of ``name`` per bucket and model version."""
+    db = store()
+    return frames.traffic_frame(db.traffic_stats(db.get_service(name), start, end, bucket_seconds, by_version=True))
+
+
+@st.cache_data(ttl=LIVE_TTL, show_spinner=False)
+def resources(start: float, end: float, host: str | None = None) -> pd.DataFrame:
+    """Agent samples (host, process, GPU) in long form."""
+    return frames.resources_frame(store().host_samples(start, end, host=host))
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def predictions(name: str, limit: int, since: float | None = None) -> pd.DataFrame:
+    """The newest ``limit`` predictions of ``name``."""
+    db = store()
+    return frames.predictions_frame(db.recent_predictions(db.get_service(name), limit, since=since))
+
+
+@st.cache_data(ttl=LIVE_TTL, show_spinner=False)
+def checks(name: str, since: float | None, limit: int = 500) -> list[CheckRecord]:
+    """Checks of ``name``, newest first."""
+    db = store()
+    return db.list_checks(db.get_service(name), limit=limit, since=since)
+
+
+@st.cache_data(ttl=300, show_spinner=False, max_entries=20)
+def check_report(check_id: int) -> bytes | None:
+    """The kept Evidently HTML report of a check, or None when none was made."""
+    return store().check_report(check_id)

@@ -1,0 +1,227 @@
+"""Tables the charts and grids draw, built from store records (plain pandas, no Streamlit).
+
+Times become timezone-aware UTC timestamps; charts show them in the browser's zone and
+``localize`` converts table columns to the viewer's zone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import orjson
+import pandas as pd
+
+from dashboard.views import CheckSummary, ServiceHealth, number
+from monitor.records import CheckRecord, HostSample, StoredPrediction, TrafficBucket
+
+TRAFFIC_COLUMNS = ["time", "version", "requests", "errors", "error_rate", "p50_ms", "p95_ms", "p99_ms", "mean_ms"]
+
+
+def when(epoch: float | None) -> pd.Timestamp | None:
+    """A UTC timestamp for epoch seconds (None stays None)."""
+    return None if epoch is None else pd.Timestamp(epoch, unit="s", tz="UTC")
+
+
+def localize(frame: pd.DataFrame, zone: str | None, columns: Iterable[str]) -> pd.DataFrame:
+    """Convert the named timestamp columns to ``zone`` (the browser's), UTC when unknown."""
+    out = frame.copy()
+    for column in columns:
+        if column in out:
+            out[column] = pd.to_datetime(out[column], utc=True).dt.tz_convert(zone or "UTC")
+    return out
+
+
+def traffic_frame(buckets: Sequence[TrafficBucket]) -> pd.DataFrame:
+    """One row per time bucket and model version."""
+    rows = [
+        (
+            b.start,
+            b.model_version or "unknown",
+            b.count,
+            b.errors,
+            b.error_rate,
+            b.latency_p50_ms,
+            b.latency_p95_ms,
+            b.latency_p99_ms,
+            b.latency_mean_ms,
+        )
+        for b in buckets
+    ]
+    frame = pd.DataFrame(rows, columns=TRAFFIC_COLUMNS)
+    frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
+    return frame
+
+
+def latency_long(frame: pd.DataFrame) -> pd.DataFrame:
+    """Latency percentiles in long form (time, version, percentile, ms) for one line per percentile."""
+    melted = frame.melt(
+        id_vars=["time", "version"], value_vars=["p50_ms", "p95_ms", "p99_ms"], var_name="percentile", value_name="ms"
+    )
+    melted["percentile"] = melted["percentile"].str.removesuffix("_ms")
+    return melted.dropna(subset=["ms"])
+
+
+def resources_frame(samples: Sequence[tuple[str, HostSample]]) -> pd.DataFrame:
+    """Agent samples in long form: time, host, kind, name, metric, value."""
+    rows = [
+        (s.ts, host, s.kind, s.name or host, metric, float(value))
+        for host, s in samples
+        for metric, value in s.metrics.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    ]
+    frame = pd.DataFrame(rows, columns=["time", "host", "kind", "name", "metric", "value"])
+    frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
+    return frame
+
+
+def drift_frame(checks: Sequence[CheckRecord]) -> pd.DataFrame:
+    """Per-feature drift scores of each check: time, check, feature, method, score, threshold, drifted."""
+    rows = [
+        (
+            c.window_end,
+            c.id,
+            str(f.get("name")),
+            f.get("method"),
+            number(f.get("score")),
+            number(f.get("threshold")),
+            bool(f.get("drifted")),
+        )
+        for c in checks
+        for f in (c.results.get("features") or [])
+        if isinstance(f, dict)
+    ]
+    frame = pd.DataFrame(rows, columns=["time", "check", "feature", "method", "score", "threshold", "drifted"])
+    frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
+    return frame
+
+
+def quality_frame(checks: Sequence[CheckRecord], metric: str | None = None) -> pd.DataFrame:
+    """Realized and estimated ``metric``, its baseline and label coverage of each check, in long form."""
+    rows = []
+    for c in checks:
+        s = CheckSummary.of(c, metric)
+        for series, value in (("realized", s.quality), ("estimated", s.estimated_quality), ("baseline", s.baseline)):
+            if value is not None:
+                rows.append((c.window_end, series, value, s.label_coverage))
+    frame = pd.DataFrame(rows, columns=["time", "series", "value", "label_coverage"])
+    frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
+    return frame
+
+
+def checks_table(checks: Sequence[CheckRecord]) -> pd.DataFrame:
+    """One row per check with its verdicts, for picking a report."""
+    rows = []
+    for c in checks:
+        s = CheckSummary.of(c)
+        rows.append(
+            {
+                "check": c.id,
+                "window end": when(c.window_end),
+                "status": c.status,
+                "verdict": s.verdict,
+                "drift share": s.drift_share,
+                "drifted features": ", ".join(s.drifted_features),
+                "quality": s.quality,
+                "estimated": s.estimated_quality,
+                "label coverage": s.label_coverage,
+                "version": c.model_version,
+                "trigger": c.trigger,
+                "error": c.error,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def predictions_frame(predictions: Sequence[StoredPrediction]) -> pd.DataFrame:
+    """Recent predictions as a table: features as compact JSON so any schema fits."""
+    rows = [
+        {
+            "time": when(p.ts),
+            "request_id": p.request_id,
+            "version": p.model_version,
+            "status": p.status,
+            "latency_ms": p.latency_ms,
+            "prediction": _text(p.prediction),
+            "label": _text(p.label) if p.has_label else None,
+            "features": orjson.dumps(p.features, option=orjson.OPT_NON_STR_KEYS).decode(),
+        }
+        for p in predictions
+    ]
+    columns = ["time", "request_id", "version", "status", "latency_ms", "prediction", "label", "features"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def filter_predictions(
+    frame: pd.DataFrame, *, status: str = "all", version: str = "all", text: str = ""
+) -> pd.DataFrame:
+    """Rows matching a status, a model version and a substring of the request id, prediction or features."""
+    keep = pd.Series(True, index=frame.index)
+    if status != "all":
+        keep &= frame["status"] == status
+    if version != "all":
+        keep &= frame["version"].fillna("unknown") == version
+    if text:
+        haystack = frame["request_id"] + " " + frame["prediction"].fillna("") + " " + frame["features"]
+        keep &= haystack.str.contains(text, case=False, regex=False)
+    return frame[keep]
+
+
+def overview_table(rows: Sequence[ServiceHealth]) -> pd.DataFrame:
+    """The overview grid: one row per service, worst first (the order of ``rows``)."""
+    return pd.DataFrame([_overview_row(r) for r in rows], columns=OVERVIEW_COLUMNS)
+
+
+OVERVIEW_COLUMNS = [
+    "status",
+    "service",
+    "requests",
+    "error rate",
+    "p95 ms",
+    "bound ms",
+    "drift",
+    "quality",
+    "estimated",
+    "baseline",
+    "champion",
+    "champion since",
+    "open alerts",
+    "last check",
+    "last prediction",
+    "problems",
+]
+
+
+def _overview_row(r: ServiceHealth) -> dict[str, object]:
+    c = r.check
+    return {
+        "status": r.status,
+        "service": r.name,
+        "requests": r.traffic.requests,
+        "error rate": r.traffic.error_rate,
+        "p95 ms": r.traffic.p95_ms,
+        "bound ms": r.latency_bound_ms,
+        "drift": _drift_cell(c),
+        "quality": c.quality if c else None,
+        "estimated": c.estimated_quality if c else None,
+        "baseline": c.baseline if c else None,
+        "champion": r.champion or r.serving_version,
+        "champion since": when(r.champion_since),
+        "open alerts": r.open_alerts,
+        "last check": when(c.created_at) if c else None,
+        "last prediction": when(r.last_prediction_at),
+        "problems": "; ".join(p.lstrip("!") for p in r.problems),
+    }
+
+
+def _drift_cell(check: CheckSummary | None) -> str:
+    if check is None:
+        return "no checks yet"
+    if check.drift_share is None:
+        return check.verdict
+    return f"{check.verdict} ({check.drift_share:.0%})"
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else orjson.dumps(value).decode()

@@ -1,0 +1,67 @@
+"""Per-feature drift over time, the latest verdicts, and the Evidently report of any check."""
+
+from __future__ import annotations
+
+import streamlit as st
+import streamlit.components.v1 as components
+
+from dashboard import charts, data, frames
+from dashboard.views import CheckSummary, TimeWindow
+from monitor.records import CheckRecord
+
+
+def no_checks(service: str) -> None:
+    """What to do before the first check."""
+    st.info(
+        f"No checks of `{service}` in this time range yet. Run one with `mlwatch check {service}` "
+        "(the worker also runs them every window once a reference is uploaded with `mlwatch reference upload`)."
+    )
+
+
+def render(service: str, window: TimeWindow) -> None:
+    """Draw the data-drift section of ``service``."""
+    checks = data.attempt("read checks", data.checks, service, window.start)
+    if checks is None:
+        return
+    if not checks:
+        no_checks(service)
+        return
+    latest = CheckSummary.of(checks[0])
+    verdict(latest)
+    scores = frames.drift_frame(checks)
+    if not scores.empty:
+        st.markdown("**Drift score per feature** (outlined: drifted)")
+        st.altair_chart(charts.drift_heatmap(scores), width="stretch")
+        st.markdown("**Latest verdicts**")
+        newest = scores[scores["check"] == checks[0].id].drop(columns=["time", "check"])
+        st.dataframe(newest.sort_values("score", ascending=False), hide_index=True)
+    report(checks)
+
+
+def verdict(latest: CheckSummary) -> None:
+    """A banner with the latest check's dataset verdict."""
+    share = f"{latest.drift_share:.0%} of features drifted" if latest.drift_share is not None else ""
+    names = ", ".join(latest.drifted_features)
+    if latest.status == "error":
+        st.error("The latest check failed; see its error in the table below.")
+    elif latest.dataset_drift:
+        st.warning(f"Dataset drift: {share}" + (f" ({names})" if names else ""))
+    elif latest.status == "ok":
+        st.success(f"No dataset drift in the latest check. {share}")
+    else:
+        st.info(f"The latest check had no data ({latest.status}).")
+
+
+def report(checks: list[CheckRecord]) -> None:
+    """The checks table and the Evidently report of the chosen one."""
+    st.markdown("**Checks**")
+    table = frames.localize(frames.checks_table(checks), data.zone(), ["window end"])
+    st.dataframe(table, hide_index=True)
+    ids = [c.id for c in checks]
+    chosen = st.selectbox("Evidently report of check", ids, key="report_check")
+    if st.button("Show report", key="show_report"):
+        html = data.attempt("load the report", data.check_report, chosen)
+        if html is None:
+            st.info(f"No report was kept for check {chosen}; it is made on demand by `GET /v1/checks/{chosen}/report`.")
+        else:
+            components.html(html.decode("utf-8", errors="replace"), height=900, scrolling=True)

@@ -1,0 +1,47 @@
+"""Latency percentiles, throughput and errors over time, by model version."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import charts, data, frames
+from dashboard.views import TimeWindow, number
+
+
+def render(service: str, window: TimeWindow) -> None:
+    """Draw the performance section of ``service``."""
+    frame = data.attempt("read traffic", data.traffic, service, window.start, window.end, window.bucket_seconds)
+    if frame is None:
+        return
+    if frame.empty:
+        st.info(
+            "No predictions in this time range. Send some with the SDK (`monitor.sdk`), `mlwatch proxy`, "
+            f"or `POST /v1/services/{service}/predictions`; or pick a longer range in the sidebar."
+        )
+        return
+    found = data.attempt("read the service", data.service, service)
+    bound = number(found.config.get("latency_bound_ms")) if found else None
+    totals(frame, bound)
+    st.markdown("**Latency**" + (f" (bound {bound:.0f} ms in red)" if bound else ""))
+    st.altair_chart(charts.latency(frames.latency_long(frame), bound), width="stretch")
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Throughput**")
+        st.altair_chart(charts.throughput(frame, window.bucket_seconds), width="stretch")
+    with right:
+        st.markdown("**Errors**")
+        st.altair_chart(charts.errors(frame), width="stretch")
+
+
+def totals(frame: frames.pd.DataFrame, bound: float | None) -> None:
+    """Requests, error rate and the worst bucket's p95 of the range."""
+    requests = int(frame["requests"].sum())
+    errors = int(frame["errors"].sum())
+    worst = frame["p95_ms"].max()
+    a, b, c, d = st.columns(4)
+    a.metric("Requests", f"{requests:,}")
+    b.metric("Errors", f"{errors:,}", f"{errors / requests:.2%}" if requests else None, delta_color="inverse")
+    c.metric("Worst p95 (ms)", "-" if frames.pd.isna(worst) else f"{worst:.1f}")
+    d.metric("Versions", frame["version"].nunique(), help="model versions that answered in this range")
+    if bound and not frames.pd.isna(worst) and worst > bound:
+        st.warning(f"p95 latency went over its {bound:.0f} ms bound in this range.")

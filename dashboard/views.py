@@ -1,0 +1,263 @@
+"""What the overview shows, computed in plain Python (no Streamlit) so it is tested directly.
+
+>>> window = TimeWindow.last(3600, now=time.time())
+>>> rows = overview(store, window)          # one ServiceHealth per service, worst first
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+
+from monitor.records import CheckRecord, Service, TrafficBucket
+from monitor.store import Store
+
+RANGES: dict[str, float] = {
+    "Last 15 minutes": 900,
+    "Last hour": 3600,
+    "Last 6 hours": 6 * 3600,
+    "Last 24 hours": 86400,
+    "Last 7 days": 7 * 86400,
+    "Last 30 days": 30 * 86400,
+}
+"""Time ranges offered by every page, label -> seconds."""
+
+_TARGET_POINTS = 120
+_NICE_BUCKETS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """A time range ending at ``end`` and the chart bucket that gives about 120 points over it."""
+
+    start: float
+    end: float
+    bucket_seconds: int
+
+    @classmethod
+    def last(cls, seconds: float, *, now: float | None = None) -> TimeWindow:
+        """The window of the last ``seconds``, ending now (rounded up to the minute, for caching)."""
+        end = 60.0 * math.ceil((time.time() if now is None else now) / 60.0)
+        wanted = seconds / _TARGET_POINTS
+        bucket = next((b for b in _NICE_BUCKETS if b >= wanted), _NICE_BUCKETS[-1])
+        return cls(end - seconds, end, bucket)
+
+    @property
+    def whole(self) -> int:
+        """A bucket size that puts every minute up to ``end`` into one bucket (rollups are epoch-aligned)."""
+        return 60 * (math.ceil(self.end / 60) + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Traffic:
+    """Requests, errors and latency of one service over a window, from the per-minute rollups."""
+
+    requests: int = 0
+    errors: int = 0
+    p95_ms: float | None = None
+    mean_ms: float | None = None
+
+    @property
+    def error_rate(self) -> float | None:
+        """Errors over requests; None without traffic."""
+        return self.errors / self.requests if self.requests else None
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceHealth:
+    """One row of the overview: how a service is doing and what is wrong with it."""
+
+    name: str
+    task: str
+    traffic: Traffic
+    latency_bound_ms: float | None
+    last_prediction_at: float | None
+    serving_version: str | None
+    check: CheckSummary | None
+    open_alerts: int = 0
+    champion: str | None = None
+    champion_since: float | None = None
+    problems: tuple[str, ...] = field(default=())
+
+    @property
+    def status(self) -> str:
+        """``critical``, ``warning``, ``ok`` or ``no data``: the overview's first column."""
+        if not self.problems:
+            return "ok" if self.traffic.requests else "no data"
+        return "critical" if any(p.startswith("!") for p in self.problems) else "warning"
+
+    @property
+    def badness(self) -> tuple[int, int, int, str]:
+        """Sort key: critical first, then more problems, then more open alerts."""
+        rank = {"critical": 0, "warning": 1, "no data": 2, "ok": 3}[self.status]
+        return rank, -len(self.problems), -self.open_alerts, self.name
+
+
+HIGHER_IS_BETTER = frozenset({"accuracy", "f1", "precision", "recall", "roc_auc", "r2", "balanced_accuracy"})
+_HEADLINE_ORDER = ("f1", "accuracy", "roc_auc", "r2", "rmse", "mae")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSummary:
+    """The parts of a drift/quality check the overview shows, quality reduced to one headline metric."""
+
+    check_id: int
+    created_at: float
+    status: str
+    drift_share: float | None
+    dataset_drift: bool | None
+    drifted_features: tuple[str, ...]
+    metric: str | None
+    quality: float | None
+    estimated_quality: float | None
+    baseline: float | None
+    label_coverage: float | None
+
+    @classmethod
+    def of(cls, check: CheckRecord, metric: str | None = None) -> CheckSummary:
+        """Read the documented summary keys (see ``monitor.drift.summary``), tolerating missing ones."""
+        s = check.summary
+        drifted = s.get("drifted_features") or ()
+        headline = headline_metric(s, metric)
+        return cls(
+            check_id=check.id,
+            created_at=check.created_at,
+            status=check.status,
+            drift_share=number(s.get("drift_share")),
+            dataset_drift=None if s.get("dataset_drift") is None else bool(s.get("dataset_drift")),
+            drifted_features=tuple(str(f) for f in drifted) if isinstance(drifted, list | tuple) else (),
+            metric=headline,
+            quality=metric_value(s.get("quality"), headline),
+            estimated_quality=metric_value(s.get("estimated_quality"), headline),
+            baseline=metric_value(s.get("baseline"), headline),
+            label_coverage=number(s.get("label_coverage")),
+        )
+
+    @property
+    def verdict(self) -> str:
+        """``drift``, ``no drift``, ``no data`` or ``error``."""
+        if self.status != "ok":
+            return self.status.replace("_", " ")
+        return "drift" if self.dataset_drift else "no drift"
+
+    @property
+    def decay(self) -> float | None:
+        """How much worse than the baseline the (realized, else estimated) quality is, relative; >0 is worse."""
+        current = self.quality if self.quality is not None else self.estimated_quality
+        if current is None or not self.baseline or self.metric is None:
+            return None
+        drop = self.baseline - current if self.metric in HIGHER_IS_BETTER else current - self.baseline
+        return drop / abs(self.baseline)
+
+
+def headline_metric(summary: dict[str, object], preferred: str | None = None) -> str | None:
+    """The quality metric the overview shows: ``preferred`` (the gate's) when measured, else a usual one."""
+    names: set[str] = set()
+    for key in ("quality", "estimated_quality", "baseline"):
+        found = summary.get(key)
+        if isinstance(found, dict):
+            names.update(found)
+    for name in (preferred, *_HEADLINE_ORDER):
+        if name in names:
+            return name
+    return min(names) if names else None
+
+
+def metric_value(metrics: object, name: str | None) -> float | None:
+    """``metrics[name]`` as a finite float, when ``metrics`` is a mapping that has it."""
+    if not isinstance(metrics, dict) or name is None:
+        return None
+    return number(metrics.get(name))
+
+
+def number(value: object) -> float | None:
+    """A finite float, or None for anything else (missing, NaN, text, booleans)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def traffic(store: Store, service: Service, window: TimeWindow) -> Traffic:
+    """Totals over the window, read from the rollups (never a scan of predictions)."""
+    buckets = store.traffic_stats(service, window.start, window.end, window.whole)
+    return _total(buckets)
+
+
+def _total(buckets: list[TrafficBucket]) -> Traffic:
+    if not buckets:
+        return Traffic()
+    b = buckets[0]  # ``window.whole`` puts the whole window in one bucket
+    return Traffic(b.count, b.errors, b.latency_p95_ms, b.latency_mean_ms)
+
+
+def serving_version(store: Store, service: Service, window: TimeWindow) -> str | None:
+    """The model version that answered the newest minute of traffic in the window."""
+    recent = store.traffic_stats(service, window.end - 3600, window.end, 60, by_version=True)
+    return recent[-1].model_version if recent else None
+
+
+def problems(health: ServiceHealth) -> tuple[str, ...]:
+    """What is wrong, worst marked with ``!``: slow, failing, drifting, decaying, silent, alerting."""
+    found: list[str] = []
+    t = health.traffic
+    if t.p95_ms is not None and health.latency_bound_ms and t.p95_ms > health.latency_bound_ms:
+        found.append(f"!p95 {t.p95_ms:.0f} ms over its {health.latency_bound_ms:.0f} ms bound")
+    if t.error_rate is not None and t.error_rate >= 0.05:
+        found.append(f"!{t.error_rate:.1%} errors")
+    elif t.error_rate:
+        found.append(f"{t.error_rate:.1%} errors")
+    found.extend(_check_problems(health.check))
+    if health.open_alerts:
+        found.append(f"!{health.open_alerts} open alert(s)")
+    return tuple(found)
+
+
+def _check_problems(check: CheckSummary | None) -> list[str]:
+    if check is None:
+        return []
+    if check.status == "error":
+        return ["last check failed"]
+    found = []
+    if check.dataset_drift:
+        share = f" ({check.drift_share:.0%} of features)" if check.drift_share is not None else ""
+        found.append(f"!data drift{share}")
+    if check.decay is not None and check.decay > 0.05:
+        found.append(f"{check.metric} {check.decay:.0%} below baseline")
+    return found
+
+
+def service_health(
+    store: Store,
+    service: Service,
+    window: TimeWindow,
+    *,
+    check: CheckRecord | None = None,
+    open_alerts: int = 0,
+    champion: tuple[str, float] | None = None,
+    metric: str | None = None,
+) -> ServiceHealth:
+    """The overview row of ``service``; what other capabilities know is passed in."""
+    bound = number(service.config.get("latency_bound_ms"))
+    health = ServiceHealth(
+        name=service.name,
+        task=service.task,
+        traffic=traffic(store, service, window),
+        latency_bound_ms=bound,
+        last_prediction_at=store.last_prediction_at(service),
+        serving_version=serving_version(store, service, window),
+        check=CheckSummary.of(check, metric) if check else None,
+        open_alerts=open_alerts,
+        champion=champion[0] if champion else None,
+        champion_since=champion[1] if champion else None,
+    )
+    return _with_problems(health)
+
+
+def _with_problems(health: ServiceHealth) -> ServiceHealth:
+    return replace(health, problems=problems(health))
+
+
+def worst_first(rows: list[ServiceHealth]) -> list[ServiceHealth]:
+    """The overview's order: the services that need attention first."""
+    return sorted(rows, key=lambda r: r.badness)

@@ -1,0 +1,150 @@
+"""Fixtures of the dashboard tests: a seeded SQLite store and an AppTest of the app against it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import streamlit as st
+import yaml
+from streamlit.testing.v1 import AppTest
+
+from dashboard.access import Viewer, hash_password
+from monitor.records import Feature, HostSample, LabelRecord, PredictionRecord
+from monitor.store import Store
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+PASSWORD = "correct horse battery staple"
+
+
+def seed(store: Store, now: float) -> None:
+    """Three services: a healthy one, a slow drifting one, and one without traffic; agent samples."""
+    features = (Feature("income"), Feature("region", "categorical"))
+    credit = store.upsert_service("credit", task="classification", features=features, config={"latency_bound_ms": 50.0})
+    fraud = store.upsert_service("fraud", task="classification", features=features, config={"latency_bound_ms": 20.0})
+    store.upsert_service("churn", task="regression", features=features)
+    for service, latency, version in ((credit, 10.0, "1"), (fraud, 80.0, "3")):
+        records = [
+            PredictionRecord(
+                request_id=f"{service.name}-{i}",
+                ts=now - 3600 + i * 30,
+                features={"income": 1000.0 + i, "region": "north" if i % 2 else "south"},
+                prediction=i % 2,
+                latency_ms=latency + i % 7,
+                model_version=version,
+                status="error" if i % 25 == 0 else "ok",
+            )
+            for i in range(120)
+        ]
+        store.add_predictions(service, records)
+        store.add_labels(service, [LabelRecord(f"{service.name}-{i}", i % 2, now) for i in range(0, 120, 3)])
+    add_checks(store, now)
+    store.add_host_samples(
+        "gpu-box-1",
+        [
+            HostSample(now - 600 + 60 * i, "host", "", {"cpu_percent": 20.0 + i, "memory_percent": 40.0})
+            for i in range(10)
+        ]
+        + [
+            HostSample(now - 600 + 60 * i, "gpu", "0", {"gpu_utilization": 70.0, "gpu_memory_used_mb": 9000.0})
+            for i in range(10)
+        ],
+    )
+
+
+def add_checks(store: Store, now: float) -> None:
+    """Two checks of ``fraud``: the older without drift, the newer with drift and decayed quality."""
+    fraud = store.get_service("fraud")
+    for age, drifted, f1 in ((1800, False, 0.81), (300, True, 0.62)):
+        features = [
+            {
+                "name": "income",
+                "type": "numerical",
+                "method": "wasserstein",
+                "score": 0.4 if drifted else 0.02,
+                "threshold": 0.1,
+                "drifted": drifted,
+            },
+            {
+                "name": "region",
+                "type": "categorical",
+                "method": "jensenshannon",
+                "score": 0.05,
+                "threshold": 0.1,
+                "drifted": False,
+            },
+        ]
+        store.add_check(
+            fraud,
+            window_start=now - age - 3600,
+            window_end=now - age,
+            model_version="3",
+            status="ok",
+            trigger="schedule",
+            summary={
+                "rows": 120,
+                "drift_share": 0.5 if drifted else 0.0,
+                "dataset_drift": drifted,
+                "drifted_features": ["income"] if drifted else [],
+                "label_coverage": 0.33,
+                "quality": {"f1": f1, "accuracy": f1 + 0.05},
+                "estimated_quality": {"f1": f1 + 0.02},
+                "baseline": {"f1": 0.8, "accuracy": 0.85},
+            },
+            results={"features": features},
+        )
+
+
+@pytest.fixture
+def seeded_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'dash.db'}"
+    store = Store.open(url)
+    seed(store, time.time())
+    store.close()
+    return url
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "mlwatch.yaml"
+    users = [
+        {"username": "olga", "password_hash": hash_password(PASSWORD), "role": "operator"},
+        {"username": "vic", "password_hash": hash_password(PASSWORD), "role": "viewer"},
+    ]
+    path.write_text(yaml.safe_dump({"users": users}))
+    return path
+
+
+@pytest.fixture
+def dashboard_env(monkeypatch: pytest.MonkeyPatch, seeded_url: str, config_file: Path) -> Iterator[str]:
+    """Point the dashboard at the seeded store and config; empty Streamlit's caches around each test."""
+    monkeypatch.setenv("MLWATCH_STORE_URL", seeded_url)
+    monkeypatch.setenv("MLWATCH_CONFIG", str(config_file))
+    _clear_caches()
+    yield seeded_url
+    _clear_caches()
+
+
+def _clear_caches() -> None:
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def open_app(dashboard_env: str) -> Callable[..., AppTest]:
+    """An AppTest of the dashboard, logged in as ``role`` (None: not logged in), on ``page``."""
+
+    def opener(role: str | None = "operator", page: str | None = None, **query: str) -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.context["timezone"] = "Europe/Berlin"
+        if role:
+            at.session_state["viewer"] = Viewer(f"{role}-user", role)
+        at.query_params.update(query)
+        at.run()
+        if page:
+            at.switch_page(page).run()
+        return at
+
+    return opener
