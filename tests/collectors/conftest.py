@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +12,7 @@ import pytest
 
 from monitor.records import StoredPrediction
 from monitor.store import Store
-from tests.conftest import RunningServer, start_server
+from tests.conftest import RunningServer, start_server, wait_http
 
 IRIS_FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
 
@@ -38,3 +41,17 @@ def stored(server: RunningServer, name: str) -> list[StoredPrediction]:
     finally:
         store.close()
     return found[::-1]
+
+
+def launch(workdir: Path, store_url: str, port: int, token: str) -> subprocess.Popen[bytes]:
+    """Start ``mlwatch server`` on a given port (so that it can be restarted on the same one)."""
+    env = {**os.environ, "MLWATCH_STORE_URL": store_url, "MLWATCH_BOOTSTRAP_TOKEN": token}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "server", "--port", str(port)],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
+    return proc

@@ -1,0 +1,141 @@
+"""The middleware inside a real FastAPI app and a real Flask app, served on loopback ports."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from flask import Flask, jsonify, request
+from werkzeug.serving import make_server
+
+from monitor.sdk import DeliveryOptions, Tracker
+from monitor.sdk.asgi import MlwatchASGIMiddleware
+from monitor.sdk.onnx import TrackedSession
+from monitor.sdk.wsgi import MlwatchWSGIMiddleware
+from tests.collectors.conftest import register, stored
+from tests.conftest import RunningServer, free_port, wait_http
+
+FAST = DeliveryOptions(flush_interval=0.05)
+
+
+def _tracker(api: RunningServer, service: str, tmp_path: Path) -> Tracker:
+    return Tracker(service, url=api.url, token=api.token, spool_dir=tmp_path, options=FAST, flush_at_exit=False)
+
+
+def _fastapi_app(tracker: Tracker) -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/predict")
+    def predict(features: dict[str, float]) -> dict[str, object]:
+        if features.get("x", 0) < 0:
+            raise ValueError("negative x")
+        return {"prediction": int(features["x"] > 1), "probabilities": [0.25, 0.75]}
+
+    @app.post("/other")
+    def other() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    app.add_middleware(MlwatchASGIMiddleware, tracker=tracker, paths=("/predict",))
+    return app
+
+
+@pytest.fixture
+def fastapi_url(api: RunningServer, tmp_path: Path) -> Iterator[tuple[str, Tracker]]:
+    register(api, "fastapi-svc", ["x", "y"])
+    tracker = _tracker(api, "fastapi-svc", tmp_path)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(_fastapi_app(tracker), port=port, log_level="critical"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_http(f"http://127.0.0.1:{port}/docs")
+    yield f"http://127.0.0.1:{port}", tracker
+    server.should_exit = True
+    thread.join(10)
+    tracker.close()
+
+
+def test_asgi_middleware_in_fastapi_logs_each_prediction_and_leaves_answers_alone(
+    api: RunningServer, fastapi_url: tuple[str, Tracker]
+) -> None:
+    url, tracker = fastapi_url
+    with httpx.Client(base_url=url) as client:
+        answers = [client.post("/predict", json={"x": x, "y": 0.5}) for x in (0.5, 2.0, 3.0)]
+        assert client.post("/other").json() == {"ok": "yes"}
+        failed = client.post("/predict", json={"x": -1.0, "y": 0.0})
+    assert [a.json()["prediction"] for a in answers] == [0, 1, 1]
+    assert failed.status_code == 500
+    assert tracker.flush(10)
+    rows = stored(api, "fastapi-svc")
+    assert [(r.features, r.prediction, r.status) for r in rows] == [
+        ({"x": 0.5, "y": 0.5}, 0, "ok"),
+        ({"x": 2.0, "y": 0.5}, 1, "ok"),
+        ({"x": 3.0, "y": 0.5}, 1, "ok"),
+        ({"x": -1.0, "y": 0.0}, None, "error"),
+    ]
+    assert all(r.latency_ms is not None and r.latency_ms > 0 for r in rows)
+    assert rows[0].probabilities == [0.25, 0.75]
+
+
+def _flask_app(tracker: Tracker) -> Flask:
+    app = Flask("model")
+
+    @app.post("/invocations")
+    def invocations() -> object:
+        rows = request.get_json()["dataframe_records"]
+        return jsonify({"predictions": [int(r["x"] + r["y"] > 1) for r in rows]})
+
+    app.wsgi_app = MlwatchWSGIMiddleware(app.wsgi_app, tracker, paths=("/invocations",))  # type: ignore[method-assign]
+    return app
+
+
+def test_wsgi_middleware_in_flask_logs_every_row_of_a_batch(api: RunningServer, tmp_path: Path) -> None:
+    register(api, "flask-svc", ["x", "y"])
+    tracker = _tracker(api, "flask-svc", tmp_path)
+    server = make_server("127.0.0.1", free_port(), _flask_app(tracker), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        body = {"dataframe_records": [{"x": 0.1, "y": 0.2}, {"x": 0.9, "y": 0.8}]}
+        answer = httpx.post(f"http://127.0.0.1:{server.port}/invocations", json=body, headers={"X-Request-ID": "b1"})
+    finally:
+        server.shutdown()
+        thread.join(10)
+    assert answer.json() == {"predictions": [0, 1]}
+    assert tracker.flush(10)
+    rows = stored(api, "flask-svc")
+    assert [(r.request_id, r.features, r.prediction) for r in rows] == [
+        ("b1-0", {"x": 0.1, "y": 0.2}, 0),
+        ("b1-1", {"x": 0.9, "y": 0.8}, 1),
+    ]
+    tracker.close()
+
+
+class _OnnxLikeSession:
+    """Stands in for onnxruntime.InferenceSession (not installed here): same ``run`` signature."""
+
+    def get_inputs(self) -> list[str]:
+        return ["input"]
+
+    def run(self, output_names: list[str] | None, feeds: dict[str, list[list[float]]]) -> list[list[object]]:
+        rows = feeds["input"]
+        return [[int(sum(r) > 1) for r in rows], [[0.4, 0.6] for _ in rows]]
+
+
+def test_onnx_session_wrapper_logs_one_record_per_input_row(api: RunningServer, tmp_path: Path) -> None:
+    register(api, "onnx-svc", ["a", "b"])
+    tracker = _tracker(api, "onnx-svc", tmp_path)
+    session = TrackedSession(_OnnxLikeSession(), tracker, feature_names=["a", "b"])
+    labels, probabilities = session.run(None, {"input": [[0.2, 0.3], [0.7, 0.9]]})
+    assert labels == [0, 1] and session.get_inputs() == ["input"]
+    assert tracker.flush(10)
+    rows = stored(api, "onnx-svc")
+    assert [(r.features, r.prediction, r.probabilities) for r in rows] == [
+        ({"a": 0.2, "b": 0.3}, 0, [0.4, 0.6]),
+        ({"a": 0.7, "b": 0.9}, 1, [0.4, 0.6]),
+    ]
+    tracker.close()
