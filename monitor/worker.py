@@ -23,6 +23,8 @@ log = logging.getLogger("mlwatch.worker")
 
 TASK_FACTORIES: list[str] = [
     "monitor.worker:retention_tasks",
+    "monitor.alerts.tasks:alert_tasks",
+    "monitor.webhooks.tasks:delivery_tasks",
 ]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from monitor.store.alerts import AlertsMixin
 from monitor.store.checks import ChecksMixin
 from monitor.store.decisions import DecisionsMixin
 from monitor.store.engine import is_sqlite, make_engine
@@ -28,7 +29,7 @@ from monitor.errors import StoreError
 __all__ = ["ROLES", "Store"]
 
 
-class Store(ServicesMixin, IngestMixin, QueriesMixin, RetentionMixin, ChecksMixin, ReferencesMixin, JobsMixin, DecisionsMixin, OutboxMixin):
+class Store(ServicesMixin, IngestMixin, QueriesMixin, RetentionMixin, ChecksMixin, ReferencesMixin, JobsMixin, DecisionsMixin, OutboxMixin, AlertsMixin):
     """mlwatch's persistent state behind a few domain methods."""
 
     def __init__(self, engine: Engine) -> None:

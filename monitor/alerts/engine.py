@@ -1,0 +1,168 @@
+"""One evaluation tick: every enabled rule against fresh metrics, changes applied in one transaction.
+
+    >>> AlertEngine(store, settings).tick()
+    TickResult(rules=12, observations=40, changes=1, events=['evt_...'])
+
+Rules come from the store (config rules are synced there at start, API rules live there),
+so an edit through the API takes effect at the next tick. Alert rows, their audit entries
+and their outbox rows are written together: an alert fires exactly when its notification
+exists. Deduplication is by fingerprint in the store, so it holds across ticks, restarts
+and several workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from monitor.alerts.kinds import get_kind
+from monitor.alerts.lifecycle import Change, alert_labels, decide, resolve
+from monitor.alerts.observations import Observation, fingerprint
+from monitor.alerts.sources import MetricSource, StoreMetricSource
+from monitor.config import AlertRuleConfig, Settings
+from monitor.store.alerts import AlertRecord, SilenceRecord, write_audit
+from monitor.webhooks.events import enqueue, new_event
+from monitor.webhooks.routing import receivers_for
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from monitor.store import Store
+
+log = logging.getLogger("mlwatch.alerts")
+ACTOR = "alert-engine"
+
+
+@dataclass(frozen=True, slots=True)
+class TickResult:
+    """What one tick did."""
+
+    rules: int
+    observations: int
+    changes: int
+    events: list[str] = field(default_factory=list)
+
+
+def config_rule_specs(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The configured rules as stored specs, by name."""
+    return {r.name: r.model_dump(mode="json", by_alias=True) for r in settings.alerts}
+
+
+def load_rules(store: Store) -> list[AlertRuleConfig]:
+    """Enabled stored rules; a spec that no longer validates is skipped with a log line."""
+    rules = []
+    for stored in store.list_alert_rules(enabled_only=True):
+        try:
+            rules.append(AlertRuleConfig.model_validate(stored.spec))
+        except ValidationError as exc:
+            log.error("alert rule %s is invalid and skipped: %s", stored.name, exc)
+    return rules
+
+
+class AlertEngine:
+    """Evaluates alert rules and moves alerts through their lifecycle."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        source: Callable[[Store], MetricSource] = StoreMetricSource,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.source = source
+        store.sync_config_rules(config_rule_specs(settings))
+
+    def tick(self, now: float | None = None) -> TickResult:
+        """Evaluate every rule once and apply the resulting changes."""
+        now = self.clock() if now is None else now
+        rules = load_rules(self.store)
+        seen = self.observe(rules, now)
+        with self.store.write_transaction() as conn:
+            self.store.lock_alert_evaluation(conn)
+            events, changes = self.apply(conn, rules, seen, now)
+        return TickResult(len(rules), sum(len(o) for _, o in seen), changes, events)
+
+    def observe(self, rules: list[AlertRuleConfig], now: float) -> list[tuple[AlertRuleConfig, list[Observation]]]:
+        """Each rule's observations; a rule that fails to evaluate is logged and left out."""
+        source = self.source(self.store)
+        seen = []
+        for rule in rules:
+            try:
+                seen.append((rule, get_kind(rule.kind).evaluate(rule, source, now)))
+            except Exception:  # one broken rule (or metric) must not stop the others
+                log.exception("alert rule %s could not be evaluated; its alerts keep their state", rule.name)
+        return seen
+
+    def apply(
+        self,
+        conn: Connection,
+        rules: list[AlertRuleConfig],
+        seen: list[tuple[AlertRuleConfig, list[Observation]]],
+        now: float,
+    ) -> tuple[list[str], int]:
+        """Write every change in ``conn``'s transaction; returns event ids and the number of changes."""
+        active = self.store.active_alerts(conn)
+        silences = self.store.list_silences(active_at=now, conn=conn)
+        events: list[str] = []
+        changes = 0
+        for rule, observations in seen:
+            for obs in observations:
+                current = active.pop(fingerprint(rule.name, obs.scope), None)
+                silenced = _silenced(silences, alert_labels(rule, obs.scope))
+                change = decide(rule, obs, current, now, silenced=silenced)
+                if change is not None:
+                    events += self.write(conn, rule, obs.scope, current, change)
+                    changes += 1
+        names = {r.name for r in rules}
+        for orphan in (a for a in active.values() if a.rule not in names):
+            change = resolve(orphan, now, silenced=_silenced(silences, orphan.labels), summary="the rule was removed")
+            events += self.write(conn, None, {}, orphan, change)
+            changes += 1
+        return events, changes
+
+    def write(
+        self,
+        conn: Connection,
+        rule: AlertRuleConfig | None,
+        scope: dict[str, str],
+        current: AlertRecord | None,
+        change: Change,
+    ) -> list[str]:
+        """Write one change, its audit entry and its event."""
+        if current is None:
+            assert rule is not None
+            fp = fingerprint(rule.name, scope)
+            alert_id = self.store.insert_alert(conn, {"fingerprint": fp, **change.values})
+        else:
+            fp, alert_id = current.fingerprint, current.id
+            self.store.update_alert(conn, alert_id, change.values)
+        data = _event_data(alert_id, fp, current, change)
+        if change.audit:
+            write_audit(conn, ACTOR, change.audit, f"alert:{alert_id}", data)
+        if change.event is None:
+            return []
+        labels = {k: str(v) for k, v in data["labels"].items()}
+        event = new_event(change.event, data, severity=data["severity"], labels=labels, clock=self.clock)
+        return enqueue(self.store, self.settings, event, receivers_for(self.settings.webhooks, event), conn)
+
+
+def _silenced(silences: list[SilenceRecord], labels: dict[str, str]) -> bool:
+    return any(s.matches(labels) for s in silences)
+
+
+def _event_data(alert_id: int, fp: str, current: AlertRecord | None, change: Change) -> dict[str, Any]:
+    """The alert as receivers see it: stored columns overlaid with this change."""
+    base = asdict(current) if current is not None else {}
+    data = {**base, **change.values, "id": alert_id, "fingerprint": fp}
+    if change.details:
+        data["details"] = change.details
+    return data
