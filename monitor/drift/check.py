@@ -1,0 +1,229 @@
+"""Running one check: sample the window, test each column once, measure and estimate quality, store.
+
+    >>> runner = CheckRunner(store)
+    >>> record = runner.run(store.get_service("credit"), start, end, trigger="manual")
+    >>> record.summary["drifted_features"]
+    ['income']
+
+The cost is bounded by the service's ``sample_size`` (default 20 000 rows), not by the
+window's traffic: rows come from ``Store.sample_window`` and the reference (with its
+cleaned columns, baseline and calibration) is loaded once and kept in memory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from monitor.drift.data_quality import data_quality
+from monitor.drift.estimate import Calibrator, estimate, estimate_error, fit_calibrator
+from monitor.drift.quality import Outcomes, decay, measure, reference_outcomes
+from monitor.drift.reference import PREDICTION, feature_types, target_column
+from monitor.drift.stattests import DriftSpec, column_drift, prepare
+from monitor.drift.summary import CheckSummary, ColumnDrift, empty_summary
+from monitor.drift.window import WindowSample, window_sample
+from monitor.errors import NotFound
+from monitor.records import CheckRecord, Service
+from monitor.store import Store
+
+DEFAULT_SAMPLE_SIZE = 20_000
+DEFAULT_DRIFT_SHARE = 0.5
+"""A window has dataset drift when at least this share of features drifted (Evidently's default)."""
+
+
+@dataclass
+class Reference:
+    """A loaded reference with what checks derive from it, computed once per process."""
+
+    frame: pd.DataFrame
+    stats: dict[str, Any]
+    _columns: dict[tuple[str, str], pd.Series] = field(default_factory=dict)
+    _calibrator: tuple[Calibrator | None] | None = None
+
+    @property
+    def rows(self) -> int:
+        """Rows of reference data."""
+        return len(self.frame)
+
+    def column(self, name: str, kind: str) -> pd.Series | None:
+        """The column prepared for its stattest (cached), or None if the reference lacks it."""
+        if name not in self.frame.columns:
+            return None
+        if (name, kind) not in self._columns:
+            self._columns[(name, kind)] = prepare(self.frame[name], kind)
+        return self._columns[(name, kind)]
+
+    def calibrator(self, service: Service) -> Calibrator | None:
+        """Isotonic calibration of P(class 1) fitted on the reference (binary classifiers)."""
+        if self._calibrator is None:
+            self._calibrator = (fit_calibrator(reference_outcomes(self.frame, service)),)
+        return self._calibrator[0]
+
+
+class ReferenceCache:
+    """The last few references used, keyed by service, model version and upload time."""
+
+    def __init__(self, store: Store, size: int = 8) -> None:
+        self.store = store
+        self.size = size
+        self._items: OrderedDict[tuple[int, str, float], Reference] = OrderedDict()
+
+    def get(self, service: Service, model_version: str | None) -> Reference:
+        """The reference for ``model_version`` (else the any-version one); NotFound if none."""
+        info = self.store.reference_info(service, model_version)
+        if info is None:
+            self.store.get_reference(service, model_version)  # raises NotFound with the full message
+        assert info is not None
+        key = (service.id, info.model_version, info.created_at)
+        if key not in self._items:
+            frame, stats = self.store.get_reference(service, info.model_version)
+            self._items[key] = Reference(frame, stats)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        self._items.move_to_end(key)
+        return self._items[key]
+
+
+class CheckRunner:
+    """Runs checks of a service's windows and stores them."""
+
+    def __init__(
+        self, store: Store, *, clock: Callable[[], float] = time.time, references: ReferenceCache | None = None
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.references = references or ReferenceCache(store)
+
+    def run(
+        self,
+        service: Service,
+        start: float,
+        end: float,
+        *,
+        trigger: str = "manual",
+        sample_size: int | None = None,
+    ) -> CheckRecord:
+        """Check the window ``[start, end)`` of ``service`` and store the result."""
+        limit = sample_size or int(service.config.get("sample_size", DEFAULT_SAMPLE_SIZE))
+        rows = self.store.sample_window(service, start, end, limit)
+        window = window_sample(rows)
+        reference, problem = self._reference(service, window.model_version)
+        if not rows:
+            summary = empty_summary(reference.rows if reference else 0)
+            return self._store(service, start, end, window, trigger, summary, {"features": []}, "no_data", problem)
+        found = evaluate(service, window, reference)
+        status = "error" if reference is None else "ok"
+        return self._store(service, start, end, window, trigger, found.summary(), found.results(), status, problem)
+
+    def _reference(self, service: Service, version: str | None) -> tuple[Reference | None, str | None]:
+        try:
+            return self.references.get(service, version), None
+        except NotFound as exc:
+            return None, str(exc)
+
+    def _store(
+        self,
+        service: Service,
+        start: float,
+        end: float,
+        window: WindowSample,
+        trigger: str,
+        summary: dict[str, Any],
+        results: dict[str, Any],
+        status: str,
+        error: str | None,
+    ) -> CheckRecord:
+        check_id = self.store.add_check(
+            service,
+            window_start=start,
+            window_end=end,
+            model_version=window.model_version,
+            status=status,
+            trigger=trigger,
+            summary=summary,
+            results=results,
+            error=error if status != "no_data" else None,
+        )
+        return self.store.get_check(check_id)
+
+
+def evaluate(service: Service, window: WindowSample, reference: Reference | None) -> CheckSummary:
+    """Everything a check finds in one window sample (drift needs a reference; quality needs labels)."""
+    types = feature_types(service, reference.frame if reference is not None else window.features)
+    features = _feature_drift(service, window, reference, types)
+    drifted = sum(f.drifted for f in features)
+    share = drifted / len(features) if features else 0.0
+    labelled = window.labelled()
+    quality = measure(service.task, labelled) if len(labelled) else None
+    baseline = reference.stats.get("baseline") if reference is not None else None
+    estimated = _estimate(service, window, reference)
+    return CheckSummary(
+        rows=window.rows,
+        reference_rows=reference.rows if reference is not None else 0,
+        features=tuple(features),
+        drift_share=share,
+        dataset_drift=bool(features) and share >= float(service.config.get("drift_share", DEFAULT_DRIFT_SHARE)),
+        prediction_drift=_prediction_drift(service, window, reference),
+        target_drift=_target_drift(service, labelled, reference),
+        label_coverage=window.label_coverage,
+        quality=quality,
+        estimated_quality=estimated,
+        baseline=baseline,
+        decay=decay(baseline, quality),
+        estimated_decay=decay(baseline, estimated),
+        estimate_error=estimate_error(estimated, quality),
+        data_quality=data_quality(window.features, types, reference.stats if reference is not None else {}),
+    )
+
+
+def _feature_drift(
+    service: Service, window: WindowSample, reference: Reference | None, types: dict[str, str]
+) -> list[ColumnDrift]:
+    if reference is None:
+        return []
+    found = []
+    for name, kind in types.items():
+        feature = service.feature(name)
+        method, threshold = (feature.drift_method, feature.drift_threshold) if feature else (None, None)
+        spec = DriftSpec(name, kind, method, threshold)
+        current = window.features[name] if name in window.features.columns else pd.Series(dtype=object)
+        drift = _drift(spec, reference, current)
+        if drift is not None:
+            found.append(drift)
+    return found
+
+
+def _drift(spec: DriftSpec, reference: Reference, current: pd.Series) -> ColumnDrift | None:
+    column = reference.column(spec.name, spec.type)
+    if column is None:
+        return None
+    return column_drift(spec, column, prepare(current, spec.type))
+
+
+def _outcome_kind(service: Service) -> str:
+    return "categorical" if service.task == "classification" else "numerical"
+
+
+def _prediction_drift(service: Service, window: WindowSample, reference: Reference | None) -> ColumnDrift | None:
+    if reference is None:
+        return None
+    return _drift(DriftSpec(PREDICTION, _outcome_kind(service)), reference, window.predictions)
+
+
+def _target_drift(service: Service, labelled: Outcomes, reference: Reference | None) -> ColumnDrift | None:
+    if reference is None or not len(labelled):
+        return None
+    return _drift(DriftSpec(target_column(service), _outcome_kind(service)), reference, labelled.truth)
+
+
+def _estimate(service: Service, window: WindowSample, reference: Reference | None) -> dict[str, float] | None:
+    if service.task != "classification":
+        return None
+    calibrator = reference.calibrator(service) if reference is not None else None
+    found = estimate(window.predictions, window.proba, calibrator)
+    return None if found is None else found.metrics()
