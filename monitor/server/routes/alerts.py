@@ -1,0 +1,327 @@
+"""Alerts and their handling (ack, silences), alert rules, and the webhook delivery log.
+
+GET    /v1/alerts                   viewer    alerts, newest first (?state=&service=&rule=)
+GET    /v1/alerts/{id}              viewer
+POST   /v1/alerts/{id}/ack          operator  no more reminders for this alert
+GET    /v1/silences                 viewer    (?active=true for those in force)
+POST   /v1/silences                 operator  {matchers, ends_at | duration, comment}
+DELETE /v1/silences/{id}            operator  ends it now
+GET    /v1/alert-rules[/{name}]     operator
+PUT    /v1/alert-rules/{name}       operator  create or replace an API rule
+DELETE /v1/alert-rules/{name}       operator
+GET    /v1/webhooks/deliveries      viewer    the delivery log (?receiver=&status=&event_id=)
+POST   /v1/webhooks/test            admin     a test event to one receiver or all
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from monitor.config import AlertRuleConfig, Settings, parse_duration
+from monitor.errors import Conflict, NotFound, ValidationFailed
+from monitor.server.auth import Principal, require
+from monitor.server.routes.services import StoreDep
+from monitor.store import Store
+from monitor.store.alerts import AlertRecord, SilenceRecord, StoredRule, write_audit
+from monitor.store.outbox import Delivery
+from monitor.webhooks.events import enqueue, new_event
+
+router = APIRouter(tags=["alerts"])
+Viewer = Annotated[Principal, Depends(require("viewer"))]
+Operator = Annotated[Principal, Depends(require("operator"))]
+Admin = Annotated[Principal, Depends(require("admin"))]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+RuleName = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+class AlertOut(BaseModel):
+    """An alert: its rule and scope, state, value and handling."""
+
+    id: int
+    fingerprint: str
+    rule: str
+    kind: str
+    service: str | None
+    state: str
+    severity: str
+    labels: dict[str, str]
+    value: float | None
+    threshold: float | None
+    summary: str
+    started_at: float
+    fired_at: float | None
+    resolved_at: float | None
+    last_notified_at: float | None
+    acked_by: str | None
+    acked_at: float | None
+
+
+class AckIn(_Body):
+    """Acknowledge an alert."""
+
+    comment: str = Field(default="", max_length=2000)
+
+
+class SilenceIn(_Body):
+    """Silence alerts whose labels match every matcher, until ``ends_at`` (or for ``duration``)."""
+
+    matchers: dict[str, str] = Field(
+        min_length=1, max_length=20, description="label -> value, e.g. {'service': 'credit'}"
+    )
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    duration: str | None = Field(default=None, description="e.g. '2h'; instead of ends_at")
+    comment: str = Field(default="", max_length=2000)
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None and parse_duration(value) <= 0:
+            raise ValueError(f"expected a positive duration such as '30m' or '2h', got {value!r}")
+        return value
+
+
+class SilenceOut(BaseModel):
+    """A silence and whether it is in force."""
+
+    id: int
+    matchers: dict[str, str]
+    starts_at: float
+    ends_at: float
+    created_by: str
+    comment: str
+    active: bool
+
+
+class RuleOut(BaseModel):
+    """A stored alert rule."""
+
+    name: str
+    source: Literal["config", "api"]
+    enabled: bool
+    updated_at: float
+    spec: dict[str, Any]
+
+
+class DeliveryOut(BaseModel):
+    """One event for one receiver with its delivery log."""
+
+    id: int
+    event_id: str
+    receiver: str
+    event_type: str
+    status: str
+    attempts: int
+    created_at: float
+    next_attempt_at: float
+    delivered_at: float | None
+    last_status_code: int | None
+    last_error: str | None
+    last_latency_ms: float | None
+    payload: str
+
+
+class TestEventIn(_Body):
+    """Send a test event to one receiver (by name) or to all."""
+
+    receiver: str | None = Field(default=None, max_length=200)
+
+
+class TestEventOut(BaseModel):
+    """The test event's id (its ``webhook-id``) and where it was queued."""
+
+    event_id: str
+    receivers: list[str]
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+
+
+def _rules_store(request: Request, store: StoreDep) -> Store:
+    """The store, with the configured rules synced in once per app (so they list as source 'config')."""
+    if not getattr(request.app.state, "alert_rules_synced", False):
+        from monitor.alerts.engine import config_rule_specs
+
+        store.sync_config_rules(config_rule_specs(request.app.state.settings))
+        request.app.state.alert_rules_synced = True
+    return store
+
+
+RulesStore = Annotated[Store, Depends(_rules_store)]
+
+
+def _alert_out(alert: AlertRecord) -> AlertOut:
+    return AlertOut.model_validate(alert, from_attributes=True)
+
+
+def _silence_out(silence: SilenceRecord, now: float) -> SilenceOut:
+    return SilenceOut(**{k: getattr(silence, k) for k in SilenceRecord.__slots__}, active=silence.active(now))
+
+
+def _rule_out(rule: StoredRule) -> RuleOut:
+    return RuleOut.model_validate(rule, from_attributes=True)
+
+
+@router.get("/v1/alerts", response_model=list[AlertOut])
+def list_alerts(
+    store: StoreDep,
+    _: Viewer,
+    state: Literal["pending", "firing", "resolved"] | None = None,
+    service: str | None = None,
+    rule: str | None = None,
+    limit: Limit = 100,
+) -> list[AlertOut]:
+    """Alerts, newest first."""
+    return [_alert_out(a) for a in store.list_alerts(state=state, service=service, rule=rule, limit=limit)]
+
+
+@router.get("/v1/alerts/{alert_id}", response_model=AlertOut)
+def get_alert(alert_id: int, store: StoreDep, _: Viewer) -> AlertOut:
+    """One alert."""
+    return _alert_out(store.get_alert(alert_id))
+
+
+@router.post("/v1/alerts/{alert_id}/ack", response_model=AlertOut)
+def ack_alert(alert_id: int, store: StoreDep, who: Operator, body: Annotated[AckIn | None, Body()] = None) -> AlertOut:
+    """Acknowledge an alert: it keeps firing until it clears, but sends no more reminders."""
+    return _alert_out(store.ack_alert(alert_id, who.name, time.time(), (body or AckIn()).comment))
+
+
+@router.get("/v1/silences", response_model=list[SilenceOut])
+def list_silences(store: StoreDep, _: Viewer, active: bool = False) -> list[SilenceOut]:
+    """Silences, newest first (only those in force with ``?active=true``)."""
+    now = time.time()
+    return [_silence_out(s, now) for s in store.list_silences(active_at=now if active else None)]
+
+
+@router.post("/v1/silences", response_model=SilenceOut, status_code=201)
+def create_silence(body: SilenceIn, store: StoreDep, who: Operator) -> SilenceOut:
+    """Silence matching alerts until ``ends_at`` (or for ``duration``)."""
+    now = time.time()
+    starts = _epoch(body.starts_at) if body.starts_at else now
+    ends = _silence_end(body, starts)
+    if ends <= now:
+        raise ValidationFailed("ends_at", "expected a time in the future")
+    silence = store.add_silence(
+        dict(body.matchers), starts_at=starts, ends_at=ends, created_by=who.name, comment=body.comment
+    )
+    return _silence_out(silence, now)
+
+
+def _silence_end(body: SilenceIn, starts: float) -> float:
+    if (body.ends_at is None) == (body.duration is None):
+        raise ValidationFailed("ends_at", "give exactly one of ends_at (a time) or duration (such as '2h')")
+    if body.duration is not None:
+        return starts + parse_duration(body.duration)
+    assert body.ends_at is not None
+    return _epoch(body.ends_at)
+
+
+def _epoch(value: datetime) -> float:
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+
+
+@router.delete("/v1/silences/{silence_id}", response_model=SilenceOut)
+def end_silence(silence_id: int, store: StoreDep, who: Operator) -> SilenceOut:
+    """End a silence now."""
+    now = time.time()
+    return _silence_out(store.end_silence(silence_id, who.name, now), now)
+
+
+@router.get("/v1/alert-rules", response_model=list[RuleOut])
+def list_rules(store: RulesStore, _: Operator) -> list[RuleOut]:
+    """Every alert rule, from the config file and from the API."""
+    return [_rule_out(r) for r in store.list_alert_rules()]
+
+
+@router.get("/v1/alert-rules/{name}", response_model=RuleOut)
+def get_rule(name: RuleName, store: RulesStore, _: Operator) -> RuleOut:
+    """One alert rule."""
+    return _rule_out(store.get_alert_rule(name))
+
+
+@router.put("/v1/alert-rules/{name}", response_model=RuleOut)
+def put_rule(name: RuleName, body: Annotated[dict[str, Any], Body()], store: RulesStore, who: Operator) -> RuleOut:
+    """Create or replace an API rule (the body has the fields of a rule in mlwatch.yaml; ``enabled`` optional)."""
+    fields = dict(body)
+    enabled = fields.pop("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ValidationFailed("enabled", f"expected true or false, got {enabled!r}")
+    if fields.setdefault("name", name) != name:
+        raise ValidationFailed("name", f"expected the name in the path ({name!r}), got {fields['name']!r}")
+    try:
+        rule = AlertRuleConfig.model_validate(fields)
+    except ValidationError as exc:
+        raise RequestValidationError([_located(e) for e in exc.errors()]) from exc
+    return _rule_out(
+        store.put_alert_rule(name, rule.model_dump(mode="json", by_alias=True), actor=who.name, enabled=enabled)
+    )
+
+
+def _located(error: Any) -> dict[str, Any]:
+    """A rule error with its field: checks across fields say ``field: message``; lift the field into loc."""
+    loc = tuple(error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    field, sep, rest = message.partition(": ")
+    if not loc and sep and field.replace(".", "").replace("_", "").isalnum():
+        loc, message = tuple(field.split(".")), rest
+    return {**error, "loc": ("body", *loc), "msg": message}
+
+
+@router.delete("/v1/alert-rules/{name}", status_code=204)
+def delete_rule(name: RuleName, store: RulesStore, who: Operator) -> None:
+    """Delete an API rule; its active alerts resolve at the next evaluation."""
+    store.delete_alert_rule(name, actor=who.name)
+
+
+@router.get("/v1/webhooks/deliveries", response_model=list[DeliveryOut])
+def list_deliveries(
+    store: StoreDep,
+    _: Viewer,
+    receiver: str | None = None,
+    status: Literal["pending", "delivered", "failed"] | None = None,
+    event_id: str | None = None,
+    limit: Limit = 100,
+) -> list[DeliveryOut]:
+    """The delivery log, newest first: attempts, last status code, latency and error per event and receiver."""
+    found = store.list_deliveries(receiver=receiver, status=status, event_id=event_id, limit=limit)
+    return [_delivery_out(d) for d in found]
+
+
+def _delivery_out(delivery: Delivery) -> DeliveryOut:
+    return DeliveryOut.model_validate(delivery, from_attributes=True)
+
+
+@router.post("/v1/webhooks/test", response_model=TestEventOut, status_code=202)
+def send_test(
+    store: StoreDep, settings: SettingsDep, who: Admin, body: Annotated[TestEventIn | None, Body()] = None
+) -> TestEventOut:
+    """Queue a ``test`` event for one receiver or all; the worker delivers it like any other."""
+    wanted = (body or TestEventIn()).receiver
+    hooks = [h for h in settings.webhooks if wanted is None or h.name == wanted]
+    if not settings.webhooks:
+        raise Conflict("no webhook receivers are configured; add one under `webhooks:` in mlwatch.yaml")
+    if not hooks:
+        known = ", ".join(h.name for h in settings.webhooks)
+        raise NotFound(f"unknown receiver {wanted!r} (configured: {known})")
+    data = {"message": "test event from mlwatch", "requested_by": who.name}
+    event = new_event("test", data)
+    with store.write_transaction() as conn:
+        enqueue(store, settings, event, hooks, conn)
+        write_audit(conn, who.name, "webhook.test", event.id, {"receivers": [h.name for h in hooks]})
+    return TestEventOut(event_id=event.id, receivers=[h.name for h in hooks])
