@@ -46,7 +46,9 @@ class DecisionsMixin:
             "created_at": time.time(),
         }
         with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
-            new_id = int(conn.execute(t.model_decisions.insert().values(**values)).inserted_primary_key[0])
+            key = conn.execute(t.model_decisions.insert().values(**values)).inserted_primary_key
+        assert key is not None
+        new_id = int(key[0])
         return _decision({**values, "id": new_id, "metrics": values["metrics"]})
 
     def list_decisions(self, service: str, *, limit: int = 50) -> list[DecisionRecord]:

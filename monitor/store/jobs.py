@@ -48,10 +48,14 @@ class JobsMixin(LocksMixin):
                 "created_at": time.time() if now is None else now,
                 "cancel_requested": False,
             }
-            new_id = int(conn.execute(t.jobs.insert().values(**values)).inserted_primary_key[0])
+            key = conn.execute(t.jobs.insert().values(**values)).inserted_primary_key
+            assert key is not None
+            new_id = int(key[0])
             return _job(conn.execute(select(t.jobs).where(t.jobs.c.id == new_id)).one()), True
 
-    def claim_job(self, worker: str, kinds: tuple[str, ...] = ("retrain",), *, now: float | None = None) -> JobRecord | None:
+    def claim_job(
+        self, worker: str, kinds: tuple[str, ...] = ("retrain",), *, now: float | None = None
+    ) -> JobRecord | None:
         """Take the oldest queued job of ``kinds`` for ``worker`` (marks it running), or None."""
         now = time.time() if now is None else now
         j = t.jobs

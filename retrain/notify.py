@@ -1,0 +1,36 @@
+"""Lifecycle events of retraining sent through mlwatch's webhooks (``monitor.webhooks.events``).
+
+Events: ``retrain.started``, ``retrain.finished``, ``retrain.failed``, ``model.promoted``,
+``model.rolled_back``. Where the webhooks package is not installed the event is logged
+instead; a failing notification never fails the retrain or promotion that caused it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+from monitor.config import Settings
+from monitor.store import Store
+
+log = logging.getLogger("mlwatch.retrain")
+
+EVENTS = ("retrain.started", "retrain.finished", "retrain.failed", "model.promoted", "model.rolled_back")
+
+
+def emit(
+    store: Store, settings: Settings, event_type: str, data: dict[str, Any], *, severity: str = "info"
+) -> list[str]:
+    """Queue ``event_type`` for every matching webhook; returns the event ids (none when not sent)."""
+    try:
+        events = importlib.import_module("monitor.webhooks.events")
+    except ImportError:
+        log.info("event %s (webhooks not available): %s", event_type, data)
+        return []
+    labels = {"service": str(data.get("service", ""))}
+    try:
+        return list(events.emit(store, settings, event_type, data, severity=severity, labels=labels))
+    except Exception:  # notifications are best effort; the action itself already happened
+        log.exception("could not queue webhook event %s", event_type)
+        return []

@@ -1,0 +1,239 @@
+"""The one adapter over MLflow's model registry, in mlwatch's terms.
+
+Aliases ``champion`` (what serves) and ``previous`` (the rollback target); stages are never
+used. MLflow has no compare-and-swap on aliases, so every change happens under a store lock
+named after the model (``Store.exclusive``), which holds across processes and hosts; the
+alias history MLflow lacks is written to the audit log in the same transaction.
+
+    >>> registry = Registry.from_settings(settings, store)
+    >>> registry.promote(service, "7", actor="alice", reason="gate passed")
+    Promotion(model_name='credit', champion='7', previous='6', replaced='6')
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from monitor.errors import Conflict, NotFound, ValidationFailed
+from monitor.records import Service
+from monitor.store import Store
+from monitor.store.decisions import audit_on
+from retrain.errors import RegistryError
+from retrain.records import AliasChange, ModelVersionInfo, Promotion
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from sqlalchemy import Connection
+
+    from monitor.config import Settings
+
+CHAMPION = "champion"
+PREVIOUS = "previous"
+ALIASES = (CHAMPION, PREVIOUS)
+SET = "alias.set"
+EXTERNAL = "alias.external_change"
+T = TypeVar("T")
+
+
+def make_client(tracking_uri: str) -> MlflowClient:
+    """An MlflowClient bound to ``tracking_uri`` for tracking and registry (no global state)."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def model_name(service: Service) -> str:
+    """The registered model of ``service`` (its own name unless configured)."""
+    return service.model_name or service.name
+
+
+def check_version(version: object) -> str:
+    """A version as MLflow numbers it ('7'); ValidationFailed for anything else."""
+    text = str(version).strip()
+    if not text.isdigit() or int(text) < 1:
+        raise ValidationFailed("version", f"expected a model version number such as '3', got {version!r}")
+    return str(int(text))
+
+
+class Registry:
+    """Champion, previous, promote, rollback and versions of a service's registered model."""
+
+    def __init__(self, client: MlflowClient, store: Store, clock: Callable[[], float] = time.time) -> None:
+        self.client = client
+        self.store = store
+        self.clock = clock
+
+    @classmethod
+    def from_settings(cls, settings: Settings, store: Store) -> Registry:
+        """A registry on ``settings.mlflow_tracking_uri``."""
+        return cls(make_client(settings.mlflow_tracking_uri), store)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def aliases(self, model: str) -> dict[str, str]:
+        """Alias → version of ``model`` ({} when the model is not registered yet)."""
+        try:
+            registered = self._call(self.client.get_registered_model, model)
+        except NotFound:
+            return {}
+        return {str(k): str(v) for k, v in (registered.aliases or {}).items()}
+
+    def champion(self, model: str) -> str | None:
+        """The version serving now, if any."""
+        return self.aliases(model).get(CHAMPION)
+
+    def previous(self, model: str) -> str | None:
+        """The rollback target, if any."""
+        return self.aliases(model).get(PREVIOUS)
+
+    def version(self, model: str, version: str) -> ModelVersionInfo:
+        """One version with its run's metrics; NotFound names the model and version."""
+        found = self._call(self.client.get_model_version, model, check_version(version))
+        return self._info(found, self.aliases(model))
+
+    def versions(self, model: str, *, limit: int = 50) -> list[ModelVersionInfo]:
+        """The newest versions of ``model``, newest first."""
+        try:
+            found = self._call(self.client.search_model_versions, f"name = '{model}'", max_results=limit)
+        except NotFound:
+            return []
+        aliases = self.aliases(model)
+        ordered = sorted(found, key=lambda v: int(v.version), reverse=True)
+        return [self._info(v, aliases) for v in ordered]
+
+    def history(self, service: str, *, limit: int = 200) -> list[AliasChange]:
+        """Alias changes of ``service``'s model, newest first (from mlwatch's audit log)."""
+        entries = [e for a in (SET, EXTERNAL) for e in self.store.audit_entries(action=a, target=service, limit=limit)]
+        entries.sort(key=lambda e: (e.ts, e.id), reverse=True)
+        return [
+            AliasChange(
+                ts=e.ts,
+                actor=e.actor,
+                action=e.action,
+                alias=str(e.details.get("alias")),
+                from_version=e.details.get("from"),
+                to_version=e.details.get("to"),
+                reason=str(e.details.get("reason", "")),
+            )
+            for e in entries[:limit]
+        ]
+
+    # -- writing -------------------------------------------------------------------------
+
+    def ensure_model(self, model: str) -> None:
+        """Create the registered model if it does not exist."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.create_registered_model(model)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise RegistryError(f"could not create registered model {model!r}: {exc.message}") from exc
+
+    def tag_version(self, model: str, version: str, tags: dict[str, str]) -> None:
+        """Set tags on a version (decision, metrics, job id)."""
+        for key, value in tags.items():
+            self._call(self.client.set_model_version_tag, model, version, key, str(value))
+
+    def promote(self, service: Service, version: str, *, actor: str, reason: str) -> Promotion:
+        """Make ``version`` the champion; the old champion becomes ``previous``."""
+        version = check_version(version)
+        model = model_name(service)
+        with self.store.exclusive(f"mlwatch.alias:{model}") as conn:
+            self._call(self.client.get_model_version, model, version)
+            current = self.aliases(model)
+            old = current.get(CHAMPION)
+            if old == version:
+                return Promotion(model, version, current.get(PREVIOUS), old)
+            if old is not None:
+                self._move(conn, service, PREVIOUS, current.get(PREVIOUS), old, actor, reason)
+            self._move(conn, service, CHAMPION, old, version, actor, reason)
+            return Promotion(model, version, old if old is not None else current.get(PREVIOUS), old)
+
+    def rollback(self, service: Service, *, actor: str, reason: str) -> Promotion:
+        """Swap champion and previous; Conflict when there is no previous version."""
+        model = model_name(service)
+        with self.store.exclusive(f"mlwatch.alias:{model}") as conn:
+            current = self.aliases(model)
+            old, target = current.get(CHAMPION), current.get(PREVIOUS)
+            if target is None:
+                raise Conflict(f"model {model!r} has no 'previous' version to roll back to; promote a version instead")
+            self._move(conn, service, CHAMPION, old, target, actor, reason)
+            if old is not None:
+                self._move(conn, service, PREVIOUS, target, old, actor, reason)
+            return Promotion(model, target, old, old)
+
+    def notice_external_changes(self, service: Service) -> list[AliasChange]:
+        """Record alias moves made outside mlwatch (MLflow UI or API) since the last recorded ones."""
+        model = model_name(service)
+        with self.store.exclusive(f"mlwatch.alias:{model}") as conn:
+            current = self.aliases(model)
+            recorded = self._recorded(service.name)
+            changes = []
+            for alias in ALIASES:
+                if current.get(alias) != recorded.get(alias) and (alias in current or alias in recorded):
+                    details = _details(model, alias, recorded.get(alias), current.get(alias), "changed outside mlwatch")
+                    audit_on(conn, "mlflow", EXTERNAL, service.name, details)
+                    changes.append(_change(self.clock(), "mlflow", EXTERNAL, details))
+            return changes
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _move(
+        self, conn: Connection, service: Service, alias: str, old: str | None, new: str, actor: str, reason: str
+    ) -> None:
+        model = model_name(service)
+        self._call(self.client.set_registered_model_alias, model, alias, new)
+        audit_on(conn, actor, SET, service.name, _details(model, alias, old, new, reason))
+
+    def _recorded(self, service: str) -> dict[str, str]:
+        """Alias → version as last written to the audit log."""
+        out: dict[str, str] = {}
+        for change in reversed(self.history(service, limit=1000)):
+            if change.to_version is None:
+                out.pop(change.alias, None)
+            else:
+                out[change.alias] = change.to_version
+        return out
+
+    def _info(self, found: Any, aliases: dict[str, str]) -> ModelVersionInfo:
+        version = str(found.version)
+        metrics: dict[str, float] = {}
+        if found.run_id:
+            try:
+                metrics = dict(self._call(self.client.get_run, found.run_id).data.metrics)
+            except NotFound:
+                metrics = {}
+        return ModelVersionInfo(
+            version=version,
+            run_id=found.run_id,
+            created_at=(found.creation_timestamp or 0) / 1000,
+            aliases=tuple(sorted(a for a, v in aliases.items() if v == version)),
+            tags=dict(found.tags or {}),
+            metrics=metrics,
+            source=str(found.source or ""),
+        )
+
+    @staticmethod
+    def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call MLflow; its exceptions become NotFound, Conflict or RegistryError."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return fn(*args, **kwargs)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                raise NotFound(f"MLflow: {exc.message}") from exc
+            if exc.error_code == "RESOURCE_ALREADY_EXISTS":
+                raise Conflict(f"MLflow: {exc.message}") from exc
+            raise RegistryError(f"MLflow registry call {getattr(fn, '__name__', fn)} failed: {exc.message}") from exc
+
+
+def _details(model: str, alias: str, old: str | None, new: str | None, reason: str) -> dict[str, Any]:
+    return {"model": model, "alias": alias, "from": old, "to": new, "reason": reason}
+
+
+def _change(ts: float, actor: str, action: str, details: dict[str, Any]) -> AliasChange:
+    return AliasChange(ts, actor, action, details["alias"], details["from"], details["to"], details["reason"])

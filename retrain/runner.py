@@ -1,0 +1,278 @@
+"""One retrain job, end to end: data → MLflow run → trained model → new version → gate → decision.
+
+    >>> result = JobRunner(store, settings, registry).run(job)
+
+Everything goes through an injected ``MlflowClient`` (no process-global tracking URI,
+except inside MLflow Projects, which need it). Progress, log lines and cancellation go
+through the store, so the API and dashboard see them while the job runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from monitor.config import Settings
+from monitor.records import Service
+from monitor.store import Store
+from retrain.data import WEIGHT, TrainingData, build_training_data
+from retrain.errors import JobCancelled, TrainerError
+from retrain.evaluation import Verdict, check_gate_metric, decide, score
+from retrain.notify import emit
+from retrain.records import JobRecord
+from retrain.registry import Registry, model_name
+from retrain.trainers import TrainedModel, TrainRequest, make_trainer
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+log = logging.getLogger("mlwatch.retrain")
+REFERENCE_SAMPLE_ROWS = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """The challenger as registered: its version, run and local model directory."""
+
+    version: str
+    run_id: str
+    path: str
+
+
+class JobRunner:
+    """Runs retrain jobs against one store, configuration and registry."""
+
+    def __init__(self, store: Store, settings: Settings, registry: Registry, clock: Callable[[], float] = time.time):
+        self.store = store
+        self.settings = settings
+        self.registry = registry
+        self.client: MlflowClient = registry.client
+        self.clock = clock
+
+    def run(self, job: JobRecord) -> dict[str, Any]:
+        """Run ``job`` and record its outcome in the store (succeeded, failed or cancelled)."""
+        data = {"service": job.service, "job_id": job.id, "mode": job.params.get("mode")}
+        emit(self.store, self.settings, "retrain.started", data)
+        try:
+            result = self._run(job)
+        except JobCancelled as exc:
+            self.store.finish_job(job.id, "cancelled", error=str(exc))
+            raise
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            self.store.job_progress(job.id, line=f"failed: {message}")
+            self.store.finish_job(job.id, "failed", error=message)
+            emit(self.store, self.settings, "retrain.failed", {**data, "error": message}, severity="warning")
+            raise
+        self.store.finish_job(job.id, "succeeded", result=result)
+        emit(self.store, self.settings, "retrain.finished", {**data, **_brief(result)})
+        return result
+
+    def _step(self, job: JobRecord, progress: float, line: str) -> None:
+        log.info("job %s: %s", job.id, line)
+        if self.store.job_progress(job.id, progress=progress, line=line):
+            raise JobCancelled(f"job {job.id} was cancelled by an operator")
+
+    def _run(self, job: JobRecord) -> dict[str, Any]:
+        service = self.store.get_service(str(job.service))
+        policy = self.settings.retrain_policy(service.name)
+        check_gate_metric(policy.gate, service.task)
+        make_trainer(policy)  # a bad trainer setting fails before any work
+        mode = str(job.params.get("mode", policy.mode))
+        self._step(job, 0.05, f"building the training data ({mode})")
+        data = build_training_data(self.store, service, policy, self.clock())
+        self._step(job, 0.15, f"{len(data.train)} training rows, {len(data.holdout)} held out")
+        model = model_name(service)
+        champion = self.registry.champion(model)
+        run_id = self._start_run(job, service, data, mode)
+        try:
+            with tempfile.TemporaryDirectory(prefix="mlwatch-job-") as tmp:
+                result = self._train_and_decide(job, service, data, mode, champion, run_id, tmp)
+        except BaseException:
+            self.client.set_terminated(run_id, "FAILED")
+            raise
+        self.client.set_terminated(run_id, "FINISHED")
+        return result
+
+    def _train_and_decide(
+        self,
+        job: JobRecord,
+        service: Service,
+        data: TrainingData,
+        mode: str,
+        champion: str | None,
+        run_id: str,
+        tmp: str,
+    ) -> dict[str, Any]:
+        policy = self.settings.retrain_policy(service.name)
+        champion_path = self._download(model_name(service), champion, tmp) if champion else None
+        if mode == "fine_tune" and champion_path is None:
+            raise TrainerError(f"fine-tune needs a champion of {model_name(service)!r} to start from; it has none yet")
+        self._step(job, 0.2, f"training with {policy.trainer}")
+        request = TrainRequest(
+            data, mode, dict(policy.params), champion_path, run_id, self.settings.mlflow_tracking_uri
+        )
+        trained = make_trainer(policy).train(request)
+        self._step(job, 0.6, "logging and registering the model")
+        candidate = self._register(job, service, data, trained, run_id, tmp)
+        self._step(job, 0.75, f"registered version {candidate.version}; scoring against champion {champion}")
+        verdict = self._evaluate(service, data, candidate, champion_path, run_id)
+        result = self._decide(job, service, data, candidate, champion, verdict)
+        self._after(job, service, data, candidate, run_id)
+        self._step(job, 0.98, f"decision: {result['decision']} ({verdict.reason})")
+        return result
+
+    def _start_run(self, job: JobRecord, service: Service, data: TrainingData, mode: str) -> str:
+        name = f"mlwatch/{service.name}"
+        experiment = self.client.get_experiment_by_name(name)
+        experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(name)
+        tags = {
+            "mlwatch.trigger": str(job.params.get("trigger", "manual")),
+            "mlwatch.job_id": str(job.id),
+            "mlwatch.data_window": json.dumps(data.window.as_dict()),
+            "mlwatch.mode": mode,
+            "mlwatch.service": service.name,
+        }
+        run = self.client.create_run(experiment_id, tags=tags, run_name=f"{service.name}-job-{job.id}")
+        return str(run.info.run_id)
+
+    def _download(self, model: str, version: str, tmp: str) -> str:
+        import mlflow.artifacts
+
+        uri = self.client.get_model_version_download_uri(model, version)
+        target = os.path.join(tmp, f"champion-{version}")
+        os.makedirs(target, exist_ok=True)
+        return str(
+            mlflow.artifacts.download_artifacts(uri, dst_path=target, tracking_uri=self.settings.mlflow_tracking_uri)
+        )
+
+    def _register(
+        self, job: JobRecord, service: Service, data: TrainingData, trained: TrainedModel, run_id: str, tmp: str
+    ) -> Candidate:
+        self._log_run(run_id, data, trained)
+        if not trained.logged:
+            path = os.path.join(tmp, "model")
+            save_model(trained, data, path)
+            self.client.log_artifacts(run_id, path, "model")
+        model = model_name(service)
+        self.registry.ensure_model(model)
+        tags = {"mlwatch.job_id": str(job.id), "mlwatch.trigger": str(job.params.get("trigger", "manual"))}
+        tags["mlwatch.data_window"] = json.dumps(data.window.as_dict())
+        version = self.client.create_model_version(model, f"runs:/{run_id}/model", run_id=run_id, tags=tags)
+        local = path if not trained.logged else self._download(model, str(version.version), tmp)
+        return Candidate(str(version.version), run_id, local)
+
+    def _log_run(self, run_id: str, data: TrainingData, trained: TrainedModel) -> None:
+        from mlflow.data.pandas_dataset import from_pandas
+        from mlflow.entities import DatasetInput, InputTag, Param
+
+        params = {**{k: json.dumps(v) if not isinstance(v, str) else v for k, v in trained.params.items()}}
+        params.update(task=data.task, target=data.target, features=",".join(data.features)[:6000])
+        self.client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
+        inputs = []
+        for frame, context in ((data.train, "training"), (data.holdout, "evaluation")):
+            dataset = from_pandas(frame, targets=data.target, name=f"{context}-window")
+            inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)]))
+        self.client.log_inputs(run_id, datasets=inputs)
+
+    def _evaluate(
+        self, service: Service, data: TrainingData, candidate: Candidate, champion_path: str | None, run_id: str
+    ) -> Verdict:
+        import mlflow.pyfunc
+        from mlflow.entities import Metric
+
+        policy = self.settings.retrain_policy(service.name)
+        challenger = score(mlflow.pyfunc.load_model(candidate.path).predict, data.holdout, data.target, data.task)
+        champion = None
+        if champion_path is not None:
+            champion = score(mlflow.pyfunc.load_model(champion_path).predict, data.holdout, data.target, data.task)
+        now = int(self.clock() * 1000)
+        metrics = [Metric(f"holdout_{k}", v, now, 0) for k, v in challenger.items()]
+        metrics += [Metric(f"champion_holdout_{k}", v, now, 0) for k, v in (champion or {}).items()]
+        self.client.log_batch(run_id, metrics=metrics)
+        return decide(policy.gate, challenger, champion)
+
+    def _decide(
+        self,
+        job: JobRecord,
+        service: Service,
+        data: TrainingData,
+        candidate: Candidate,
+        champion: str | None,
+        verdict: Verdict,
+    ) -> dict[str, Any]:
+        policy = self.settings.retrain_policy(service.name)
+        decision = "reject" if not verdict.passed else ("promote" if policy.auto_promote else "pending")
+        numbers = {**verdict.as_dict(), "champion_version": champion}
+        model = model_name(service)
+        self.store.add_decision(
+            service=service.name,
+            model_name=model,
+            version=candidate.version,
+            job_id=job.id,
+            decision=decision,
+            metrics=numbers,
+            reason=verdict.reason,
+        )
+        self.registry.tag_version(
+            model, candidate.version, {"mlwatch.decision": decision, "mlwatch.gate": verdict.reason}
+        )
+        if decision == "promote":
+            from retrain.actions import announce_promotion
+
+            done = self.registry.promote(service, candidate.version, actor=f"job:{job.id}", reason=verdict.reason)
+            announce_promotion(self.store, self.settings, service, done, f"job:{job.id}", "model.promoted")
+        return {
+            "version": candidate.version,
+            "run_id": candidate.run_id,
+            "decision": decision,
+            "reason": verdict.reason,
+            "metrics": numbers,
+            "champion_version": champion,
+            "data_window": data.window.as_dict(),
+        }
+
+    def _after(self, job: JobRecord, service: Service, data: TrainingData, candidate: Candidate, run_id: str) -> None:
+        """Keep the new version's training sample as its reference; attach the triggering check's report."""
+        sample = data.train.drop(columns=[WEIGHT])
+        if len(sample) > REFERENCE_SAMPLE_ROWS:
+            sample = sample.sample(REFERENCE_SAMPLE_ROWS, random_state=0)
+        self.store.set_reference(service, sample, model_version=candidate.version, source=f"retrain job {job.id}")
+        check_id = job.params.get("check_id")
+        if check_id is not None:
+            html = self.store.check_report(int(check_id))
+            if html is not None:
+                self.client.log_text(run_id, html.decode("utf-8", "replace"), f"evidently/check-{check_id}.html")
+
+
+def save_model(trained: TrainedModel, data: TrainingData, path: str) -> None:
+    """Save with the model's flavor, signature and input example."""
+    import importlib
+
+    from mlflow.models import infer_signature
+
+    try:
+        flavor = importlib.import_module(f"mlflow.{trained.flavor}")
+    except ImportError as exc:
+        raise TrainerError(f"unknown MLflow flavor {trained.flavor!r} returned by the trainer") from exc
+    sample = data.train[list(data.features)].head(500)
+    signature = infer_signature(sample, trained.model.predict(sample))
+    extra = {"skops_trusted_types": trusted_types(trained.model)} if trained.flavor == "sklearn" else {}
+    flavor.save_model(trained.model, path, signature=signature, input_example=sample.head(5), **extra)
+
+
+def trusted_types(model: Any) -> list[str]:
+    """The types skops must be told to trust to load ``model`` back: we built it, so all of its own."""
+    import skops.io
+
+    return list(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+
+
+def _brief(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: result[k] for k in ("version", "decision", "reason", "champion_version")}
