@@ -29,7 +29,9 @@ def latency(frame: pd.DataFrame, bound_ms: float | None = None) -> alt.Chart | a
     )
     if not bound_ms:
         return lines
-    rule = alt.Chart(pd.DataFrame({"bound": [bound_ms]})).mark_rule(color="red", strokeDash=[4, 4]).encode(y="bound:Q")
+    rule = (
+        alt.Chart(pd.DataFrame({"bound": [bound_ms]})).mark_rule(color="black", strokeDash=[4, 4]).encode(y="bound:Q")
+    )
     return lines + rule
 
 

@@ -21,6 +21,8 @@ from monitor.config import Settings, load_settings
 from monitor.errors import MlwatchError
 from monitor.records import CheckRecord, Service
 from monitor.store import Store
+from monitor.store.alerts import AlertRecord, SilenceRecord
+from monitor.store.outbox import Delivery
 
 T = TypeVar("T")
 LIVE_TTL = 10
@@ -75,6 +77,7 @@ def overview(seconds: float, end: float) -> list[ServiceHealth]:
     """One health row per service over the last ``seconds`` before ``end``, worst first."""
     window = TimeWindow.last(seconds, now=end)
     db = store()
+    alerts = views.open_alert_counts(db.list_alerts(state="firing", limit=10_000))
     rows = []
     for svc in db.list_services():
         rows.append(
@@ -83,6 +86,8 @@ def overview(seconds: float, end: float) -> list[ServiceHealth]:
                 svc,
                 window,
                 check=db.latest_check(svc),
+                open_alerts=alerts.get(svc.name, 0),
+                champion=views.champion_of(db, svc.name),
                 metric=settings().retrain_policy(svc.name).gate.metric,
             )
         )
@@ -120,3 +125,26 @@ def checks(name: str, since: float | None, limit: int = 500) -> list[CheckRecord
 def check_report(check_id: int) -> bytes | None:
     """The kept Evidently HTML report of a check, or None when none was made."""
     return store().check_report(check_id)
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def alerts(state: str | None = None, limit: int = 200) -> list[AlertRecord]:
+    """Alerts, newest first, optionally in one state."""
+    return store().list_alerts(state=state, limit=limit)
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def silences(active_at: float | None = None) -> list[SilenceRecord]:
+    """Silences, newest first; only those in force at ``active_at`` when given."""
+    return store().list_silences(active_at=active_at)
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def deliveries(receiver: str | None = None, limit: int = 200) -> list[Delivery]:
+    """The webhook delivery log, newest first."""
+    return store().list_deliveries(receiver=receiver, limit=limit)
+
+
+def changed() -> None:
+    """Forget cached reads after an action, so the next render shows its effect."""
+    st.cache_data.clear()

@@ -13,6 +13,8 @@ import pandas as pd
 
 from dashboard.views import CheckSummary, ServiceHealth, number
 from monitor.records import CheckRecord, HostSample, StoredPrediction, TrafficBucket
+from monitor.store.alerts import AlertRecord, SilenceRecord
+from monitor.store.outbox import Delivery
 
 TRAFFIC_COLUMNS = ["time", "version", "requests", "errors", "error_rate", "p50_ms", "p95_ms", "p99_ms", "mean_ms"]
 
@@ -225,3 +227,69 @@ def _text(value: object) -> str | None:
     if value is None:
         return None
     return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def alerts_table(alerts: Sequence[AlertRecord]) -> pd.DataFrame:
+    """Alerts as a table, newest first."""
+    rows = [
+        {
+            "id": a.id,
+            "state": a.state,
+            "severity": a.severity,
+            "service": a.service,
+            "rule": a.rule,
+            "summary": a.summary,
+            "value": a.value,
+            "threshold": a.threshold,
+            "started": when(a.started_at),
+            "fired": when(a.fired_at),
+            "resolved": when(a.resolved_at),
+            "acked by": a.acked_by,
+        }
+        for a in alerts
+    ]
+    return pd.DataFrame(rows, columns=ALERT_COLUMNS)
+
+
+ALERT_COLUMNS = [
+    "id", "state", "severity", "service", "rule", "summary", "value", "threshold", "started", "fired", "resolved",
+    "acked by",
+]  # fmt: skip
+
+
+def silences_table(silences: Sequence[SilenceRecord]) -> pd.DataFrame:
+    """Silences with their matchers and time span."""
+    rows = [
+        {
+            "id": s.id,
+            "matchers": ", ".join(f"{k}={v}" for k, v in s.matchers.items()),
+            "starts": when(s.starts_at),
+            "ends": when(s.ends_at),
+            "created by": s.created_by,
+            "comment": s.comment,
+        }
+        for s in silences
+    ]
+    return pd.DataFrame(rows, columns=["id", "matchers", "starts", "ends", "created by", "comment"])
+
+
+def deliveries_table(deliveries: Sequence[Delivery]) -> pd.DataFrame:
+    """The webhook delivery log: one row per event and receiver with its last attempt."""
+    rows = [
+        {
+            "created": when(d.created_at),
+            "receiver": d.receiver,
+            "event": d.event_type,
+            "status": d.status,
+            "attempts": d.attempts,
+            "HTTP": d.last_status_code,
+            "latency ms": d.last_latency_ms,
+            "delivered": when(d.delivered_at),
+            "next attempt": when(d.next_attempt_at) if d.status == "pending" else None,
+            "error": d.last_error,
+            "event id": d.event_id,
+        }
+        for d in deliveries
+    ]
+    columns = ["created", "receiver", "event", "status", "attempts", "HTTP", "latency ms", "delivered", "next attempt"]
+    return pd.DataFrame(rows, columns=[*columns, "error", "event id"])

@@ -13,6 +13,7 @@ from dashboard.views import RANGES, TimeWindow
 VIEWER_KEY = "viewer"
 RANGE_KEY = "time_range"
 DEFAULT_RANGE = "Last 24 hours"
+FLASH_KEY = "flash"
 
 
 def viewer() -> Viewer | None:
@@ -31,6 +32,18 @@ def log_in(username: str, secret: str) -> Viewer:
 def log_out() -> None:
     """Forget the viewer of this session."""
     st.session_state.pop(VIEWER_KEY, None)
+
+
+def flash(message: str) -> None:
+    """Keep a success message to show after the rerun an action triggers."""
+    st.session_state[FLASH_KEY] = message
+
+
+def show_flash() -> None:
+    """Show (once) the message an action left."""
+    message = st.session_state.pop(FLASH_KEY, None)
+    if message:
+        st.success(message, icon=":material/check:")
 
 
 def window(now: float | None = None) -> TimeWindow:

@@ -12,6 +12,10 @@ from dataclasses import dataclass, field, replace
 
 from monitor.records import CheckRecord, Service, TrafficBucket
 from monitor.store import Store
+from monitor.store.alerts import AlertRecord
+
+ALIAS_SET = "alias.set"
+"""Audit action of an alias move (``retrain.registry.SET``), the champion's history."""
 
 RANGES: dict[str, float] = {
     "Last 15 minutes": 900,
@@ -256,6 +260,26 @@ def service_health(
 
 def _with_problems(health: ServiceHealth) -> ServiceHealth:
     return replace(health, problems=problems(health))
+
+
+def champion_of(store: Store, service: str) -> tuple[str, float] | None:
+    """The champion version of ``service`` and since when, from the alias history in the audit log.
+
+    Read from the store, not MLflow, so the overview stays fast; the models page asks MLflow.
+    """
+    for entry in store.audit_entries(action=ALIAS_SET, target=service, limit=50):
+        if entry.details.get("alias") == "champion" and entry.details.get("to"):
+            return str(entry.details["to"]), entry.ts
+    return None
+
+
+def open_alert_counts(alerts: list[AlertRecord]) -> dict[str, int]:
+    """Firing alerts per service."""
+    counts: dict[str, int] = {}
+    for alert in alerts:
+        if alert.state == "firing" and alert.service:
+            counts[alert.service] = counts.get(alert.service, 0) + 1
+    return counts
 
 
 def worst_first(rows: list[ServiceHealth]) -> list[ServiceHealth]:

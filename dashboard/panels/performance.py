@@ -22,7 +22,7 @@ def render(service: str, window: TimeWindow) -> None:
     found = data.attempt("read the service", data.service, service)
     bound = number(found.config.get("latency_bound_ms")) if found else None
     totals(frame, bound)
-    st.markdown("**Latency**" + (f" (bound {bound:.0f} ms in red)" if bound else ""))
+    st.markdown("**Latency**" + (f" (bound {bound:.0f} ms dashed)" if bound else ""))
     st.altair_chart(charts.latency(frames.latency_long(frame), bound), width="stretch")
     left, right = st.columns(2)
     with left:

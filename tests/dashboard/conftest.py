@@ -41,6 +41,7 @@ def seed(store: Store, now: float) -> None:
         store.add_predictions(service, records)
         store.add_labels(service, [LabelRecord(f"{service.name}-{i}", i % 2, now) for i in range(0, 120, 3)])
     add_checks(store, now)
+    add_alert(store, now)
     store.add_host_samples(
         "gpu-box-1",
         [
@@ -97,6 +98,18 @@ def add_checks(store: Store, now: float) -> None:
         )
 
 
+def add_alert(store: Store, now: float) -> None:
+    """One firing alert on ``fraud`` (through the alert store's own insert)."""
+    labels = {"rule": "fraud-latency", "kind": "latency", "severity": "critical", "service": "fraud"}
+    values = {
+        "fingerprint": "f" * 16, "rule": "fraud-latency", "kind": "latency", "service": "fraud", "state": "firing",
+        "severity": "critical", "labels": labels, "value": 80.0, "threshold": 20.0,
+        "summary": "p95 latency 80 ms over 20 ms", "started_at": now - 900, "fired_at": now - 600,
+    }  # fmt: skip
+    with store.engine.begin() as conn:
+        store.insert_alert(conn, values)
+
+
 @pytest.fixture
 def seeded_url(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'dash.db'}"
@@ -113,7 +126,8 @@ def config_file(tmp_path: Path) -> Path:
         {"username": "olga", "password_hash": hash_password(PASSWORD), "role": "operator"},
         {"username": "vic", "password_hash": hash_password(PASSWORD), "role": "viewer"},
     ]
-    path.write_text(yaml.safe_dump({"users": users}))
+    hooks = [{"name": "ops", "url": "https://hooks.example.com/mlwatch", "format": "json"}]
+    path.write_text(yaml.safe_dump({"users": users, "webhooks": hooks}))
     return path
 
 

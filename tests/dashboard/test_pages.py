@@ -45,7 +45,7 @@ def test_service_page_shows_performance_drift_and_quality(open_app: Open) -> Non
     assert "Requests" in shown and "120" in shown
     assert "Dataset drift: 50% of features drifted (income)" in shown
     assert "f1 (realized)" in shown
-    assert "bound 20 ms" in shown
+    assert "bound 20 ms dashed" in shown
 
 
 def test_service_without_checks_says_how_to_run_one(open_app: Open) -> None:
