@@ -22,6 +22,8 @@ COMMANDS: dict[str, str] = {
     "worker": "monitor.commands.worker:worker",
     "dashboard": "monitor.commands.dashboard:dashboard",
     "user": "monitor.commands.dashboard:user",
+    "check": "monitor.commands.checks:check",
+    "reference": "monitor.commands.checks:reference",
 }
 
 

@@ -113,6 +113,7 @@ def column_stats(frame: pd.DataFrame, service: Service) -> dict[str, Any]:
     missing = sorted(set(types) - set(frame.columns))
     return {
         "rows": len(frame),
+        "frame_columns": [str(c) for c in frame.columns],
         "columns": columns,
         "missing_columns": missing,
         "baseline": baseline_from_reference(frame, service),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 
 from monitor.errors import NotFound, ValidationFailed
 from monitor.records import CheckRecord, Service
@@ -77,6 +77,13 @@ class ChecksMixin:
         """The newest check of ``service``, if any."""
         found = self.list_checks(service, limit=1)
         return found[0] if found else None
+
+    def last_label_received_at(self, service: Service) -> float | None:
+        """When the newest label of ``service`` was received (the schedule re-checks windows after it)."""
+        lab = t.labels
+        with self.engine.connect() as conn:
+            found = conn.execute(select(func.max(lab.c.received_at)).where(lab.c.service_id == service.id)).scalar()
+        return None if found is None else float(found)
 
     def set_check_report(self, check_id: int, html: bytes) -> None:
         """Keep the rendered HTML report of a check."""

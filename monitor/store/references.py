@@ -46,12 +46,17 @@ class ReferencesMixin:
         frame = frame_from_parquet(data) if isinstance(data, bytes) else data
         if frame.empty:
             raise ValidationFailed("reference", "expected at least one row of reference data, got none")
+        stats = column_stats(frame, service)
+        if service.features and not stats["columns"]:
+            expected = ", ".join(f.name for f in service.features[:20])
+            got = ", ".join(map(str, frame.columns[:20]))
+            raise ValidationFailed("reference", f"expected columns named after the features ({expected}), got {got}")
         info = ReferenceInfo(service.id, model_version or "", time.time(), len(frame), source[:MAX_SOURCE])
         values = {
             "created_at": info.created_at,
             "row_count": info.row_count,
             "data": frame_to_parquet(frame),
-            "stats": dumps(column_stats(frame, service)),
+            "stats": dumps(stats),
             "source": info.source,
         }
         self._upsert_reference(service.id, info.model_version, values)
@@ -77,6 +82,10 @@ class ReferencesMixin:
 
         frame = pd.read_parquet(io.BytesIO(bytes(row.data)))
         return frame, loads(row.stats) or {}
+
+    def reference_stats(self, service: Service, model_version: str | None = None) -> dict[str, Any]:
+        """The cached statistics of the reference a check of ``model_version`` would use; NotFound if none."""
+        return loads(self._reference_row(service, model_version, with_data=False).stats) or {}
 
     def reference_info(self, service: Service, model_version: str | None = None) -> ReferenceInfo | None:
         """Which reference a check of ``model_version`` would use (without loading it), or None."""

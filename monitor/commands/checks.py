@@ -1,0 +1,150 @@
+"""``mlwatch check SERVICE`` and ``mlwatch reference upload FILE --service NAME``.
+
+Both work directly against the configured store (``store_url``), like ``mlwatch token``.
+
+    $ mlwatch check credit
+    check 42 of credit, window 2026-11-26 09:00 → 10:00 UTC: ok, 20000 rows sampled
+    feature        method          score  threshold  drift
+    income         wasserstein     0.412      0.100  DRIFT
+    ...
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from monitor.commands import settings_from
+from monitor.errors import MlwatchError
+
+
+def _open(ctx: click.Context) -> Any:
+    from monitor.server.app import sync_services
+    from monitor.store import Store
+
+    settings = settings_from(ctx)
+    try:
+        store = Store.open(settings.store_url)
+        sync_services(settings, store)
+    except MlwatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return store
+
+
+@click.command()
+@click.argument("service")
+@click.option("--start", type=float, help="Window start, epoch seconds (default: end minus the service's window).")
+@click.option("--end", type=float, help="Window end, epoch seconds (default: now).")
+@click.option("--sample-size", type=click.IntRange(100, 1_000_000), help="Rows to sample (default: the service's).")
+@click.option("--fail-on-drift", is_flag=True, help="Exit with status 1 when the window has dataset drift.")
+@click.pass_context
+def check(
+    ctx: click.Context,
+    service: str,
+    start: float | None,
+    end: float | None,
+    sample_size: int | None,
+    fail_on_drift: bool,
+) -> None:
+    """Run a drift and quality check of SERVICE's latest window now and print the verdicts."""
+    store = _open(ctx)
+    try:
+        from monitor.drift.check import CheckRunner
+
+        found = store.get_service(service)
+        end = time.time() if end is None else end
+        start = end - float(found.config.get("window", 3600.0)) if start is None else start
+        if start >= end:
+            raise click.BadParameter(f"expected a start before the end ({end}), got {start}", param_hint="--start")
+        record = CheckRunner(store).run(found, start, end, trigger="manual", sample_size=sample_size)
+    except MlwatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        store.close()
+    click.echo(describe(service, record))
+    if fail_on_drift and record.summary.get("dataset_drift"):
+        ctx.exit(1)
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def describe(service: str, record: Any) -> str:
+    """The verdicts of a check as text: header, one line per feature, then quality."""
+    s = record.summary
+    lines = [
+        f"check {record.id} of {service}, window {_when(record.window_start)} → {_when(record.window_end)} UTC: "
+        f"{record.status}, {s['rows']} rows sampled, reference {s['reference_rows']} rows"
+    ]
+    if record.error:
+        lines.append(f"  note: {record.error}")
+    if record.results.get("features"):
+        lines.append(f"  {'feature':24} {'method':22} {'score':>9} {'threshold':>9}  drift")
+        for f in record.results["features"]:
+            verdict = "DRIFT" if f["drifted"] else "-"
+            lines.append(f"  {f['name']:24} {f['method']:22} {f['score']:9.4g} {f['threshold']:9.4g}  {verdict}")
+    lines.append(f"  drift share {s['drift_share']:.2f}, dataset drift: {'yes' if s['dataset_drift'] else 'no'}")
+    lines.extend(_quality_lines(s))
+    return "\n".join(lines)
+
+
+def _quality_lines(s: dict[str, Any]) -> list[str]:
+    out = [f"  label coverage {s['label_coverage']:.0%}"]
+    for key in ("quality", "estimated_quality", "baseline"):
+        if s.get(key):
+            out.append(f"  {key.replace('_', ' ')}: " + ", ".join(f"{k} {v:.4g}" for k, v in s[key].items()))
+    for key in ("decay", "estimated_decay"):
+        if s.get(key):
+            out.append(
+                f"  {key.replace('_', ' ')}: " + ", ".join(f"{k} {v['absolute']:+.4g}" for k, v in s[key].items())
+            )
+    return out
+
+
+@click.group()
+def reference() -> None:
+    """Manage a service's reference (training) data."""
+
+
+@reference.command("upload")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--service", required=True, help="The service whose reference this is.")
+@click.option("--model-version", default="", help="The model version it belongs to (default: any version).")
+@click.pass_context
+def reference_upload(ctx: click.Context, file: Path, service: str, model_version: str) -> None:
+    """Set SERVICE's reference data from a Parquet, CSV or JSON-lines FILE."""
+    store = _open(ctx)
+    try:
+        found = store.get_service(service)
+        info = store.set_reference(found, _read(file), model_version=model_version, source=f"cli:{file.name}")
+        store.audit("cli", "reference.set", service, {"model_version": model_version, "rows": info.row_count})
+        stats = store.reference_stats(found, model_version)
+    except MlwatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        store.close()
+    version = f"model version {model_version}" if model_version else "any model version"
+    columns = ", ".join(stats["frame_columns"])
+    click.echo(f"reference of {service} ({version}): {info.row_count} rows, columns {columns}")
+    if stats.get("missing_columns"):
+        click.echo(f"  warning: no column for features {', '.join(stats['missing_columns'])}; they are not checked")
+    if stats.get("baseline"):
+        click.echo("  baseline: " + ", ".join(f"{k} {v:.4g}" for k, v in stats["baseline"].items()))
+
+
+def _read(file: Path) -> Any:
+    from monitor.drift.reference import read_upload
+
+    if file.suffix in (".jsonl", ".ndjson"):
+        import pandas as pd
+
+        try:
+            return pd.read_json(file, lines=True)
+        except ValueError as exc:
+            raise click.ClickException(f"{file}: expected JSON lines (one object per line): {exc}") from exc
+    return read_upload(file.read_bytes(), file.name)

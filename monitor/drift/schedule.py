@@ -1,0 +1,107 @@
+"""The worker's check schedule: tumbling windows per service, and re-checks when labels land late.
+
+Windows are aligned on multiples of the service's ``window`` (epoch seconds), so every
+worker agrees on them. Each tick, for each service:
+
+- every one of the last ``recheck_windows`` complete windows that has no check yet (the
+  newest one, or ones missed while no worker ran) is checked;
+- a checked window whose labels were incomplete is checked again when labels were
+  received after its last check, at most once per ``recheck_after`` seconds, so quality
+  decay shows up as late labels arrive.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+from monitor.drift.check import CheckRunner
+from monitor.records import CheckRecord, Service
+from monitor.store import Store
+from monitor.worker import Task, WorkerContext
+
+log = logging.getLogger("mlwatch.drift")
+
+DEFAULT_WINDOW = 3600.0
+
+
+@dataclass(frozen=True)
+class Window:
+    """A tumbling window ``[start, end)``."""
+
+    start: float
+    end: float
+
+
+def complete_windows(length: float, now: float, count: int) -> list[Window]:
+    """The ``count`` newest windows of ``length`` seconds that ended by ``now``, newest first."""
+    last_end = math.floor(now / length) * length
+    return [Window(last_end - (i + 1) * length, last_end - i * length) for i in range(count)]
+
+
+class CheckSchedule:
+    """Decides which windows to check now, and runs them."""
+
+    def __init__(
+        self, store: Store, runner: CheckRunner, *, recheck_windows: int = 6, recheck_after: float = 900.0
+    ) -> None:
+        self.store = store
+        self.runner = runner
+        self.recheck_windows = recheck_windows
+        self.recheck_after = recheck_after
+
+    def tick(self, now: float) -> list[CheckRecord]:
+        """Run every check that is due at ``now``, for every service."""
+        done: list[CheckRecord] = []
+        for service in self.store.list_services():
+            done.extend(self.service_tick(service, now))
+        return done
+
+    def service_tick(self, service: Service, now: float) -> list[CheckRecord]:
+        """Run the checks of ``service`` that are due at ``now``."""
+        length = float(service.config.get("window", DEFAULT_WINDOW))
+        windows = complete_windows(length, now, self.recheck_windows)
+        latest = self._latest_checks(service, windows)
+        labels_at = self.store.last_label_received_at(service)
+        done = []
+        for i, window in enumerate(windows):
+            check = latest.get((window.start, window.end))
+            if self._due(service, window, check, labels_at, now, newest=i == 0):
+                done.append(self.runner.run(service, window.start, window.end, trigger="schedule"))
+        return done
+
+    def _latest_checks(self, service: Service, windows: list[Window]) -> dict[tuple[float, float], CheckRecord]:
+        oldest = min(w.start for w in windows)
+        latest: dict[tuple[float, float], CheckRecord] = {}
+        for check in self.store.list_checks(service, limit=len(windows) * 10):
+            if check.window_start >= oldest:
+                latest.setdefault((check.window_start, check.window_end), check)
+        return latest
+
+    def _due(
+        self,
+        service: Service,
+        window: Window,
+        check: CheckRecord | None,
+        labels_at: float | None,
+        now: float,
+        *,
+        newest: bool,
+    ) -> bool:
+        if check is None:
+            return newest or window.end > service.created_at
+        if check.status != "ok" or check.summary.get("label_coverage", 1.0) >= 1.0:
+            return False
+        return labels_at is not None and labels_at > check.created_at and now - check.created_at >= self.recheck_after
+
+
+def check_tasks(ctx: WorkerContext) -> list[Task]:
+    """The worker task that runs scheduled checks every ``check_interval`` seconds."""
+    schedule = CheckSchedule(ctx.store, CheckRunner(ctx.store, clock=ctx.clock))
+
+    def run(now: float) -> None:
+        for check in schedule.tick(now):
+            log.info("check %s of service %s: %s", check.id, check.service_id, check.status)
+
+    return [Task("drift-checks", ctx.settings.check_interval, run)]
