@@ -22,6 +22,9 @@ COMMANDS: dict[str, str] = {
     "worker": "monitor.commands.worker:worker",
     "dashboard": "monitor.commands.dashboard:dashboard",
     "user": "monitor.commands.dashboard:user",
+    "agent": "monitor.commands.collectors:agent",
+    "proxy": "monitor.commands.collectors:proxy",
+    "ingest": "monitor.commands.batch:ingest",
     "check": "monitor.commands.checks:check",
     "reference": "monitor.commands.checks:reference",
 }

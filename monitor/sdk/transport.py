@@ -55,10 +55,13 @@ class HttpClient:
 
     def post(self, path: str, payload: Json) -> tuple[int, bytes]:
         """POST ``payload`` as JSON; return status and body. Raises Retryable on transport errors."""
-        body = json.dumps(payload, allow_nan=False, default=str).encode()
+        return self.request("POST", path, json.dumps(payload, allow_nan=False, default=str).encode())
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        """Send one request on the kept-alive connection; return status and body."""
         conn = self._conn or self._connect()
         try:
-            conn.request("POST", self._prefix + path, body, self._headers)
+            conn.request(method, self._prefix + path, body, self._headers)
             response = conn.getresponse()
             data = response.read()
         except (OSError, http.client.HTTPException) as exc:

@@ -131,7 +131,7 @@ def test_onnx_session_wrapper_logs_one_record_per_input_row(api: RunningServer, 
     tracker = _tracker(api, "onnx-svc", tmp_path)
     session = TrackedSession(_OnnxLikeSession(), tracker, feature_names=["a", "b"])
     labels, probabilities = session.run(None, {"input": [[0.2, 0.3], [0.7, 0.9]]})
-    assert labels == [0, 1] and session.get_inputs() == ["input"]
+    assert labels == [0, 1] and probabilities == [[0.4, 0.6], [0.4, 0.6]] and session.get_inputs() == ["input"]
     assert tracker.flush(10)
     rows = stored(api, "onnx-svc")
     assert [(r.features, r.prediction, r.probabilities) for r in rows] == [
