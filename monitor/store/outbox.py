@@ -85,10 +85,9 @@ class OutboxMixin:
             with self.write_transaction() as own:
                 return self.enqueue_deliveries(entries, conn=own)
         rows = [_row(e) for e in entries]
-        stmt = upsert_statement(conn, t.webhook_deliveries).on_conflict_do_nothing(
-            index_elements=["event_id", "receiver"]
-        )
-        return int(conn.execute(stmt, rows).rowcount or 0)
+        d = t.webhook_deliveries
+        stmt = upsert_statement(conn, d).on_conflict_do_nothing(index_elements=["event_id", "receiver"])
+        return len(conn.execute(stmt.returning(d.c.id), rows).all())
 
     def claim_deliveries(self, now: float, *, limit: int, lease: float) -> list[Delivery]:
         """Claim up to ``limit`` due rows for ``lease`` seconds; each claim counts as an attempt."""

@@ -1,0 +1,17 @@
+"""Fixtures of the webhook tests: a real signed-webhook receiver on a loopback port."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.webhooks.receiver import Receiver
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A receiver that checks signatures made with ``receiver.SECRET``."""
+    running = Receiver()
+    yield running
+    running.stop()
