@@ -23,6 +23,7 @@ from monitor.records import CheckRecord, Service
 from monitor.store import Store
 from monitor.store.alerts import AlertRecord, SilenceRecord
 from monitor.store.outbox import Delivery
+from retrain.records import JobRecord, ModelsOverview
 
 T = TypeVar("T")
 LIVE_TTL = 10
@@ -148,3 +149,17 @@ def deliveries(receiver: str | None = None, limit: int = 200) -> list[Delivery]:
 def changed() -> None:
     """Forget cached reads after an action, so the next render shows its effect."""
     st.cache_data.clear()
+
+
+@st.cache_data(ttl=LIVE_TTL, show_spinner=False)
+def models(name: str) -> ModelsOverview:
+    """Registry versions, aliases, decisions and alias history of ``name`` (asks MLflow)."""
+    from retrain.actions import list_models
+
+    return list_models(store(), settings(), name)
+
+
+@st.cache_data(ttl=2, show_spinner=False)
+def jobs(name: str, limit: int = 20) -> list[JobRecord]:
+    """Retrain jobs of ``name``, newest first (short TTL: progress is shown live)."""
+    return store().list_jobs(service=name, kind="retrain", limit=limit)

@@ -1,0 +1,143 @@
+"""Sections of the models page: versions, history, jobs with live progress, and the action dialogs."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import actions, data, model_tables, session
+from dashboard.access import Viewer
+from dashboard.frames import localize
+from retrain.records import JobRecord, ModelsOverview
+
+JOB_REFRESH_SECONDS = 2
+DIALOG_KEY = "models_dialog"
+_MODES = {"retrain": "Retrain from scratch", "fine_tune": "Fine-tune the champion"}
+
+
+def registry(service: str) -> ModelsOverview | None:
+    """Versions with metrics side by side, gate decisions and alias history; None when unreadable."""
+    models = data.attempt("read the model registry", data.models, service)
+    if models is None:
+        return None
+    a, b, c = st.columns(3)
+    a.metric("Champion", models.champion or "none")
+    b.metric("Previous (rollback target)", models.previous or "none")
+    c.metric("Registered versions", len(models.versions))
+    if not models.versions:
+        st.info(
+            f"No versions of MLflow model `{models.model_name}` yet. Start a retrain below, or register one "
+            f"in MLflow and promote it with `mlwatch promote {service} VERSION`."
+        )
+        return models
+    metric = data.settings().retrain_policy(service).gate.metric
+    st.markdown(f"**Versions** (gate metric: `{metric}`)")
+    table = model_tables.versions_table(models, metric)
+    st.dataframe(_local(table, ["created"]), hide_index=True, key="versions_table")
+    history, decisions = st.tabs(["Alias history", "Gate decisions"])
+    with history:
+        st.dataframe(_local(model_tables.history_table(models.history), ["when"]), hide_index=True)
+    with decisions:
+        st.dataframe(_local(model_tables.decisions_table(models.decisions), ["when"]), hide_index=True)
+    return models
+
+
+@st.fragment(run_every=JOB_REFRESH_SECONDS)
+def jobs(service: str) -> None:
+    """Retrain jobs of ``service``; the active one's progress and log tail, refreshed until it ends."""
+    found = data.attempt("read jobs", data.jobs, service)
+    if found is None:
+        return
+    if not found:
+        st.caption("No retrain jobs yet.")
+        return
+    active = next((j for j in found if j.active), None)
+    if active is not None:
+        progress(active)
+    st.dataframe(_local(model_tables.jobs_table(found), ["created", "finished"]), hide_index=True, key="jobs_table")
+
+
+def progress(job: JobRecord) -> None:
+    """A progress bar and the log tail of a queued or running job."""
+    waiting = " (waiting for `mlwatch worker` to pick it up)" if job.status == "queued" else ""
+    st.progress(job.progress, text=f"Job {job.id}: {job.status} {job.progress:.0%}{waiting}")
+    if job.log:
+        st.code("\n".join(job.log.splitlines()[-12:]), language=None)
+
+
+def buttons(viewer: Viewer, service: str, models: ModelsOverview | None) -> None:
+    """Retrain, Promote and Rollback, each opening a confirmation dialog (operators and admins only)."""
+    if not viewer.can_act:
+        st.caption(f"Signed in as a {viewer.role}: retrain, promote and rollback need an operator.")
+        return
+    a, b, c = st.columns(3)
+    candidates = [v.version for v in models.versions if v.version != models.champion] if models else []
+    no_previous = models is None or models.previous is None
+    a.button("Retrain…", icon=":material/model_training:", key="retrain", on_click=_open, args=("retrain", service))
+    b.button("Promote…", icon=":material/upgrade:", key="promote", disabled=not candidates, on_click=_open,
+             args=("promote", service))  # fmt: skip
+    c.button("Rollback…", icon=":material/undo:", key="rollback", disabled=no_previous, on_click=_open,
+             args=("rollback", service))  # fmt: skip
+    opened = st.session_state.get(DIALOG_KEY)
+    if opened == ("retrain", service):
+        confirm_retrain(viewer, service)
+    elif opened == ("promote", service):
+        confirm_promote(viewer, service, candidates)
+    elif opened == ("rollback", service):
+        confirm_rollback(viewer, service, models)
+
+
+def _open(name: str, service: str) -> None:
+    # The open dialog is kept in session state so that widgets inside it survive reruns.
+    st.session_state[DIALOG_KEY] = (name, service)
+
+
+def _close() -> None:
+    st.session_state.pop(DIALOG_KEY, None)
+
+
+@st.dialog("Retrain", on_dismiss=_close)
+def confirm_retrain(viewer: Viewer, service: str) -> None:
+    """Confirm a retrain job and choose its mode."""
+    default = data.settings().retrain_policy(service).mode
+    mode = st.radio("Mode", list(_MODES), index=list(_MODES).index(default), format_func=_MODES.get, key="mode")
+    st.write(f"A worker trains a challenger for **{service}**; the gate decides whether it replaces the champion.")
+    if st.button("Start retrain", type="primary", key="confirm_retrain"):
+        done = data.attempt("start the retrain", actions.retrain, data.store(), data.settings(), viewer, service, mode)
+        if done is not None:
+            job, created = done
+            note = "queued" if created else "already active; showing it"
+            _after(f"Retrain job {job.id} {note} ({mode}).")
+
+
+@st.dialog("Promote", on_dismiss=_close)
+def confirm_promote(viewer: Viewer, service: str, candidates: list[str]) -> None:
+    """Confirm which version becomes champion."""
+    version = st.selectbox("Version", candidates, key="promote_version")
+    st.write(f"Version **{version}** will serve **{service}**; the current champion becomes `previous`.")
+    if st.button(f"Promote version {version}", type="primary", key="confirm_promote"):
+        done = data.attempt("promote", actions.promote, data.store(), data.settings(), viewer, service, version)
+        if done is not None:
+            _after(f"Version {done.champion} is now the champion of {service} (previous: {done.previous}).")
+
+
+@st.dialog("Rollback", on_dismiss=_close)
+def confirm_rollback(viewer: Viewer, service: str, models: ModelsOverview | None) -> None:
+    """Confirm swapping champion and previous."""
+    previous = models.previous if models else None
+    st.write(f"Version **{previous}** will serve **{service}** again; the current champion becomes `previous`.")
+    if st.button("Roll back", type="primary", key="confirm_rollback"):
+        done = data.attempt("roll back", actions.rollback, data.store(), data.settings(), viewer, service)
+        if done is not None:
+            _after(f"Rolled back: version {done.champion} is the champion of {service} again.")
+
+
+def _after(message: str) -> None:
+    _close()
+    data.changed()
+    session.flash(message)
+    st.rerun()
+
+
+def _local(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    return localize(frame, data.zone(), columns)

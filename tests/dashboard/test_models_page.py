@@ -1,0 +1,108 @@
+"""The models page against a real (SQLite-backed) MLflow registry: versions, and what each button does."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from monitor.config import load_settings
+from monitor.store import Store
+
+Open = Callable[..., AppTest]
+PAGE = "pages/models.py"
+
+
+@pytest.fixture(scope="module")
+def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite store with model ``fraud`` versions 1 and 2 (made once: migrations are slow)."""
+    from mlflow import MlflowClient
+
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.create_experiment("fraud", artifact_location=str(root / "artifacts"))
+    client.create_registered_model("fraud")
+    for f1 in (0.80, 0.86):
+        run = client.create_run(experiment)
+        client.log_metric(run.info.run_id, "f1", f1)
+        client.log_metric(run.info.run_id, "accuracy", f1 + 0.05)
+        client.set_terminated(run.info.run_id)
+        client.create_model_version("fraud", source=str(root / "artifacts"), run_id=run.info.run_id)
+    return root
+
+
+@pytest.fixture
+def registry_env(
+    mlflow_template: Path, tmp_path: Path, dashboard_env: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Store]:
+    """A copy of the template registry with version 1 as champion (promoted through mlwatch)."""
+    from retrain.actions import promote
+
+    shutil.copytree(mlflow_template, tmp_path / "mlflow")
+    monkeypatch.setenv("MLWATCH_MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}")
+    store = Store.open(dashboard_env)
+    promote(store, load_settings(), "fraud", "1", actor="setup")
+    yield store
+    store.close()
+
+
+def aliases(store: Store) -> dict[str, str]:
+    from retrain.registry import Registry
+
+    return Registry.from_settings(load_settings(), store).aliases("fraud")
+
+
+def click(at: AppTest, key: str) -> AppTest:
+    at.button(key=key).click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_models_page_shows_versions_side_by_side_with_the_champion_first(open_app: Open, registry_env: Store) -> None:
+    at = open_app(page=PAGE, service="fraud")
+    assert not at.exception
+    versions = at.dataframe[0].value
+    assert list(versions["version"]) == ["1", "2"]
+    assert versions.iloc[0]["aliases"] == "champion"
+    assert versions.iloc[1]["f1"] == pytest.approx(0.86)
+    history = at.dataframe[1].value
+    assert (history.iloc[0]["alias"], history.iloc[0]["to"], history.iloc[0]["by"]) == ("champion", "1", "setup")
+
+
+def test_promote_moves_the_champion_and_records_who(open_app: Open, registry_env: Store) -> None:
+    at = click(open_app(page=PAGE, service="fraud"), "promote")
+    at.selectbox(key="promote_version").select("2").run()
+    click(at, "confirm_promote")
+    assert aliases(registry_env) == {"champion": "2", "previous": "1"}
+    entry = registry_env.audit_entries(action="alias.set", target="fraud")[0]
+    assert entry.actor == "operator-user"
+    assert "Version 2 is now the champion of fraud" in at.success[0].value
+
+
+def test_rollback_restores_the_previous_champion(open_app: Open, registry_env: Store) -> None:
+    from retrain.actions import promote
+
+    promote(registry_env, load_settings(), "fraud", "2", actor="setup")
+    at = click(open_app(page=PAGE, service="fraud"), "rollback")
+    click(at, "confirm_rollback")
+    assert aliases(registry_env)["champion"] == "1"
+
+
+def test_retrain_queues_one_job_with_the_chosen_mode_and_shows_it(open_app: Open, registry_env: Store) -> None:
+    at = click(open_app(page=PAGE, service="fraud"), "retrain")
+    at.radio(key="mode").set_value("fine_tune").run()
+    click(at, "confirm_retrain")
+    [job] = registry_env.list_jobs(service="fraud")
+    assert (job.status, job.params["mode"], job.created_by) == ("queued", "fine_tune", "operator-user")
+    assert f"Retrain job {job.id} queued" in at.success[0].value
+    assert f"Job {job.id}: queued" in at.get("progress")[0].proto.text
+
+
+def test_viewer_gets_no_retrain_promote_or_rollback(open_app: Open, registry_env: Store) -> None:
+    at = open_app(role="viewer", page=PAGE, service="fraud")
+    assert not at.exception
+    assert not {b.key for b in at.button} & {"retrain", "promote", "rollback"}
