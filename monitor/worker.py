@@ -25,6 +25,7 @@ TASK_FACTORIES: list[str] = [
     "monitor.worker:retention_tasks",
     "monitor.alerts.tasks:alert_tasks",
     "monitor.webhooks.tasks:delivery_tasks",
+    "retrain.tasks:retrain_tasks",
     "monitor.drift.schedule:check_tasks",
 ]
 

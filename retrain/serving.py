@@ -1,0 +1,264 @@
+"""``mlwatch serve``: serves ``models:/<model>@champion`` over HTTP and hot-swaps on promotion.
+
+MLflow's scoring payloads (``dataframe_split``, ``dataframe_records``, ``instances``,
+``inputs``) answer ``{"predictions": [...]}``; ``/ping``, ``/health`` and ``/version`` tell
+which version serves. A poller resolves the alias every few seconds; a new champion is
+downloaded, loaded and warmed up completely before one reference assignment swaps it in,
+so requests in flight finish on the model they started with and none waits for the load.
+Every prediction is logged through the mlwatch SDK with the version that made it.
+
+    >>> run_server(store, settings, "credit", port=5001, poll_interval=5)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from monitor.config import Settings
+from monitor.store import Store
+from retrain.registry import CHAMPION, make_client, model_name
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow import MlflowClient
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from monitor.sdk import Tracker
+
+log = logging.getLogger("mlwatch.serve")
+FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to predict, and the registry version it is."""
+
+    version: str
+    predict: Callable[[pd.DataFrame], Any]
+    loaded_at: float
+
+
+class ModelSlot:
+    """The model that serves now; replaced by one reference assignment (atomic under the GIL)."""
+
+    def __init__(self) -> None:
+        self.current: LoadedModel | None = None
+
+    def swap(self, loaded: LoadedModel) -> None:
+        """Serve ``loaded`` from the next request on."""
+        self.current = loaded
+
+
+class ChampionLoader:
+    """Resolves the champion alias and loads a version as a pyfunc model."""
+
+    def __init__(self, client: MlflowClient, model: str, tracking_uri: str) -> None:
+        self.client = client
+        self.model = model
+        self.tracking_uri = tracking_uri
+
+    def champion(self) -> str | None:
+        """The version the ``champion`` alias points at, or None."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self.client.get_model_version_by_alias(self.model, CHAMPION).version)
+        except MlflowException:
+            return None
+
+    def load(self, version: str) -> LoadedModel:
+        """Download, load and warm up ``version`` (run once on its input example)."""
+        import mlflow.artifacts
+        import mlflow.pyfunc
+
+        uri = self.client.get_model_version_download_uri(self.model, version)
+        path = mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=self.tracking_uri)
+        model = mlflow.pyfunc.load_model(path)
+        predict = _typed_predict(model)
+        example = model.metadata.load_input_example(path)
+        if example is not None:
+            predict(example)
+        return LoadedModel(version, predict, time.time())
+
+
+def _typed_predict(model: Any) -> Callable[[pd.DataFrame], Any]:
+    """``model.predict`` that first turns integer columns into floats where the signature wants doubles."""
+    schema = model.metadata.get_input_schema()
+    doubles = (
+        {c.name for c in schema.inputs if str(c.type) in ("DataType.double", "DataType.float")} if schema else set()
+    )
+
+    def predict(frame: pd.DataFrame) -> Any:
+        cast = {c: "float64" for c in doubles if c in frame.columns and frame[c].dtype.kind in "iub"}
+        return model.predict(frame.astype(cast) if cast else frame)
+
+    return predict
+
+
+class AliasPoller:
+    """Checks the alias every ``interval`` seconds and swaps in a newly promoted version."""
+
+    def __init__(self, loader: ChampionLoader, slot: ModelSlot, interval: float) -> None:
+        self.loader = loader
+        self.slot = slot
+        self.interval = interval
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="mlwatch-alias-poller", daemon=True)
+
+    def check(self) -> bool:
+        """Swap when the champion moved; True when a new version now serves."""
+        version = self.loader.champion()
+        current = self.slot.current
+        if version is None or (current is not None and current.version == version):
+            return False
+        loaded = self.loader.load(version)
+        self.slot.swap(loaded)
+        log.warning("now serving version %s (was %s)", version, current.version if current else None)
+        return True
+
+    def _loop(self) -> None:
+        while not self.stop.wait(self.interval):
+            try:
+                self.check()
+            except Exception:  # keep serving the current model; retry at the next poll
+                log.exception("could not check or load the champion; still serving the current version")
+
+
+def parse_payload(body: bytes) -> pd.DataFrame:
+    """A DataFrame from an MLflow scoring payload; ValueError says what was expected."""
+    import pandas as pd
+
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"the body is not valid JSON: {exc}") from exc
+    keys = [k for k in FORMATS if isinstance(payload, dict) and k in payload]
+    if len(keys) != 1:
+        raise ValueError(f"expected a JSON object with exactly one of {', '.join(FORMATS)}")
+    data = payload[keys[0]]
+    if keys[0] == "dataframe_split":
+        if not isinstance(data, dict) or "data" not in data:
+            raise ValueError("dataframe_split: expected {'columns': [...], 'data': [[...], ...]}")
+        return pd.DataFrame(data["data"], columns=data.get("columns"))
+    if isinstance(data, dict):
+        return pd.DataFrame({k: v if isinstance(v, list) else [v] for k, v in data.items()})
+    if isinstance(data, list) and all(isinstance(row, dict) for row in data):
+        return pd.DataFrame.from_records(data)
+    raise ValueError(f"{keys[0]}: expected a list of records or a mapping of column to values")
+
+
+def _listed(predictions: Any) -> list[Any]:
+    if hasattr(predictions, "to_dict") and hasattr(predictions, "columns"):
+        return list(predictions.to_dict(orient="records"))
+    return list(predictions.tolist()) if hasattr(predictions, "tolist") else list(predictions)
+
+
+def create_app(slot: ModelSlot, service: str, model: str, tracker: Tracker | None) -> Starlette:
+    """The scoring app over ``slot``; predictions are logged to ``tracker`` when given."""
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    def error(status: int, code: str, message: str) -> Response:
+        return JSONResponse({"error_code": code, "message": message}, status)
+
+    async def invocations(request: Request) -> Response:
+        loaded = slot.current  # this request uses this model to the end, whatever is swapped in meanwhile
+        if loaded is None:
+            return error(503, "MODEL_NOT_READY", f"model {model!r} has no champion loaded yet")
+        try:
+            frame = parse_payload(await request.body())
+        except ValueError as exc:
+            return error(400, "BAD_REQUEST", str(exc))
+        start = time.perf_counter()
+        try:
+            predictions = _listed(await run_in_threadpool(loaded.predict, frame))
+        except Exception as exc:  # a schema mismatch or a model's refusal is the caller's input problem
+            return error(400, "BAD_REQUEST", f"the model could not score the input: {exc}")
+        latency = (time.perf_counter() - start) * 1000.0 / max(1, len(frame))
+        if tracker is not None:
+            _log(tracker, request.headers.get("x-request-id"), frame, predictions, latency, loaded.version)
+        return JSONResponse({"predictions": predictions}, headers={"X-Model-Version": loaded.version})
+
+    async def ping(_: Request) -> Response:
+        return JSONResponse("", 200 if slot.current else 503)
+
+    async def health(_: Request) -> Response:
+        loaded = slot.current
+        body = {"status": "ok" if loaded else "loading", "model": model, "version": loaded and loaded.version}
+        return JSONResponse(body, 200 if loaded else 503)
+
+    async def version(_: Request) -> Response:
+        loaded = slot.current
+        return JSONResponse(
+            {
+                "service": service,
+                "model": model,
+                "version": loaded and loaded.version,
+                "loaded_at": loaded and loaded.loaded_at,
+            }
+        )
+
+    routes = [
+        Route("/invocations", invocations, methods=["POST"]),
+        Route("/ping", ping, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/version", version, methods=["GET"]),
+    ]
+    return Starlette(routes=routes)
+
+
+def _log(
+    tracker: Tracker, base: str | None, frame: pd.DataFrame, predictions: list[Any], latency: float, version: str
+) -> None:
+    rows = frame.to_dict(orient="records")
+    for i, (features, prediction) in enumerate(zip(rows, predictions, strict=False)):
+        request_id = f"{base}-{i}" if base else None
+        tracker.log(features, prediction, latency_ms=latency, model_version=version, request_id=request_id)
+
+
+def run_server(
+    store: Store,
+    settings: Settings,
+    service: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 5001,
+    poll_interval: float = 5.0,
+    log_level: str = "warning",
+) -> None:
+    """Serve ``service``'s champion until interrupted."""
+    import uvicorn
+
+    from monitor.sdk import Tracker
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    sys.setswitchinterval(0.001)  # hand the GIL to request threads quickly while a new model loads
+    found = store.get_service(service)
+    model = model_name(found)
+    loader = ChampionLoader(make_client(settings.mlflow_tracking_uri), model, settings.mlflow_tracking_uri)
+    slot = ModelSlot()
+    poller = AliasPoller(loader, slot, poll_interval)
+    try:
+        poller.check()
+    except Exception:
+        log.exception("could not load the champion of %s yet; will retry", model)
+    tracker = Tracker(found.name, spool_dir=os.path.join(settings.home, "spool", f"serve-{found.name}"))
+    poller.thread.start()
+    try:
+        uvicorn.run(create_app(slot, found.name, model, tracker), host=host, port=port, log_level=log_level)
+    finally:
+        poller.stop.set()
+        tracker.close()

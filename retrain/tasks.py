@@ -1,0 +1,231 @@
+"""Worker tasks of retraining: run queued jobs, trigger retrains on alerts, notice alias changes.
+
+``retrain_tasks`` is listed in ``monitor.worker.TASK_FACTORIES``. Jobs run in a child
+process of the worker (``python -m retrain.job``), never in the API or dashboard, so a
+cancel or a timeout ends the process; the worker beats each running job's heartbeat, and
+jobs of a worker that died are failed by whichever worker notices first.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO
+
+from monitor.config import Settings
+from monitor.errors import MlwatchError
+from monitor.store import Store
+from monitor.worker import Task, WorkerContext
+from retrain.actions import RETRAIN, request_retrain
+from retrain.records import JobRecord
+
+log = logging.getLogger("mlwatch.retrain")
+
+HEARTBEAT_TIMEOUT = 90.0
+TRIGGER_KINDS = {
+    "drift_share": "drift",
+    "feature_drift": "drift",
+    "prediction_drift": "drift",
+    "quality_decay": "decay",
+}
+LOG_TAIL = 4000
+
+
+def retrain_tasks(ctx: WorkerContext) -> list[Task]:
+    """The worker's retrain tasks: job supervision (1 s), alert triggers (15 s), alias watch (30 s)."""
+    supervisor = JobSupervisor(ctx.store, ctx.settings, ctx.name)
+    return [
+        Task("retrain-jobs", 1.0, supervisor.tick),
+        Task("retrain-triggers", 15.0, AlertTrigger(ctx.store, ctx.settings).tick),
+        Task("alias-watch", 30.0, AliasWatcher(ctx.store, ctx.settings).tick),
+    ]
+
+
+@dataclass
+class RunningJob:
+    """A job's child process and what is needed to stop it."""
+
+    job_id: int
+    process: subprocess.Popen[bytes]
+    output: IO[bytes]
+    deadline: float
+
+
+Launcher = Callable[[JobRecord, Settings], tuple[subprocess.Popen[bytes], IO[bytes]]]
+
+
+def launch_process(job: JobRecord, settings: Settings) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
+    """Start ``python -m retrain.job ID`` with the settings on stdin; output goes to a temp file."""
+    output = tempfile.TemporaryFile()  # noqa: SIM115 - closed when the job ends (JobSupervisor)
+    env = {**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "retrain.job", str(job.id)], stdin=subprocess.PIPE, stdout=output, stderr=output, env=env
+    )
+    assert process.stdin is not None
+    process.stdin.write(settings.model_dump_json(by_alias=True).encode())
+    process.stdin.close()
+    return process, output
+
+
+class JobSupervisor:
+    """Claims queued retrain jobs and watches their processes (cancel, timeout, crash)."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        worker: str,
+        *,
+        launcher: Launcher = launch_process,
+        clock: Callable[[], float] = time.monotonic,
+        max_running: int = 1,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.worker = worker
+        self.launcher = launcher
+        self.clock = clock
+        self.max_running = max_running
+        self.running: dict[int, RunningJob] = {}
+
+    def tick(self, now: float) -> None:
+        """Watch running jobs, fail abandoned ones, start queued ones."""
+        for job_id in list(self.running):
+            self._watch(self.running[job_id])
+        failed = self.store.fail_stale_jobs(HEARTBEAT_TIMEOUT, now=now)
+        if failed:
+            log.warning("failed abandoned jobs %s", failed)
+        while len(self.running) < self.max_running:
+            job = self.store.claim_job(self.worker, (RETRAIN,), now=now)
+            if job is None:
+                break
+            self._start(job)
+
+    def stop(self) -> None:
+        """End every running job's process (the jobs are marked failed)."""
+        for running in list(self.running.values()):
+            self._end(running, "failed", "the worker stopped while the job ran")
+
+    def _start(self, job: JobRecord) -> None:
+        timeout = self.settings.retrain_policy(str(job.service)).timeout
+        process, output = self.launcher(job, self.settings)
+        self.running[job.id] = RunningJob(job.id, process, output, self.clock() + timeout)
+        log.info("job %s (%s of %s) started as process %s", job.id, job.params.get("mode"), job.service, process.pid)
+
+    def _watch(self, running: RunningJob) -> None:
+        code = running.process.poll()
+        if code is not None:
+            self._reap(running, code)
+            return
+        job = self.store.get_job(running.job_id)
+        if job.cancel_requested:
+            self._end(running, "cancelled", "cancelled by an operator while running")
+        elif self.clock() > running.deadline:
+            self._end(running, "failed", "timed out (retrain timeout reached); the training process was stopped")
+        else:
+            self.store.job_progress(running.job_id)
+
+    def _reap(self, running: RunningJob, code: int) -> None:
+        del self.running[running.job_id]
+        job = self.store.get_job(running.job_id)
+        if job.active:  # the process died before recording an outcome
+            self.store.finish_job(
+                job.id, "failed", error=f"training process exited with {code}: {_tail(running.output)}"
+            )
+        running.output.close()
+
+    def _end(self, running: RunningJob, status: str, reason: str) -> None:
+        running.process.terminate()
+        try:
+            running.process.wait(10)
+        except subprocess.TimeoutExpired:
+            running.process.kill()
+            running.process.wait()
+        self.store.job_progress(running.job_id, line=reason)
+        self.store.finish_job(running.job_id, status, error=reason)
+        del self.running[running.job_id]
+        running.output.close()
+
+
+def _tail(output: IO[bytes]) -> str:
+    output.seek(0, os.SEEK_END)
+    size = output.tell()
+    output.seek(max(0, size - LOG_TAIL))
+    return output.read().decode("utf-8", "replace").strip()
+
+
+class AlertTrigger:
+    """Queues a retrain when a drift or decay alert fires for a service whose policy says ``on_alert``."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+
+    def tick(self, now: float) -> None:
+        """Check every ``on_alert`` service once."""
+        for policy in self.settings.retrain:
+            if policy.trigger == "on_alert":
+                self.consider(policy.service, now)
+
+    def consider(self, service: str, now: float) -> JobRecord | None:
+        """Queue a retrain of ``service`` for its newest firing drift/decay alert, within cooldown and cap."""
+        firing = [a for a in self.store.list_alerts(state="firing", service=service) if a.kind in TRIGGER_KINDS]
+        if not firing:
+            return None
+        policy = self.settings.retrain_policy(service)
+        recent = self.store.list_jobs(service=service, kind=RETRAIN, since=now - 86400, limit=1000)
+        if any(j.created_at >= now - policy.cooldown for j in recent):
+            return None
+        automatic = [j for j in recent if j.params.get("trigger") != "manual"]
+        if len(automatic) >= policy.daily_cap:
+            log.info("retrain of %s not triggered: daily cap of %d reached", service, policy.daily_cap)
+            return None
+        alert = max(firing, key=lambda a: a.fired_at or a.started_at)
+        extra: dict[str, object] = {"alert_id": alert.id, "alert_rule": alert.rule}
+        if alert.labels.get("check_id"):
+            extra["check_id"] = int(alert.labels["check_id"])
+        try:
+            job, _ = request_retrain(
+                self.store,
+                self.settings,
+                service,
+                actor=f"alert:{alert.rule}",
+                trigger=TRIGGER_KINDS[alert.kind],
+                extra=extra,
+            )
+        except MlwatchError as exc:
+            log.warning("retrain of %s not triggered: %s", service, exc)
+            return None
+        return job
+
+
+class AliasWatcher:
+    """Records alias changes made outside mlwatch (MLflow UI or API) in the alias history."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+
+    def tick(self, now: float) -> None:
+        """Compare each service's registry aliases with the last recorded ones."""
+        from retrain.registry import Registry
+
+        services = [s for s in self.store.list_services() if s.model_name]
+        if not services:
+            return
+        registry = Registry.from_settings(self.settings, self.store)
+        for service in services:
+            for change in registry.notice_external_changes(service):
+                log.warning(
+                    "alias %s of %s moved outside mlwatch: %s -> %s",
+                    change.alias,
+                    service.name,
+                    change.from_version,
+                    change.to_version,
+                )

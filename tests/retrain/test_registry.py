@@ -1,0 +1,100 @@
+"""The registry adapter: champion/previous aliases, serialized promotion, audited history."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from monitor.errors import Conflict, NotFound, ValidationFailed
+from monitor.records import Service
+from retrain.registry import Registry, make_client
+
+Versioned = Callable[[int], tuple[Registry, Service]]
+
+
+def test_promote_moves_champion_and_keeps_the_old_one_as_previous(versioned: Versioned) -> None:
+    registry, service = versioned(3)
+    registry.promote(service, "1", actor="alice", reason="first")
+    done = registry.promote(service, "2", actor="bob", reason="better")
+    assert (done.champion, done.previous, done.replaced) == ("2", "1", "1")
+    assert registry.aliases(str(service.model_name)) == {"champion": "2", "previous": "1"}
+    history = registry.history("credit")
+    assert [(h.alias, h.from_version, h.to_version, h.actor) for h in history] == [
+        ("champion", "1", "2", "bob"),
+        ("previous", None, "1", "bob"),
+        ("champion", None, "1", "alice"),
+    ]
+    assert history[0].reason == "better" and history[0].action == "alias.set"
+
+
+def test_rollback_swaps_champion_and_previous(versioned: Versioned) -> None:
+    registry, service = versioned(2)
+    registry.promote(service, "1", actor="a", reason="r")
+    registry.promote(service, "2", actor="a", reason="r")
+    done = registry.rollback(service, actor="carol", reason="disappointing")
+    assert (done.champion, done.previous) == ("1", "2")
+    assert registry.aliases(str(service.model_name)) == {"champion": "1", "previous": "2"}
+    assert registry.history("credit")[0].reason == "disappointing"
+
+
+def test_rollback_without_a_previous_version_is_a_conflict(versioned: Versioned) -> None:
+    registry, service = versioned(1)
+    registry.promote(service, "1", actor="a", reason="r")
+    with pytest.raises(Conflict, match="no 'previous' version to roll back to"):
+        registry.rollback(service, actor="a", reason="r")
+
+
+def test_promote_refuses_unknown_and_malformed_versions(versioned: Versioned) -> None:
+    registry, service = versioned(1)
+    with pytest.raises(NotFound, match="not found"):
+        registry.promote(service, "9", actor="a", reason="r")
+    with pytest.raises(ValidationFailed, match="version: expected a model version number"):
+        registry.promote(service, "v2", actor="a", reason="r")
+    assert registry.history("credit") == []
+
+
+def test_promoting_the_champion_again_changes_nothing(versioned: Versioned) -> None:
+    registry, service = versioned(1)
+    registry.promote(service, "1", actor="a", reason="r")
+    done = registry.promote(service, "1", actor="b", reason="again")
+    assert done.replaced == done.champion == "1"
+    assert len(registry.history("credit")) == 1
+
+
+def test_concurrent_promotions_leave_consistent_aliases_and_complete_history(versioned: Versioned) -> None:
+    registry, service = versioned(6)
+    model = str(service.model_name)
+    barrier = threading.Barrier(6)
+
+    def promote(version: str) -> None:
+        own = Registry(make_client(str(registry.client._registry_uri)), registry.store)
+        barrier.wait()
+        own.promote(service, version, actor=f"t{version}", reason="race")
+
+    threads = [threading.Thread(target=promote, args=(str(v),)) for v in range(1, 7)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    aliases = registry.aliases(model)
+    champions = [h for h in reversed(registry.history("credit")) if h.alias == "champion"]
+    assert len(champions) == 6 and champions[0].from_version is None
+    assert all(a.to_version == b.from_version for a, b in itertools.pairwise(champions))
+    assert aliases["champion"] == champions[-1].to_version
+    assert aliases["previous"] == champions[-1].from_version != aliases["champion"]
+
+
+def test_alias_moved_outside_mlwatch_is_recorded_once(versioned: Versioned) -> None:
+    registry, service = versioned(2)
+    model = str(service.model_name)
+    registry.promote(service, "1", actor="a", reason="r")
+    registry.client.set_registered_model_alias(model, "champion", "2")
+    changes = registry.notice_external_changes(service)
+    assert [(c.alias, c.from_version, c.to_version, c.action) for c in changes] == [
+        ("champion", "1", "2", "alias.external_change")
+    ]
+    assert registry.notice_external_changes(service) == []
+    assert registry.history("credit")[0].actor == "mlflow"
