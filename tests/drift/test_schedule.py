@@ -1,0 +1,62 @@
+"""The worker's tumbling-window schedule: each window checked once, re-checked when late labels land."""
+
+from __future__ import annotations
+
+import time
+
+from monitor.config import Settings
+from monitor.drift.check import CheckRunner
+from monitor.drift.schedule import CheckSchedule, complete_windows
+from monitor.store import Store
+from monitor.worker import WorkerContext, load_tasks
+from tests.drift.conftest import add_labels, ingest, make_scenario, register
+
+
+def test_complete_windows_are_aligned_tumbling_windows_newest_first() -> None:
+    windows = complete_windows(3600.0, now=7200.0 * 3 + 10, count=3)
+    assert [(w.start, w.end) for w in windows] == [(18000.0, 21600.0), (14400.0, 18000.0), (10800.0, 14400.0)]
+
+
+def test_each_window_is_checked_once_then_again_when_late_labels_arrive(store: Store) -> None:
+    now = time.time()
+    window = complete_windows(3600.0, now, 1)[0]
+    service = register(store, window=3600.0)
+    store.set_reference(service, make_scenario(2000, seed=1).frame)
+    scenario = make_scenario(1000, seed=2, concept_flip=0.3)
+    ingest(store, service, scenario, start=window.start)
+    schedule = CheckSchedule(store, CheckRunner(store), recheck_windows=3, recheck_after=0.0)
+
+    first = schedule.tick(now)
+    assert [(c.window_start, c.window_end, c.trigger) for c in first] == [(window.start, window.end, "schedule")]
+    assert first[0].summary["quality"] is None
+    assert schedule.tick(now) == []  # already checked, no new labels
+
+    add_labels(store, service, scenario, share=0.6)
+    again = schedule.tick(time.time())
+    assert [c.window_start for c in again] == [window.start]
+    assert again[0].summary["label_coverage"] > 0.5 and again[0].summary["decay"]["accuracy"]["absolute"] > 0.05
+    assert schedule.tick(time.time()) == []  # labels are older than the re-check
+
+
+def test_recheck_waits_for_recheck_after(store: Store) -> None:
+    now = time.time()
+    window = complete_windows(3600.0, now, 1)[0]
+    service = register(store, window=3600.0)
+    store.set_reference(service, make_scenario(500, seed=1).frame)
+    scenario = make_scenario(300, seed=3)
+    ingest(store, service, scenario, start=window.start)
+    schedule = CheckSchedule(store, CheckRunner(store), recheck_windows=2, recheck_after=3600.0)
+    assert len(schedule.tick(now)) == 1
+    add_labels(store, service, scenario, share=0.5)
+    assert schedule.tick(time.time()) == []
+    later = schedule.tick(time.time() + 3600.0)  # (a newer window may be due by then as well)
+    assert [c.window_start for c in later if c.window_start == window.start] == [window.start]
+
+
+def test_worker_loads_the_check_task(sqlite_url: str) -> None:
+    store = Store.open(sqlite_url)
+    context = WorkerContext(Settings(store_url=sqlite_url), store)
+    tasks = load_tasks(context, ["monitor.drift.schedule:check_tasks"])
+    assert [(t.name, t.interval) for t in tasks] == [("drift-checks", 60.0)]
+    tasks[0].run(time.time())  # no services: nothing to do, and nothing fails
+    store.close()
