@@ -1,0 +1,144 @@
+"""`mlwatch proxy` in front of a real `mlflow models serve`, logging to a real `mlwatch server`."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from monitor.proxy import ProxyApp
+from monitor.records import StoredPrediction
+from monitor.sdk import DeliveryOptions, Tracker
+from tests.collectors.conftest import register, stored
+from tests.collectors.mlflow_serving import IRIS, proxying, serving, train_iris_model
+from tests.conftest import RunningServer, free_port, wait_http
+
+SETOSA, VIRGINICA = [5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]
+PAYLOADS = [
+    {"dataframe_split": {"columns": IRIS, "data": [SETOSA, VIRGINICA]}},
+    {"dataframe_records": [dict(zip(IRIS, VIRGINICA, strict=True))]},
+    {"instances": [VIRGINICA, SETOSA]},
+    {"inputs": [SETOSA]},
+]
+
+
+@pytest.fixture(scope="module")
+def mlflow_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serving(train_iris_model(tmp_path_factory.mktemp("model"))) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def proxy_url(mlflow_url: str, api: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    register(api, "iris")  # no registered features: the `inputs` tensor rows arrive as f0..f3
+    with proxying(
+        mlflow_url, "iris", api.url, api.token, tmp_path_factory.mktemp("spool"), "--path", "/invocations"
+    ) as url:
+        yield url
+
+
+def _wait_stored(api: RunningServer, service: str, count: int, timeout: float = 20.0) -> list[StoredPrediction]:
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = stored(api, service)
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)
+
+
+def test_every_request_is_answered_exactly_as_without_the_proxy_and_every_row_is_stored(
+    api: RunningServer, mlflow_url: str, proxy_url: str
+) -> None:
+    bodies = [*PAYLOADS, {"not": "a scoring request"}]
+    with httpx.Client(base_url=mlflow_url) as direct, httpx.Client(base_url=proxy_url) as proxied:
+        for body in bodies:
+            want = direct.post("/invocations", json=body, headers={"Accept-Encoding": "identity"})
+            got = proxied.post("/invocations", json=body, headers={"Accept-Encoding": "identity"})
+            assert (got.status_code, got.content) == (want.status_code, want.content)
+            assert got.headers["content-type"] == want.headers["content-type"]
+        assert proxied.get("/ping").status_code == direct.get("/ping").status_code == 200
+    rows = _wait_stored(api, "iris", 7)
+    named = [r for r in rows if "sepal length (cm)" in r.features]
+    assert [([r.features[n] for n in IRIS], r.prediction) for r in named] == [
+        (SETOSA, 0),
+        (VIRGINICA, 2),
+        (VIRGINICA, 2),
+    ]
+    tensor = [r for r in rows if "f0" in r.features]
+    assert [(list(r.features.values()), r.prediction) for r in tensor] == [(VIRGINICA, 2), (SETOSA, 0), (SETOSA, 0)]
+    assert all(r.latency_ms is not None and r.latency_ms > 0 and r.status == "ok" for r in named + tensor)
+    [refused] = [r for r in rows if r.status == "error"]
+    assert refused.features == {"not": "a scoring request"} and refused.prediction is None
+    assert len(rows) == 7
+
+
+class _Stalling:
+    """An upstream that accepts connections and never answers."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+
+    async def serve(self, ready: threading.Event, stop: threading.Event) -> None:
+        async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await asyncio.sleep(30)
+
+        server = await asyncio.start_server(hold, "127.0.0.1", self.port)
+        ready.set()
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+        server.close()
+
+
+@pytest.fixture
+def stalling_upstream() -> Iterator[str]:
+    stall, ready, stop = _Stalling(), threading.Event(), threading.Event()
+    thread = threading.Thread(target=asyncio.run, args=(stall.serve(ready, stop),), daemon=True)
+    thread.start()
+    ready.wait(10)
+    yield f"http://127.0.0.1:{stall.port}"
+    stop.set()
+    thread.join(10)
+
+
+def _run_proxy(app: ProxyApp) -> tuple[str, uvicorn.Server, threading.Thread]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="critical", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_http(f"http://127.0.0.1:{port}/")
+    return f"http://127.0.0.1:{port}", server, thread
+
+
+def test_unreachable_and_timed_out_upstreams_become_502_and_504_recorded_as_errors(
+    api: RunningServer, stalling_upstream: str, tmp_path: Path
+) -> None:
+    register(api, "broken-upstream")
+    tracker = Tracker(
+        "broken-upstream",
+        url=api.url,
+        token=api.token,
+        spool_dir=tmp_path,
+        options=DeliveryOptions(flush_interval=0.05),
+        flush_at_exit=False,
+    )
+    dead = ProxyApp(f"http://127.0.0.1:{free_port()}", tracker)
+    slow = ProxyApp(stalling_upstream, tracker, timeout=0.5)
+    answers = []
+    for app in (dead, slow):
+        url, server, thread = _run_proxy(app)
+        answers.append(httpx.post(f"{url}/invocations", json=PAYLOADS[1], timeout=10))
+        server.should_exit = True
+        thread.join(10)
+    assert [a.status_code for a in answers] == [502, 504]
+    assert [a.json()["error"] for a in answers] == ["upstream_unreachable", "upstream_timeout"]
+    assert tracker.flush(10)
+    rows = stored(api, "broken-upstream")
+    assert [(r.status, r.prediction) for r in rows] == [("error", None), ("error", None)]
+    assert rows[1].latency_ms is not None and rows[1].latency_ms >= 500
+    tracker.close()
