@@ -120,12 +120,12 @@ class AlertEngine:
                 silenced = _silenced(silences, alert_labels(rule, obs.scope))
                 change = decide(rule, obs, current, now, silenced=silenced)
                 if change is not None:
-                    events += self.write(conn, rule, obs.scope, current, change)
+                    events += self.write(conn, rule, obs.scope, current, change, now)
                     changes += 1
         names = {r.name for r in rules}
         for orphan in (a for a in active.values() if a.rule not in names):
             change = resolve(orphan, now, silenced=_silenced(silences, orphan.labels), summary="the rule was removed")
-            events += self.write(conn, None, {}, orphan, change)
+            events += self.write(conn, None, {}, orphan, change, now)
             changes += 1
         return events, changes
 
@@ -136,6 +136,7 @@ class AlertEngine:
         scope: dict[str, str],
         current: AlertRecord | None,
         change: Change,
+        now: float,
     ) -> list[str]:
         """Write one change, its audit entry and its event."""
         if current is None:
@@ -151,7 +152,7 @@ class AlertEngine:
         if change.event is None:
             return []
         labels = {k: str(v) for k, v in data["labels"].items()}
-        event = new_event(change.event, data, severity=data["severity"], labels=labels, clock=self.clock)
+        event = new_event(change.event, data, severity=data["severity"], labels=labels, clock=lambda: now)
         return enqueue(self.store, self.settings, event, receivers_for(self.settings.webhooks, event), conn)
 
 
