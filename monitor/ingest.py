@@ -7,7 +7,8 @@ touching checks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from monitor.errors import ValidationFailed
@@ -47,25 +48,40 @@ class Ingestor:
 
 
 def check_batch(service: Service, records: Sequence[PredictionRecord], field: str = "records") -> None:
-    """Raise ValidationFailed for repeated request ids or features outside the service's schema."""
+    """Raise ValidationFailed for repeated request ids, feature values that are not finite
+    scalars, or features outside the service's registered schema (when it has one)."""
     _check_unique([r.request_id for r in records], field)
-    if not service.features:
-        return  # a service registered without features accepts any
     types = {f.name: f.type for f in service.features}
     for i, record in enumerate(records):
         for name, value in record.features.items():
-            _check_value(types, name, value, f"{field}[{i}].features.{name}", service.name)
+            if value is None or (types.get(name) == "numerical" and _finite_number(value)):
+                continue  # the common case, decided without building a message
+            _check_value(types, name, value, lambda: f"{field}[{i}].features.{name}", service.name)
 
 
-def _check_value(types: dict[str, str], name: str, value: FeatureValue, where: str, service: str) -> None:
+def _finite_number(value: object) -> bool:
+    # x - x is 0 for finite numbers and NaN for NaN and ±inf; bool is excluded on purpose.
+    return type(value) is int or (type(value) is float and value - value == 0)  # type: ignore[operator]
+
+
+_SCALARS = (str, bool, int, float)
+
+
+def _check_value(
+    types: dict[str, str], name: str, value: FeatureValue, where: Callable[[], str], service: str
+) -> None:
+    if not isinstance(value, _SCALARS):
+        raise ValidationFailed(where(), f"expected a number, string, boolean or null, got {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValidationFailed(where(), "expected a finite number, got NaN or infinity")
+    if not types:
+        return  # a service registered without features accepts any scalar
     kind = types.get(name)
     if kind is None:
         known = ", ".join(sorted(types)[:20])
-        raise ValidationFailed(where, f"not a registered feature of service {service!r} (registered: {known})")
-    if value is None:
-        return
+        raise ValidationFailed(where(), f"not a registered feature of service {service!r} (registered: {known})")
     if not isinstance(value, _ACCEPTS[kind]) or (kind == "numerical" and isinstance(value, bool)):
-        raise ValidationFailed(where, f"expected {_EXPECTED[kind]} for a {kind} feature, got {value!r}")
+        raise ValidationFailed(where(), f"expected {_EXPECTED[kind]} for a {kind} feature, got {value!r}")
 
 
 def _check_unique(request_ids: list[str], field: str) -> None:

@@ -72,9 +72,11 @@ def require(permission: str) -> Callable[[Request], Principal]:
         auth: TokenAuth = request.app.state.auth
         principal = auth.authenticate(request.headers.get("authorization"))
         if permission not in GRANTS[principal.role]:
-            allowed = sorted(r for r, grants in GRANTS.items() if permission in grants)
+            allowed = [r for r, grants in GRANTS.items() if permission in grants]
+            article = "an" if principal.role[0] in "aeiou" else "a"
             raise AuthError(
-                f"a {principal.role} token may not do this; it needs one of the roles: {', '.join(allowed)}", status=403
+                f"{article} {principal.role} token may not do this; it needs one of the roles: {', '.join(allowed)}",
+                status=403,
             )
         return principal
 

@@ -1,0 +1,191 @@
+"""Ingest throughput for 20-feature predictions.
+
+(a) direct ``Store.add_predictions`` batches into SQLite and PostgreSQL, against the
+driver's bare ``executemany`` of the same rows into a table with the same indexes
+(the floor the database allows); (b) through the HTTP API with batches of 500 and
+4 concurrent clients, against (a) on the same backend.
+Targets: >= 100,000 rows/s direct SQLite, >= 30,000 rows/s API SQLite, >= 30,000 rows/s
+direct PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import orjson
+from sqlalchemy import create_engine, text
+
+from benchmarks.harness import Result, max_rss_mb, traced_peak_mb
+from monitor.records import Feature, PredictionRecord
+from monitor.store import Store
+from tests.conftest import postgres_base_url, start_server
+
+FEATURES = 20
+DIRECT_ROWS = 200_000
+DIRECT_BATCH = 10_000
+API_ROWS = 100_000
+API_BATCH = 500
+CLIENTS = 4
+
+
+def _records(n: int, prefix: str) -> list[PredictionRecord]:
+    rng = random.Random(1)
+    now = time.time()
+    return [
+        PredictionRecord(
+            request_id=f"{prefix}{i}",
+            ts=now - rng.random() * 3600,
+            features={f"f{j}": rng.random() for j in range(FEATURES)},
+            prediction=rng.randint(0, 1),
+            probabilities=[0.3, 0.7],
+            latency_ms=rng.random() * 20,
+            model_version="1",
+        )
+        for i in range(n)
+    ]
+
+
+def _open(url: str) -> tuple[Store, object]:
+    store = Store.open(url, migrate=True)
+    service = store.upsert_service("bench", task="classification", features=tuple(Feature(f"f{j}") for j in range(FEATURES)))
+    return store, service
+
+
+def _direct(url: str) -> tuple[float, float]:
+    store, service = _open(url)
+    records = _records(DIRECT_ROWS, "d")
+
+    def run() -> float:
+        start = time.perf_counter()
+        for i in range(0, len(records), DIRECT_BATCH):
+            store.add_predictions(service, records[i : i + DIRECT_BATCH])  # type: ignore[arg-type]
+        return time.perf_counter() - start
+
+    seconds, peak = traced_peak_mb(run)
+    store.close()
+    return DIRECT_ROWS / seconds, peak
+
+
+def _raw_sqlite(path: Path) -> float:
+    """Bare sqlite3 executemany of the same rows into a table with the same three indexes."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(
+        "CREATE TABLE p (id INTEGER PRIMARY KEY, service_id INT, request_id TEXT, ts REAL, hour INT, "
+        "sample_key REAL, features TEXT, prediction TEXT, probabilities TEXT, latency_ms REAL, model_version TEXT, "
+        "status TEXT)"
+    )
+    conn.execute("CREATE UNIQUE INDEX u ON p (service_id, request_id)")
+    conn.execute("CREATE INDEX s ON p (service_id, hour, sample_key, ts)")
+    rows = [
+        (1, r.request_id, r.ts, int(r.ts // 3600), random.random(), orjson.dumps(r.features).decode(), "1",
+         "[0.3,0.7]", r.latency_ms, "1", "ok")
+        for r in _records(DIRECT_ROWS, "raw")
+    ]
+    start = time.perf_counter()
+    for i in range(0, len(rows), DIRECT_BATCH):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO p VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?)", rows[i : i + DIRECT_BATCH])
+        conn.execute("COMMIT")
+    seconds = time.perf_counter() - start
+    conn.close()
+    return DIRECT_ROWS / seconds
+
+
+def _api(workdir: Path, url: str) -> tuple[float, float]:
+    store, _ = _open(url)
+    store.close()
+    server = start_server(workdir, url)
+    records = _records(API_ROWS, "a")
+    bodies = [
+        orjson.dumps({"records": [{**_as_json(r)} for r in records[i : i + API_BATCH]]})
+        for i in range(0, API_ROWS, API_BATCH)
+    ]
+    headers = {"Authorization": f"Bearer {server.token}", "content-type": "application/json"}
+    try:
+        with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
+
+            def post(body: bytes) -> int:
+                return client.post("/v1/services/bench/predictions", content=body).status_code
+
+            start = time.perf_counter()
+            with ThreadPoolExecutor(CLIENTS) as pool:
+                statuses = list(pool.map(post, bodies))
+            seconds = time.perf_counter() - start
+        assert set(statuses) == {200}, set(statuses)
+    finally:
+        server.stop()
+    return API_ROWS / seconds, max_rss_mb()
+
+
+def _as_json(r: PredictionRecord) -> dict[str, object]:
+    return {
+        "request_id": r.request_id,
+        "timestamp": r.ts,
+        "features": r.features,
+        "prediction": r.prediction,
+        "probabilities": r.probabilities,
+        "latency_ms": r.latency_ms,
+        "model_version": r.model_version,
+    }
+
+
+@contextmanager
+def _postgres_schema() -> Iterator[str | None]:
+    base = postgres_base_url()
+    try:
+        admin = create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1))
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+    except Exception as exc:  # no server: report it and skip the PostgreSQL rows
+        print(f"PostgreSQL unavailable at {base}: {type(exc).__name__}; skipping its rows")
+        yield None
+        return
+    try:
+        yield f"{base}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def main() -> list[Result]:
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        raw = _raw_sqlite(work / "raw.db")
+        direct, peak = _direct(f"sqlite:///{work / 'direct.db'}")
+        results.append(Result("ingest: direct store -> SQLite (vs bare sqlite3)", direct, "r/s", ">= 100000", raw, peak))
+        api, rss = _api(work, f"sqlite:///{work / 'api.db'}")
+        results.append(Result("ingest: HTTP API, batches of 500 -> SQLite (vs direct)", api, "r/s", ">= 30000", direct, rss))
+        with _postgres_schema() as pg:
+            if pg:
+                pg_direct, pg_peak = _direct(pg)
+                results.append(
+                    Result("ingest: direct store -> PostgreSQL (vs direct SQLite)", pg_direct, "r/s", ">= 30000", direct, pg_peak)
+                )
+        with _postgres_schema() as pg:
+            if pg:
+                pg_api, pg_rss = _api(work, pg)
+                results.append(
+                    Result("ingest: HTTP API, batches of 500 -> PostgreSQL (vs API SQLite)", pg_api, "r/s", ">= 10000", api, pg_rss)
+                )
+    return results
+
+
+if __name__ == "__main__":
+    from benchmarks.harness import report
+
+    raise SystemExit(report(main()))
