@@ -24,12 +24,13 @@ from monitor.store.queries import QueriesMixin
 from monitor.store.references import ReferencesMixin
 from monitor.store.retention import RetentionMixin
 from monitor.store.services import ROLES, ServicesMixin
+from monitor.store.traffic import TrafficMixin
 from monitor.errors import StoreError
 
 __all__ = ["ROLES", "Store"]
 
 
-class Store(ServicesMixin, IngestMixin, QueriesMixin, RetentionMixin, ChecksMixin, ReferencesMixin, JobsMixin, DecisionsMixin, OutboxMixin, AlertsMixin):
+class Store(ServicesMixin, IngestMixin, QueriesMixin, RetentionMixin, ChecksMixin, ReferencesMixin, JobsMixin, DecisionsMixin, OutboxMixin, AlertsMixin, TrafficMixin):
     """mlwatch's persistent state behind a few domain methods."""
 
     def __init__(self, engine: Engine) -> None:

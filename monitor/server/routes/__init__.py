@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from monitor.server.routes import alerts, checks, health, hosts, ingest, models, services
+from monitor.server.routes import alerts, checks, health, hosts, ingest, metrics, models, services
 
-ROUTERS = [health.router, services.router, ingest.router, hosts.router, alerts.router, checks.router, models.router]
+ROUTERS = [health.router, services.router, ingest.router, hosts.router, alerts.router, checks.router, models.router, metrics.router]
