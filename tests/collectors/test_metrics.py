@@ -145,7 +145,7 @@ def test_traffic_totals_sum_the_rollups_per_service_and_version(store: Store) ->
     a = store.upsert_service("a", task="classification")
     store.upsert_service("b", task="classification")
     store.add_predictions(a, _records([1.0, 2.0, 400.0], "1", errors=1))
-    store.add_predictions(a, _records([5.0], "", errors=0)[:1] + [PredictionRecord("n", time.time(), {}, None)])
+    store.add_predictions(a, [*_records([5.0], "", errors=0)[:1], PredictionRecord("n", time.time(), {}, None)])
     [unknown, one] = store.traffic_totals()
     assert (one.service, one.model_version, one.count, one.errors, one.latency_count) == ("a", "1", 3, 1, 3)
     assert one.latency_sum_ms == 403.0 and sum(one.histogram) == 3
