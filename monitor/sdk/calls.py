@@ -7,7 +7,6 @@ sender thread.
 
 from __future__ import annotations
 
-import gzip
 import logging
 import math
 from collections.abc import Collection, Iterable
@@ -124,6 +123,8 @@ class Encoder:
             return None
         response = call.response_body if call.status_code < 400 else b""
         if call.response_encoding == "gzip" and response:
+            import gzip
+
             response = gzip.decompress(response)
         rows = payloads.parse(call.request_body, response)
         if rows is None:

@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import atexit
 import functools
-import inspect
 import itertools
 import logging
 import os
 import random
 import time
-import uuid
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -69,7 +67,7 @@ class Tracker:
         self.sample_rate = sample_rate
         self._clock = clock
         self._ids = itertools.count()
-        self._prefix = uuid.uuid4().hex[:16] + "-"
+        self._prefix = os.urandom(8).hex() + "-"
         self._random = random.random
         encoder = Encoder(FeatureFilter.of(allow_features, deny_features), model_version, max_body_bytes)
         spool = Spool(Path(spool_dir) if spool_dir else _default_spool(service), spool_max_bytes)
@@ -130,6 +128,8 @@ class Tracker:
         """
 
         def wrap(func: F) -> F:
+            import inspect
+
             extract = features or _first_argument
             if inspect.iscoroutinefunction(func):
                 return self._wrap_async(func, extract, model_version)  # type: ignore[return-value]

@@ -8,11 +8,12 @@ Both transports take plain JSON-ready record dicts (the API's ``PredictionIn`` s
 
 from __future__ import annotations
 
-import http.client
 import json
 from collections.abc import Sequence
-from typing import Any, Protocol
-from urllib.parse import quote, urlsplit
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import http.client
 
 Json = dict[str, Any]
 
@@ -42,6 +43,8 @@ class HttpClient:
     """A tiny keep-alive JSON client over ``http.client`` (no third-party import, thread-confined)."""
 
     def __init__(self, url: str, token: str | None, timeout: float = 5.0) -> None:
+        from urllib.parse import urlsplit
+
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"expected an http(s) URL such as http://127.0.0.1:8000, got {url!r}")
@@ -59,6 +62,8 @@ class HttpClient:
 
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
         """Send one request on the kept-alive connection; return status and body."""
+        import http.client
+
         conn = self._conn or self._connect()
         try:
             conn.request(method, self._prefix + path, body, self._headers)
@@ -72,6 +77,8 @@ class HttpClient:
         return response.status, data
 
     def _connect(self) -> http.client.HTTPConnection:
+        import http.client
+
         kind = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
         self._conn = kind(self._host, self._port, timeout=self._timeout)
         return self._conn
@@ -106,6 +113,8 @@ class HttpTransport:
     """Sends batches to ``POST /v1/services/{service}/predictions``."""
 
     def __init__(self, url: str, token: str | None, service: str, *, timeout: float = 5.0) -> None:
+        from urllib.parse import quote
+
         self._client = HttpClient(url, token, timeout)
         self._path = f"/v1/services/{quote(service, safe='')}/predictions"
 
