@@ -24,7 +24,15 @@ from monitor.drift.data_quality import data_quality
 from monitor.drift.estimate import Calibrator, estimate, estimate_error, fit_calibrator
 from monitor.drift.quality import Outcomes, decay, measure, reference_outcomes
 from monitor.drift.reference import PREDICTION, feature_types, target_column
-from monitor.drift.stattests import DriftSpec, column_drift, prepare
+from monitor.drift.stattests import (
+    DriftSpec,
+    StatTest,
+    choice_is_fixed,
+    choose,
+    column_drift,
+    prepare,
+    prepare_reference,
+)
 from monitor.drift.summary import CheckSummary, ColumnDrift, empty_summary
 from monitor.drift.window import WindowSample, window_sample
 from monitor.errors import NotFound
@@ -43,6 +51,7 @@ class Reference:
     frame: pd.DataFrame
     stats: dict[str, Any]
     _columns: dict[tuple[str, str], pd.Series] = field(default_factory=dict)
+    _tests: dict[DriftSpec, StatTest] = field(default_factory=dict)
     _calibrator: tuple[Calibrator | None] | None = None
 
     @property
@@ -55,8 +64,17 @@ class Reference:
         if name not in self.frame.columns:
             return None
         if (name, kind) not in self._columns:
-            self._columns[(name, kind)] = prepare(self.frame[name], kind)
+            self._columns[(name, kind)] = prepare_reference(self.frame[name], kind)
         return self._columns[(name, kind)]
+
+    def test(self, spec: DriftSpec, reference: pd.Series, current: pd.Series) -> StatTest:
+        """Evidently's test for this column, kept when the current data cannot change the choice."""
+        if spec in self._tests:
+            return self._tests[spec]
+        chosen = choose(spec, reference, current)
+        if choice_is_fixed(spec, reference):
+            self._tests[spec] = chosen
+        return chosen
 
     def calibrator(self, service: Service) -> Calibrator | None:
         """Isotonic calibration of P(class 1) fitted on the reference (binary classifiers)."""
@@ -202,7 +220,10 @@ def _drift(spec: DriftSpec, reference: Reference, current: pd.Series) -> ColumnD
     column = reference.column(spec.name, spec.type)
     if column is None:
         return None
-    return column_drift(spec, column, prepare(current, spec.type))
+    prepared = prepare(current, spec.type)
+    if column.empty or prepared.empty:
+        return None
+    return column_drift(spec, column, prepared, reference.test(spec, column, prepared))
 
 
 def _outcome_kind(service: Service) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitor.drift.reference import value_key
+from monitor.drift.reference import value_keys
 from monitor.drift.summary import DataQuality
 
 MAX_LISTED = 20
@@ -47,9 +47,16 @@ def _missing_share(features: pd.DataFrame, names: list[str]) -> float:
     return float(present.isna().to_numpy().mean())
 
 
+_CLEAN = {
+    "numerical": {"floating", "integer", "mixed-integer-float", "decimal", "empty"},
+    "categorical": {"string", "integer", "boolean", "empty"},
+    "text": {"string", "empty"},
+}
+
+
 def _type_mismatches(values: pd.Series, kind: str) -> int:
-    if values.empty:
-        return 0
+    if values.empty or pd.api.types.infer_dtype(values, skipna=True) in _CLEAN[kind]:
+        return 0  # the common case, decided without looking at each value in Python
     if kind == "numerical":
         return int((~values.map(_is_number)).sum())
     if kind == "text":
@@ -69,5 +76,5 @@ def _out_of_range(values: pd.Series, low: float, high: float) -> float:
 
 
 def _new_categories(values: pd.Series, known: list[str]) -> list[str]:
-    seen = set(values.map(value_key).unique())
+    seen = set(value_keys(values).unique())
     return sorted(seen - set(known))[:MAX_LISTED]

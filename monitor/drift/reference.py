@@ -37,6 +37,18 @@ def value_key(value: Any) -> str:
     return str(value)
 
 
+def value_keys(values: pd.Series) -> pd.Series:
+    """``value_key`` of every value, vectorized for the common uniform columns (no missing values expected)."""
+    kind = pd.api.types.infer_dtype(values, skipna=False)
+    if kind == "string":
+        return values.astype(object)
+    if kind == "integer":
+        return values.astype("int64").astype(str).astype(object)
+    if kind == "boolean":
+        return values.astype(bool).map({True: "1", False: "0"}).astype(object)
+    return values.map(value_key)
+
+
 def target_column(service: Service) -> str:
     """The label column of reference data: the service's target, else ``target``."""
     return service.target or "target"
@@ -126,7 +138,7 @@ def _stats(column: pd.Series, kind: str) -> dict[str, Any]:
     if kind == "numerical":
         out.update(_numeric_stats(pd.to_numeric(present, errors="coerce").dropna()))
     elif kind == "categorical":
-        counts = present.map(value_key).value_counts()
+        counts = value_keys(present).value_counts()
         out["n_unique"] = len(counts)
         out["values"] = [str(v) for v in counts.index[:MAX_CATEGORIES]]
         out["values_complete"] = len(counts) <= MAX_CATEGORIES

@@ -28,7 +28,7 @@ from evidently.legacy.calculations.stattests.registry import (
 )
 from evidently.legacy.core import ColumnType
 
-from monitor.drift.reference import value_key
+from monitor.drift.reference import value_keys
 from monitor.drift.summary import ColumnDrift
 from monitor.errors import ValidationFailed
 
@@ -57,15 +57,27 @@ def prepare(values: pd.Series, kind: str) -> pd.Series:
         values = pd.to_numeric(values, errors="coerce").astype(float)
         return values.replace([np.inf, -np.inf], np.nan).dropna()
     values = values.dropna()
-    return values.map(value_key) if kind == "categorical" else values.astype(str)
+    return value_keys(values) if kind == "categorical" else values.astype(str)
 
 
-def column_drift(spec: DriftSpec, reference: pd.Series, current: pd.Series) -> ColumnDrift | None:
-    """Test one prepared column (see ``prepare``); None when either side has no values."""
+def prepare_reference(values: pd.Series, kind: str) -> pd.Series:
+    """``prepare`` for a reference column, sorted once: every two-sample test ignores row order,
+    and the sort inside Wasserstein and KS is then nearly free at each check."""
+    prepared = prepare(values, kind)
+    return prepared.sort_values(ignore_index=True) if kind == "numerical" else prepared
+
+
+def column_drift(
+    spec: DriftSpec, reference: pd.Series, current: pd.Series, test: StatTest | None = None
+) -> ColumnDrift | None:
+    """Test one prepared column (see ``prepare``) with ``test``, else the one Evidently picks.
+
+    None when either side has no values.
+    """
     if reference.empty or current.empty:
         return None
     column_type = _TYPES[spec.type]
-    test = _choose(spec, reference, current, column_type)
+    test = test or choose(spec, reference, current)
     if spec.type == "text":
         reference, current = _capped(reference), _capped(current)
     result = test(reference, current, column_type, spec.threshold)
@@ -83,14 +95,28 @@ def column_drift(spec: DriftSpec, reference: pd.Series, current: pd.Series) -> C
     )
 
 
-def _choose(spec: DriftSpec, reference: pd.Series, current: pd.Series, column_type: ColumnType) -> StatTest:
+def choose(spec: DriftSpec, reference: pd.Series, current: pd.Series) -> StatTest:
+    """The stattest Evidently's preset would run on this column (``get_stattest``), or the override."""
     try:
-        return get_stattest(reference, current, column_type, spec.method)
+        return get_stattest(reference, current, _TYPES[spec.type], spec.method)
     except (StatTestNotFoundError, StatTestInvalidFeatureTypeError) as exc:
         raise ValidationFailed(
             f"features.{spec.name}.drift_method",
             f"{spec.method!r} is not a stattest for {spec.type} columns; expected one of {', '.join(method_names())}",
         ) from exc
+
+
+def choice_is_fixed(spec: DriftSpec, reference: pd.Series) -> bool:
+    """Whether ``choose`` gives the same test whatever the current data, so it can be kept.
+
+    Evidently's default selection depends on the reference size and on the number of
+    distinct values in reference and current together; that number is at least the
+    reference's own, so once the reference alone is past the cut-offs (more than 5 values
+    for numerical columns, more than 2 for categorical ones) the choice cannot change.
+    """
+    if spec.method is not None or spec.type == "text":
+        return True
+    return int(reference.nunique()) > (5 if spec.type == "numerical" else 2)
 
 
 def _capped(values: pd.Series) -> pd.Series:
