@@ -24,9 +24,9 @@ from monitor.alerts.kinds import get_kind
 from monitor.alerts.lifecycle import Change, alert_labels, decide, resolve
 from monitor.alerts.observations import Observation, fingerprint
 from monitor.alerts.sources import MetricSource, StoreMetricSource
-from monitor.config import AlertRuleConfig, Settings
+from monitor.config import AlertRuleConfig, Settings, WebhookConfig
 from monitor.store.alerts import AlertRecord, SilenceRecord, write_audit
-from monitor.webhooks.events import enqueue, new_event
+from monitor.webhooks.events import Event, new_event, outbox_entries
 from monitor.webhooks.routing import receivers_for
 
 if TYPE_CHECKING:
@@ -53,14 +53,19 @@ def config_rule_specs(settings: Settings) -> dict[str, dict[str, Any]]:
     return {r.name: r.model_dump(mode="json", by_alias=True) for r in settings.alerts}
 
 
-def load_rules(store: Store) -> list[AlertRuleConfig]:
-    """Enabled stored rules; a spec that no longer validates is skipped with a log line."""
+def load_rules(store: Store, known: dict[tuple[str, float], AlertRuleConfig] | None = None) -> list[AlertRuleConfig]:
+    """Enabled stored rules (validated once per stored version when ``known`` is kept); bad ones are logged."""
+    cache = {} if known is None else known
     rules = []
     for stored in store.list_alert_rules(enabled_only=True):
-        try:
-            rules.append(AlertRuleConfig.model_validate(stored.spec))
-        except ValidationError as exc:
-            log.error("alert rule %s is invalid and skipped: %s", stored.name, exc)
+        key = (stored.name, stored.updated_at)
+        if key not in cache:
+            try:
+                cache[key] = AlertRuleConfig.model_validate(stored.spec)
+            except ValidationError as exc:
+                log.error("alert rule %s is invalid and skipped: %s", stored.name, exc)
+                continue
+        rules.append(cache[key])
     return rules
 
 
@@ -79,12 +84,13 @@ class AlertEngine:
         self.settings = settings
         self.clock = clock
         self.source = source
+        self._parsed: dict[tuple[str, float], AlertRuleConfig] = {}
         store.sync_config_rules(config_rule_specs(settings))
 
     def tick(self, now: float | None = None) -> TickResult:
         """Evaluate every rule once and apply the resulting changes."""
         now = self.clock() if now is None else now
-        rules = load_rules(self.store)
+        rules = load_rules(self.store, self._parsed)
         seen = self.observe(rules, now)
         with self.store.write_transaction() as conn:
             self.store.lock_alert_evaluation(conn)
@@ -112,7 +118,7 @@ class AlertEngine:
         """Write every change in ``conn``'s transaction; returns event ids and the number of changes."""
         active = self.store.active_alerts(conn)
         silences = self.store.list_silences(active_at=now, conn=conn)
-        events: list[str] = []
+        events: list[Event] = []
         changes = 0
         for rule, observations in seen:
             for obs in observations:
@@ -127,7 +133,13 @@ class AlertEngine:
             change = resolve(orphan, now, silenced=_silenced(silences, orphan.labels), summary="the rule was removed")
             events += self.write(conn, None, {}, orphan, change, now)
             changes += 1
-        return events, changes
+        entries = [e for event in events for e in outbox_entries(self.settings, event, self.routes(event))]
+        self.store.enqueue_deliveries(entries, conn=conn)  # one batch, same transaction as the alert rows
+        return [e.id for e in events if self.routes(e)], changes
+
+    def routes(self, event: Event) -> list[WebhookConfig]:
+        """The receivers of an alert event."""
+        return receivers_for(self.settings.webhooks, event)
 
     def write(
         self,
@@ -137,8 +149,8 @@ class AlertEngine:
         current: AlertRecord | None,
         change: Change,
         now: float,
-    ) -> list[str]:
-        """Write one change, its audit entry and its event."""
+    ) -> list[Event]:
+        """Write one change and its audit entry; returns the event to send, if any."""
         if current is None:
             assert rule is not None
             fp = fingerprint(rule.name, scope)
@@ -152,8 +164,7 @@ class AlertEngine:
         if change.event is None:
             return []
         labels = {k: str(v) for k, v in data["labels"].items()}
-        event = new_event(change.event, data, severity=data["severity"], labels=labels, clock=lambda: now)
-        return enqueue(self.store, self.settings, event, receivers_for(self.settings.webhooks, event), conn)
+        return [new_event(change.event, data, severity=data["severity"], labels=labels, clock=lambda: now)]
 
 
 def _silenced(silences: list[SilenceRecord], labels: dict[str, str]) -> bool:

@@ -10,8 +10,6 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from monitor.errors import NotFound
-
 if TYPE_CHECKING:
     from monitor.records import HostSample, Service
     from monitor.store import Store
@@ -79,21 +77,16 @@ class StoreMetricSource:
         return self._memo[key]
 
     def _service(self, name: str) -> Service | None:
-        def find() -> Service | None:
-            try:
-                return self._store.get_service(name)
-            except NotFound:
-                return None
+        """The registered service (all are read in one query, once per tick)."""
+        found: dict[str, Service] = self._cached(("services",), self._all_services)
+        return found.get(name)
 
-        services = self._memo.get(("services",))
-        if services is not None:
-            return services.get(name)
-        return self._cached(("service", name), find)
+    def _all_services(self) -> dict[str, Service]:
+        return {s.name: s for s in self._store.list_services()}
 
     def services(self) -> list[str]:
         """Names of every registered service."""
-        found = self._cached(("services",), lambda: {s.name: s for s in self._store.list_services()})
-        return sorted(found)
+        return sorted(self._cached(("services",), self._all_services))
 
     def latest_check(self, service: str) -> CheckView | None:
         """The newest check of ``service`` (None before its first check)."""

@@ -7,6 +7,7 @@ repeat intervals are exercised without waiting.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -41,9 +42,10 @@ def _deliver(store: Store, settings: Settings) -> None:
 
 
 def _sent(receiver: Receiver) -> list[tuple[str, int]]:
-    """(event type, alert id) of every signed notification received."""
+    """(event type, alert id) of every signed notification received, in the order the events happened."""
     assert all(r.signature_ok for r in receiver.received)
-    return [(r.json()["type"], r.json()["data"]["id"]) for r in receiver.received]
+    bodies = sorted((r.json() for r in receiver.received), key=lambda b: datetime.fromisoformat(b["timestamp"]))
+    return [(b["type"], b["data"]["id"]) for b in bodies]
 
 
 @pytest.fixture
