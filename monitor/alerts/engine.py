@@ -130,7 +130,9 @@ class AlertEngine:
                     changes += 1
         names = {r.name for r in rules}
         for orphan in (a for a in active.values() if a.rule not in names):
-            change = resolve(orphan, now, silenced=_silenced(silences, orphan.labels), summary="the rule was removed")
+            change = resolve(
+                orphan, now, silenced=_silenced(silences, orphan.labels), summary="the rule was removed or disabled"
+            )
             events += self.write(conn, None, {}, orphan, change, now)
             changes += 1
         entries = [e for event in events for e in outbox_entries(self.settings, event, self.routes(event))]
