@@ -194,3 +194,9 @@ def test_delivery_log_filters_are_validated(api: Api) -> None:
     api.as_("admin").post("/v1/webhooks/test", json={"receiver": "ops"})
     limited = viewer.get("/v1/webhooks/deliveries", params={"receiver": "ops", "limit": 1}).json()
     assert len(limited) == 1 and limited[0]["receiver"] == "ops"
+
+
+def test_event_schema_is_served_to_viewers(api: Api) -> None:
+    assert api.as_(None).get("/v1/webhooks/schema").status_code == 401
+    schema = api.as_("viewer").get("/v1/webhooks/schema").json()
+    assert schema["title"] == "mlwatch.event/v1" and "dashboard_url" in schema["required"]

@@ -12,12 +12,14 @@ from typing import Any
 
 import httpx
 import pytest
+from jsonschema import Draft202012Validator
 
 from monitor.alerts.engine import AlertEngine
 from monitor.config import AlertRuleConfig, Settings, WebhookConfig
 from monitor.records import Service
 from monitor.store import Store
 from monitor.webhooks.delivery import Deliverer
+from monitor.webhooks.schema import EVENT_SCHEMA
 from tests.webhooks.receiver import SECRET, Receiver
 
 T0 = time.time() - 3600  # ticks in the recent past, so their events are due at once
@@ -71,6 +73,7 @@ def test_alert_fires_only_after_for_duration(store: Store, credit: Service, rece
     assert body["schema"] == "mlwatch.event/v1" and body["severity"] == "warning"
     assert body["labels"] == {"rule": "credit-drift", "kind": "drift_share", "severity": "warning", "service": "credit"}
     assert body["data"]["value"] == 0.5 and "50% of features drifted" in body["data"]["summary"]
+    Draft202012Validator(EVENT_SCHEMA).validate(body)
 
 
 def test_a_breach_that_clears_while_pending_sends_nothing(store: Store, credit: Service, receiver: Receiver) -> None:

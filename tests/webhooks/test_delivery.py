@@ -7,11 +7,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from jsonschema import Draft202012Validator
 
 from monitor.config import Settings, WebhookConfig
 from monitor.store import Store
 from monitor.webhooks.delivery import Deliverer
 from monitor.webhooks.events import emit
+from monitor.webhooks.schema import EVENT_SCHEMA
 from tests.conftest import free_port
 from tests.webhooks.receiver import SECRET, Clock, Receiver, Step
 
@@ -51,6 +53,7 @@ def test_event_arrives_signed_in_the_versioned_json_schema(sqlite_store: Store, 
     assert body["schema"] == "mlwatch.event/v1" and body["type"] == "model.promoted" and body["id"] == event_id
     assert body["data"] == {"service": "credit", "version": "7"}
     assert body["dashboard_url"] == "http://dash.local:8501/models?service=credit"
+    Draft202012Validator(EVENT_SCHEMA).validate(body)
     (logged,) = sqlite_store.list_deliveries()
     assert logged.status == "delivered" and logged.attempts == 1 and logged.last_status_code == 200
     assert logged.last_latency_ms is not None and logged.last_latency_ms > 0

@@ -16,6 +16,7 @@ POST   /v1/webhooks/test            admin     a test event to one receiver or al
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -170,7 +171,7 @@ def _alert_out(alert: AlertRecord) -> AlertOut:
 
 
 def _silence_out(silence: SilenceRecord, now: float) -> SilenceOut:
-    return SilenceOut(**{k: getattr(silence, k) for k in SilenceRecord.__slots__}, active=silence.active(now))
+    return SilenceOut(**asdict(silence), active=silence.active(now))
 
 
 def _rule_out(rule: StoredRule) -> RuleOut:
@@ -305,6 +306,14 @@ def list_deliveries(
 
 def _delivery_out(delivery: Delivery) -> DeliveryOut:
     return DeliveryOut.model_validate(delivery, from_attributes=True)
+
+
+@router.get("/v1/webhooks/schema")
+def event_schema(_: Viewer) -> dict[str, Any]:
+    """The JSON Schema of the generic JSON body (``mlwatch.event/v1``)."""
+    from monitor.webhooks.schema import EVENT_SCHEMA
+
+    return EVENT_SCHEMA
 
 
 @router.post("/v1/webhooks/test", response_model=TestEventOut, status_code=202)
