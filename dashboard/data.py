@@ -103,16 +103,27 @@ def traffic(name: str, start: float, end: float, bucket_seconds: int) -> pd.Data
 
 
 @st.cache_data(ttl=LIVE_TTL, show_spinner=False)
-def resources(start: float, end: float, host: str | None = None) -> pd.DataFrame:
-    """Agent samples (host, process, GPU) in long form."""
-    return frames.resources_frame(store().host_samples(start, end, host=host))
+def resources(start: float, end: float, bucket_seconds: int, host: str | None = None) -> pd.DataFrame:
+    """Agent samples (host, process, GPU) in long form, averaged per chart bucket."""
+    return frames.resources_frame(store().host_samples(start, end, host=host), bucket_seconds)
 
 
 @st.cache_data(ttl=5, show_spinner=False)
-def predictions(name: str, limit: int, since: float | None = None) -> pd.DataFrame:
-    """The newest ``limit`` predictions of ``name``."""
+def predictions(name: str, limit: int, since: float) -> pd.DataFrame:
+    """The newest ``limit`` predictions of ``name`` since a time.
+
+    Asks for the last hour first and widens only when that holds fewer than ``limit``, so a
+    busy service does not sort a whole day of rows to show the newest few hundred.
+    """
     db = store()
-    return frames.predictions_frame(db.recent_predictions(db.get_service(name), limit, since=since))
+    found = db.get_service(name)
+    newest = db.last_prediction_at(found)
+    if newest is None:
+        return frames.predictions_frame([])
+    recent = db.recent_predictions(found, limit, since=max(since, newest - 3600))
+    if len(recent) < limit and newest - 3600 > since:
+        recent = db.recent_predictions(found, limit, since=since)
+    return frames.predictions_frame(recent)
 
 
 @st.cache_data(ttl=LIVE_TTL, show_spinner=False)

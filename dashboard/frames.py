@@ -63,15 +63,16 @@ def latency_long(frame: pd.DataFrame) -> pd.DataFrame:
     return melted.dropna(subset=["ms"])
 
 
-def resources_frame(samples: Sequence[tuple[str, HostSample]]) -> pd.DataFrame:
-    """Agent samples in long form: time, host, kind, name, metric, value."""
+def resources_frame(samples: Sequence[tuple[str, HostSample]], bucket_seconds: int = 60) -> pd.DataFrame:
+    """Agent samples in long form (time, host, kind, name, metric, value), averaged per time bucket."""
     rows = [
-        (s.ts, host, s.kind, s.name or host, metric, float(value))
+        (s.ts // bucket_seconds * bucket_seconds, host, s.kind, s.name or host, metric, float(value))
         for host, s in samples
         for metric, value in s.metrics.items()
         if isinstance(value, int | float) and not isinstance(value, bool)
     ]
-    frame = pd.DataFrame(rows, columns=["time", "host", "kind", "name", "metric", "value"])
+    columns = ["time", "host", "kind", "name", "metric", "value"]
+    frame = pd.DataFrame(rows, columns=columns).groupby(columns[:-1], as_index=False, sort=True)["value"].mean()
     frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
     return frame
 

@@ -195,10 +195,12 @@ def _total(buckets: list[TrafficBucket]) -> Traffic:
     return Traffic(b.count, b.errors, b.latency_p95_ms, b.latency_mean_ms)
 
 
-def serving_version(store: Store, service: Service, window: TimeWindow) -> str | None:
-    """The model version that answered the newest minute of traffic in the window."""
-    recent = store.traffic_stats(service, window.end - 3600, window.end, 60, by_version=True)
-    return recent[-1].model_version if recent else None
+def serving_version(store: Store, service: Service, newest: float | None) -> str | None:
+    """The model version of the newest prediction (an indexed lookup of the last few rows, not a scan)."""
+    if newest is None:
+        return None
+    found = store.recent_predictions(service, 1, since=newest)
+    return found[0].model_version if found else None
 
 
 def problems(health: ServiceHealth) -> tuple[str, ...]:
@@ -243,13 +245,14 @@ def service_health(
 ) -> ServiceHealth:
     """The overview row of ``service``; what other capabilities know is passed in."""
     bound = number(service.config.get("latency_bound_ms"))
+    newest = store.last_prediction_at(service)
     health = ServiceHealth(
         name=service.name,
         task=service.task,
         traffic=traffic(store, service, window),
         latency_bound_ms=bound,
-        last_prediction_at=store.last_prediction_at(service),
-        serving_version=serving_version(store, service, window),
+        last_prediction_at=newest,
+        serving_version=serving_version(store, service, newest),
         check=CheckSummary.of(check, metric) if check else None,
         open_alerts=open_alerts,
         champion=champion[0] if champion else None,

@@ -7,6 +7,14 @@ import streamlit as st
 from dashboard import data, session
 from dashboard.panels import drift, performance, predictions, quality, resources
 
+SECTIONS = {
+    "Performance": performance,
+    "Resources": resources,
+    "Data drift": drift,
+    "Quality": quality,
+    "Predictions": predictions,
+}
+
 names = data.attempt("list the services", data.service_names)
 if names is not None and not names:
     st.title("Service")
@@ -17,7 +25,9 @@ elif names:
     st.query_params["service"] = chosen
     st.title(chosen)
     window = session.window()
-    tabs = st.tabs(["Performance", "Resources", "Data drift", "Quality", "Predictions"])
-    for tab, panel in zip(tabs, (performance, resources, drift, quality, predictions), strict=True):
-        with tab:
-            panel.render(chosen, window)
+    # Only the open section runs (lazy tabs), and ?section=... links to it.
+    tabs = st.tabs(list(SECTIONS), key="section", bind="query-params")
+    for tab, panel in zip(tabs, SECTIONS.values(), strict=True):
+        if tab.open:
+            with tab:
+                panel.render(chosen, window)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 import streamlit.components.v1 as components
 
-from dashboard import charts, data, frames
+from dashboard import charts, data, frames, widgets
 from dashboard.views import CheckSummary, TimeWindow
 from monitor.records import CheckRecord
 
@@ -31,7 +31,7 @@ def render(service: str, window: TimeWindow) -> None:
     scores = frames.drift_frame(checks)
     if not scores.empty:
         st.markdown("**Drift score per feature** (outlined: drifted)")
-        st.altair_chart(charts.drift_heatmap(scores), width="stretch")
+        widgets.chart(charts.drift_heatmap(scores))
         st.markdown("**Latest verdicts**")
         newest = scores[scores["check"] == checks[0].id].drop(columns=["time", "check"])
         st.dataframe(newest.sort_values("score", ascending=False), hide_index=True)

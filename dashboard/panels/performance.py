@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, data, frames
+from dashboard import charts, data, frames, widgets
 from dashboard.views import TimeWindow, number
 
 
@@ -23,14 +23,14 @@ def render(service: str, window: TimeWindow) -> None:
     bound = number(found.config.get("latency_bound_ms")) if found else None
     totals(frame, bound)
     st.markdown("**Latency**" + (f" (bound {bound:.0f} ms dashed)" if bound else ""))
-    st.altair_chart(charts.latency(frames.latency_long(frame), bound), width="stretch")
+    widgets.chart(charts.latency(frames.latency_long(frame), bound))
     left, right = st.columns(2)
     with left:
         st.markdown("**Throughput**")
-        st.altair_chart(charts.throughput(frame, window.bucket_seconds), width="stretch")
+        widgets.chart(charts.throughput(frame, window.bucket_seconds))
     with right:
         st.markdown("**Errors**")
-        st.altair_chart(charts.errors(frame), width="stretch")
+        widgets.chart(charts.errors(frame))
 
 
 def totals(frame: frames.pd.DataFrame, bound: float | None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, data, frames
+from dashboard import charts, data, frames, widgets
 from dashboard.panels.drift import no_checks
 from dashboard.views import CheckSummary, TimeWindow
 
@@ -28,7 +28,7 @@ def render(service: str, window: TimeWindow) -> None:
     headline(latest)
     frame = frames.quality_frame([c for c in checks if c.status == "ok"], latest.metric)
     if not frame.empty:
-        st.altair_chart(charts.quality(frame, latest.metric), width="stretch")
+        widgets.chart(charts.quality(frame, latest.metric))
 
 
 def headline(latest: CheckSummary) -> None:

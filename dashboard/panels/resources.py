@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, data
+from dashboard import charts, data, widgets
 from dashboard.views import TimeWindow
 
 _PREFERRED = ("cpu_percent", "memory_percent", "gpu_utilization", "gpu_memory_used_mb", "utilization", "memory_used")
@@ -12,7 +12,7 @@ _PREFERRED = ("cpu_percent", "memory_percent", "gpu_utilization", "gpu_memory_us
 
 def render(service: str, window: TimeWindow) -> None:
     """Draw the resources section (the agent reports per host; pick one)."""
-    frame = data.attempt("read agent samples", data.resources, window.start, window.end)
+    frame = data.attempt("read agent samples", data.resources, window.start, window.end, window.bucket_seconds)
     if frame is None:
         return
     if frame.empty:
@@ -33,7 +33,8 @@ def render(service: str, window: TimeWindow) -> None:
         chosen = st.multiselect("Metrics", metrics, default=metrics[:2], key=f"metrics_{kind}_{service}")
         cols = st.columns(2)
         for i, metric in enumerate(chosen):
-            cols[i % 2].altair_chart(charts.resource(part, metric), width="stretch")
+            with cols[i % 2]:
+                widgets.chart(charts.resource(part, metric))
 
 
 def ordered(metrics: object) -> list[str]:

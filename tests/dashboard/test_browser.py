@@ -107,7 +107,9 @@ def test_overview_lists_the_services_and_every_page_renders_without_exceptions(s
     screenshot(page, "service")
     for tab in ("Resources", "Data drift", "Quality", "Predictions"):
         page.get_by_role("tab", name=tab).click()
+        wait_streamlit(page)
         no_exception_box(page)
+    page.get_by_text("of the newest 120 predictions").wait_for(timeout=WAIT_MS)
     for name in ("Alerts", "Models"):
         open_page(page, name)
         page.get_by_role("heading", name=name).wait_for(timeout=WAIT_MS)

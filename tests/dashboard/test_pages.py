@@ -37,18 +37,56 @@ def test_overview_lists_every_service_worst_first(open_app: Open) -> None:
     assert table.iloc[1]["requests"] == 120
 
 
-def test_service_page_shows_performance_drift_and_quality(open_app: Open) -> None:
+def test_service_page_opens_on_performance_against_the_latency_bound(open_app: Open) -> None:
     at = open_app(page="pages/service.py", service="fraud")
     assert not at.exception
     shown = texts(at)
     assert "fraud" in [t.value for t in at.title]
-    assert "Requests" in shown and "120" in shown
-    assert "Dataset drift: 50% of features drifted (income)" in shown
-    assert "f1 (realized)" in shown
+    assert "Requests 120" in shown and "Errors 5" in shown
     assert "bound 20 ms dashed" in shown
+    assert "p95 latency went over its 20 ms bound in this range." in shown
+    assert len(at.get("vega_lite_chart")) == 3
+
+
+def test_drift_section_shows_the_latest_verdict_and_a_heatmap(open_app: Open) -> None:
+    at = open_app(page="pages/service.py", service="fraud", section="Data drift")
+    assert not at.exception
+    assert "Dataset drift: 50% of features drifted (income)" in texts(at)
+    verdicts = at.dataframe[0].value
+    assert list(verdicts["feature"]) == ["income", "region"]
+    assert len(at.get("vega_lite_chart")) == 1
+
+
+def test_quality_section_compares_realized_and_estimated_with_the_baseline(open_app: Open) -> None:
+    at = open_app(page="pages/service.py", service="fraud", section="Quality")
+    assert not at.exception
+    shown = texts(at)
+    assert "f1 (realized) 0.620" in shown and "f1 (estimated) 0.640" in shown
+    assert "Label coverage 33%" in shown and "Baseline f1: 0.800" in shown
+
+
+def test_resources_section_draws_the_agents_metrics(open_app: Open) -> None:
+    at = open_app(page="pages/service.py", service="fraud", section="Resources")
+    assert not at.exception
+    assert [m.value for m in at.multiselect] == [
+        ["cpu_percent", "memory_percent"],
+        ["gpu_utilization", "gpu_memory_used_mb"],
+    ]
+    assert len(at.get("vega_lite_chart")) == 4
+
+
+def test_predictions_section_filters_by_text_and_status(open_app: Open) -> None:
+    at = open_app(page="pages/service.py", service="credit", section="Predictions")
+    assert not at.exception
+    assert len(at.dataframe[0].value) == 120
+    at.selectbox(key="pred_status_credit").select("error").run()
+    errors = at.dataframe[0].value
+    assert set(errors["status"]) == {"error"} and len(errors) == 5
+    at.text_input(key="pred_text_credit").input("credit-100").run()
+    assert list(at.dataframe[0].value["request_id"]) == ["credit-100"]
 
 
 def test_service_without_checks_says_how_to_run_one(open_app: Open) -> None:
-    at = open_app(page="pages/service.py", service="credit")
+    at = open_app(page="pages/service.py", service="credit", section="Data drift")
     assert not at.exception
     assert "mlwatch check credit" in texts(at)
