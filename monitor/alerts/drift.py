@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from monitor.alerts.observations import Observation, check_options, option_text
 from monitor.alerts.sources import CheckView, MetricSource
@@ -44,7 +44,7 @@ class DriftShare:
                 continue
             drifted = ", ".join(check.summary.get("drifted_features") or []) or "none"
             summary = f"{service}: {share:.0%} of features drifted (threshold {rule.threshold:.0%}; drifted: {drifted})"
-            out.append(Observation({"service": service}, float(share), share > rule.threshold, summary))
+            out.append(Observation({"service": service}, float(share), share > rule.threshold, summary, _from(check)))
         return out
 
 
@@ -73,7 +73,7 @@ class FeatureDrift:
             limit = found.get("threshold")
             summary = f"{service}: feature {rule.feature} {state} ({method} score {score}, threshold {limit})"
             scope = {"service": service, "feature": str(rule.feature)}
-            out.append(Observation(scope, _number(score), bool(found.get("drifted")), summary))
+            out.append(Observation(scope, _number(score), bool(found.get("drifted")), summary, _from(check)))
         return out
 
 
@@ -97,7 +97,8 @@ class PredictionDrift:
             drifted = bool(found.get("drifted"))
             state = "drifted" if drifted else "are stable"
             summary = f"{service}: predictions {state} ({found.get('method')} score {found.get('score')})"
-            out.append(Observation({"service": service}, _number(found.get("score")), drifted, summary))
+            value = _number(found.get("score"))
+            out.append(Observation({"service": service}, value, drifted, summary, _from(check)))
         return out
 
 
@@ -131,8 +132,13 @@ class QualityDecay:
             shown = value * 100 if mode == "relative" else value
             summary = f"{service}: {origin} {metric} fell by {shown:.3g}{unit} ({mode}; threshold {rule.threshold:g})"
             scope = {"service": service, "metric": str(metric)}
-            out.append(Observation(scope, value, value > rule.threshold, summary))
+            out.append(Observation(scope, value, value > rule.threshold, summary, _from(check)))
         return out
+
+
+def _from(check: CheckView) -> dict[str, Any]:
+    """Details that tie an alert to the check that judged it (the dashboard links the report)."""
+    return {"check_id": check.id} if check.id is not None else {}
 
 
 def _number(value: object) -> float | None:

@@ -57,7 +57,7 @@ def _start(rule: AlertRuleConfig, obs: Observation, now: float, silenced: bool) 
         "service": obs.scope.get("service"),
         "state": "pending",
         "severity": rule.severity,
-        "labels": alert_labels(rule, obs.scope),
+        "labels": {**alert_labels(rule, obs.scope), **_origin(obs)},
         "value": obs.value,
         "threshold": rule.threshold,
         "summary": obs.summary,
@@ -67,6 +67,12 @@ def _start(rule: AlertRuleConfig, obs: Observation, now: float, silenced: bool) 
         return Change(values, insert=True, details=obs.details)
     fired = _fire(values, now, silenced)
     return Change(fired.values, fired.event, fired.audit, insert=True, details=obs.details)
+
+
+def _origin(obs: Observation) -> dict[str, str]:
+    """``check_id`` of the check that started an alert, kept with its labels so its report can be found."""
+    check_id = obs.details.get("check_id")
+    return {"check_id": str(check_id)} if check_id is not None else {}
 
 
 def _fire(values: dict[str, Any], now: float, silenced: bool) -> Change:

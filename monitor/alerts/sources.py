@@ -24,6 +24,7 @@ class CheckView:
     status: str
     summary: dict[str, Any]
     features: list[dict[str, Any]] = field(default_factory=list)
+    id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,8 @@ class StoreMetricSource:
         if record is None:
             return None
         features = list((record.results or {}).get("features") or [])
-        return CheckView(record.model_version, record.created_at, record.status, dict(record.summary or {}), features)
+        summary = dict(record.summary or {})
+        return CheckView(record.model_version, record.created_at, record.status, summary, features, record.id)
 
     def traffic(self, service: str, start: float, end: float, model_version: str | None = None) -> TrafficWindow:
         """Traffic of ``service`` in the window, percentiles weighted by bucket counts."""

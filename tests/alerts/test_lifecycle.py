@@ -31,9 +31,9 @@ def _settings(receiver: Receiver, **rule: Any) -> Settings:
     return Settings(webhooks=(hook,), alerts=(AlertRuleConfig.model_validate(fields),))
 
 
-def _drift(store: Store, service: Service, share: float) -> None:
+def _drift(store: Store, service: Service, share: float) -> int:
     summary = {"drift_share": share, "drifted_features": ["income"] if share else []}
-    store.add_check(
+    return store.add_check(
         service, window_start=T0 - 3600, window_end=T0, model_version="1", status="ok",
         trigger="schedule", summary=summary, results={"features": []},
     )  # fmt: skip
@@ -58,7 +58,7 @@ def credit(store: Store) -> Service:
 def test_alert_fires_only_after_for_duration(store: Store, credit: Service, receiver: Receiver) -> None:
     settings = _settings(receiver, **{"for": "60s"})
     engine = AlertEngine(store, settings)
-    _drift(store, credit, 0.5)
+    check_id = _drift(store, credit, 0.5)
     for at in (T0, T0 + 30, T0 + 59):
         engine.tick(at)
         _deliver(store, settings)
@@ -71,7 +71,8 @@ def test_alert_fires_only_after_for_duration(store: Store, credit: Service, rece
     assert _sent(receiver) == [("alert.firing", alert.id)]
     body = receiver.received[0].json()
     assert body["schema"] == "mlwatch.event/v1" and body["severity"] == "warning"
-    assert body["labels"] == {"rule": "credit-drift", "kind": "drift_share", "severity": "warning", "service": "credit"}
+    labels = {"rule": "credit-drift", "kind": "drift_share", "severity": "warning", "service": "credit"}
+    assert body["labels"] == {**labels, "check_id": str(check_id)}  # the check that started it, for its report
     assert body["data"]["value"] == 0.5 and "50% of features drifted" in body["data"]["summary"]
     Draft202012Validator(EVENT_SCHEMA).validate(body)
 
