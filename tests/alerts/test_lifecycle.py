@@ -6,6 +6,7 @@ repeat intervals are exercised without waiting.
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import datetime
 from typing import Any
@@ -199,3 +200,18 @@ def test_config_rules_are_synced_into_the_store(store: Store, receiver: Receiver
     AlertEngine(store, _settings(receiver, threshold=0.4))  # restarted with an edited mlwatch.yaml
     (rule,) = store.list_alert_rules()
     assert (rule.name, rule.source, rule.spec["threshold"], rule.spec["for"]) == ("credit-drift", "config", 0.4, 0.0)
+
+
+def test_workers_ticking_at_once_raise_one_alert_and_one_notification(
+    store: Store, credit: Service, receiver: Receiver
+) -> None:
+    settings = _settings(receiver)
+    engines = [AlertEngine(store, settings) for _ in range(4)]
+    _drift(store, credit, 0.5)
+    threads = [threading.Thread(target=e.tick, args=(T0 + i * 0.001,)) for i, e in enumerate(engines)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(store.list_alerts()) == 1
+    assert len(store.list_deliveries()) == 1
