@@ -1,4 +1,4 @@
-"""A real ``mlwatch worker`` killed with SIGKILL mid-delivery loses nothing once restarted."""
+"""A real ``mlwatch worker`` SIGKILLed mid-delivery loses nothing once restarted, and raises no alert twice."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config import load_settings
+from monitor.records import HostSample
 from monitor.store import Store
 from monitor.webhooks.events import emit
 from tests.webhooks.receiver import SECRET, Receiver, Step
@@ -41,12 +42,14 @@ def test_worker_killed_mid_delivery_and_restarted_delivers_every_event(tmp_path:
     config.write_text(
         f"store_url: sqlite:///{tmp_path / 'mlwatch.db'}\n"
         f"webhooks:\n  - {{name: ops, url: '{slow_receiver.url}', secret_env: HOOK_SECRET, timeout: 0.5s}}\n"
+        "alerts:\n  - {name: hot-cpu, kind: resource, metric: cpu_percent, threshold: 90, options: {window: 10m}}\n"
     )
     env = {**os.environ, "MLWATCH_CONFIG": str(config), "HOOK_SECRET": SECRET}
     env.pop("MLWATCH_STORE_URL", None)
     settings = load_settings(config, environ=env)
     store = Store.open(settings.store_url)
     ids = [emit(store, settings, "retrain.finished", {"service": "credit", "n": i})[0] for i in range(40)]
+    store.add_host_samples("node-1", [HostSample(time.time(), "host", "", {"cpu_percent": 99.0})])
 
     first = _start_worker(tmp_path, env)
     try:
@@ -61,11 +64,14 @@ def test_worker_killed_mid_delivery_and_restarted_delivers_every_event(tmp_path:
     try:
         slow_receiver.wait_for(lambda r: set(r.delivered_ids()) >= set(ids), timeout=60)
         deadline = time.monotonic() + 10
-        while store.delivery_counts()["delivered"] < len(ids) and time.monotonic() < deadline:
+        while store.delivery_counts()["delivered"] < len(ids) + 1 and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
         second.terminate()
-        second.wait(10)
-    assert store.delivery_counts() == {"pending": 0, "delivered": 40, "failed": 0}
+        second.wait(30)
+    assert store.delivery_counts() == {"pending": 0, "delivered": 41, "failed": 0}
     assert all(r.signature_ok for r in slow_receiver.received)
+    firing = {r.event_id for r in slow_receiver.received if r.json()["type"] == "alert.firing"}
+    assert len(firing) == 1  # the restarted worker found the alert in the store and did not raise it again
+    assert [a.state for a in store.list_alerts()] == ["firing"]
     store.close()
