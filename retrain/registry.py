@@ -37,11 +37,25 @@ EXTERNAL = "alias.external_change"
 T = TypeVar("T")
 
 
-def make_client(tracking_uri: str) -> MlflowClient:
-    """An MlflowClient bound to ``tracking_uri`` for tracking and registry (no global state)."""
+_PREPARED: set[str] = set()
+
+
+def make_client(tracking_uri: str, store: Store | None = None) -> MlflowClient:
+    """An MlflowClient bound to ``tracking_uri`` for tracking and registry (no global state).
+
+    With ``store``, a new embedded (SQLite) MLflow database is created under a store lock:
+    MLflow migrates it on first use, and two processes doing that at once (worker, job,
+    ``mlwatch serve``) break each other's migration.
+    """
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    if store is None or not tracking_uri.startswith("sqlite:") or tracking_uri in _PREPARED:
+        return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    with store.exclusive("mlwatch.mlflow-init"):
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        client.search_experiments(max_results=1)
+    _PREPARED.add(tracking_uri)
+    return client
 
 
 def model_name(service: Service) -> str:
@@ -68,7 +82,7 @@ class Registry:
     @classmethod
     def from_settings(cls, settings: Settings, store: Store) -> Registry:
         """A registry on ``settings.mlflow_tracking_uri``."""
-        return cls(make_client(settings.mlflow_tracking_uri), store)
+        return cls(make_client(settings.mlflow_tracking_uri, store), store)
 
     # -- reading -------------------------------------------------------------------------
 

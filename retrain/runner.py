@@ -158,7 +158,7 @@ class JobRunner:
         self._log_run(run_id, data, trained)
         if not trained.logged:
             path = os.path.join(tmp, "model")
-            save_model(trained, data, path)
+            save_model(trained, data, path, self.settings.retrain_policy(service.name).params)
             self.client.log_artifacts(run_id, path, "model")
         model = model_name(service)
         self.registry.ensure_model(model)
@@ -251,7 +251,7 @@ class JobRunner:
                 self.client.log_text(run_id, html.decode("utf-8", "replace"), f"evidently/check-{check_id}.html")
 
 
-def save_model(trained: TrainedModel, data: TrainingData, path: str) -> None:
+def save_model(trained: TrainedModel, data: TrainingData, path: str, params: dict[str, Any]) -> None:
     """Save with the model's flavor, signature and input example."""
     import importlib
 
@@ -263,15 +263,30 @@ def save_model(trained: TrainedModel, data: TrainingData, path: str) -> None:
         raise TrainerError(f"unknown MLflow flavor {trained.flavor!r} returned by the trainer") from exc
     sample = data.train[list(data.features)].head(500)
     signature = infer_signature(sample, trained.model.predict(sample))
-    extra = {"skops_trusted_types": trusted_types(trained.model)} if trained.flavor == "sklearn" else {}
+    extra: dict[str, Any] = {}
+    if trained.flavor == "sklearn":
+        extra = sklearn_format(trained.model, str(params.get("serialization_format", "cloudpickle")))
+    if hasattr(flavor, "get_default_pip_requirements"):
+        # Inferring requirements starts a Python process that imports the model (10+ s here).
+        extra["pip_requirements"] = flavor.get_default_pip_requirements()
     flavor.save_model(trained.model, path, signature=signature, input_example=sample.head(5), **extra)
 
 
-def trusted_types(model: Any) -> list[str]:
-    """The types skops must be told to trust to load ``model`` back: we built it, so all of its own."""
+def sklearn_format(model: Any, name: str) -> dict[str, Any]:
+    """``save_model`` options for ``serialization_format``: cloudpickle (default) or skops.
+
+    cloudpickle loads fast (C-level unpickling: the serving process swaps versions without
+    stalling requests) and trusts the registry; skops restricts loading to the types of the
+    model, at several seconds of import and a slower, pure-Python load.
+    """
+    if name == "cloudpickle":
+        return {"serialization_format": "cloudpickle"}
+    if name != "skops":
+        raise TrainerError(f"retrain.params.serialization_format: expected cloudpickle or skops, got {name!r}")
     import skops.io
 
-    return list(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+    trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    return {"serialization_format": "skops", "skops_trusted_types": trusted}
 
 
 def _brief(result: dict[str, Any]) -> dict[str, Any]:

@@ -248,7 +248,8 @@ def run_server(
     sys.setswitchinterval(0.001)  # hand the GIL to request threads quickly while a new model loads
     found = store.get_service(service)
     model = model_name(found)
-    loader = ChampionLoader(make_client(settings.mlflow_tracking_uri), model, settings.mlflow_tracking_uri)
+    client = make_client(settings.mlflow_tracking_uri, store)
+    loader = ChampionLoader(client, model, settings.mlflow_tracking_uri)
     slot = ModelSlot()
     poller = AliasPoller(loader, slot, poll_interval)
     try:

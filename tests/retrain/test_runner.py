@@ -1,0 +1,149 @@
+"""Retrain jobs run in-process against a SQLite store and a SQLite MLflow store.
+
+The tests of this module build on each other in order (champion, better challenger, worse
+challenger, fine-tune), sharing trained models to stay fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from monitor.config import GateConfig, RetrainConfig, Settings, WebhookConfig
+from monitor.store import Store
+from retrain.actions import request_retrain
+from retrain.errors import JobCancelled
+from retrain.records import JobRecord
+from retrain.registry import Registry
+from retrain.runner import JobRunner
+from tests.retrain.scenario import frame, register, send_traffic
+
+FAST = {"estimator": "random_forest", "estimator_params": {"n_estimators": 20, "max_depth": 8, "random_state": 0}}
+STUMP = {"estimator": "decision_tree", "estimator_params": {"max_depth": 1}}
+
+
+@dataclass
+class World:
+    store: Store
+    settings: Settings
+    registry: Registry
+
+    def run(self, service: str, mode: str = "retrain", settings: Settings | None = None) -> JobRecord:
+        job, _ = request_retrain(self.store, self.settings, service, mode=mode, actor="test")
+        claimed = self.store.claim_job("test-worker")
+        assert claimed is not None and claimed.id == job.id
+        with contextlib.suppress(Exception):  # the outcome is in the store, which is what is asserted
+            JobRunner(self.store, settings or self.settings, self.registry).run(claimed)
+        return self.store.get_job(job.id)
+
+
+def _settings(tmp: Path, mlflow_uri: str, credit: dict[str, object]) -> Settings:
+    return Settings(
+        store_url=f"sqlite:///{tmp / 'mlwatch.db'}",
+        mlflow_tracking_uri=mlflow_uri,
+        webhooks=(WebhookConfig(name="ops", url="http://127.0.0.1:9/hook"),),
+        retrain=(
+            RetrainConfig(service="credit", auto_promote=True, params=credit, gate=GateConfig(metric="f1")),
+            RetrainConfig(service="stumps", auto_promote=True, params=STUMP),
+            RetrainConfig(service="custom", auto_promote=False, trainer="tests.retrain.user_trainers:logistic"),
+            RetrainConfig(service="broken", trainer="tests.retrain.user_trainers:broken"),
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, mlflow_uri: str) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp("runner")
+    settings = _settings(tmp, mlflow_uri, FAST)
+    store = Store.open(settings.store_url)
+    for name in ("credit", "stumps", "custom", "broken"):
+        store.set_reference(register(store, name), frame(1500, seed=1))
+    yield World(store, settings, Registry.from_settings(settings, store))
+    store.close()
+
+
+def test_first_retrain_registers_the_champion_with_its_run_metadata(world: World) -> None:
+    job = world.run("credit")
+    assert job.status == "succeeded", job.error
+    assert job.result is not None and job.result["decision"] == "promote" and job.result["version"] == "1"
+    assert world.registry.champion("credit") == "1"
+    run = world.registry.client.get_run(job.result["run_id"])
+    assert run.data.tags["mlwatch.trigger"] == "manual" and run.data.tags["mlwatch.job_id"] == str(job.id)
+    assert '"holdout_source": "reference"' in run.data.tags["mlwatch.data_window"]
+    contexts = sorted(i.tags[0].value for i in run.inputs.dataset_inputs)
+    assert contexts == ["evaluation", "training"]
+    assert run.data.metrics["holdout_f1"] > 0.8
+    assert "1.0" not in job.log and "decision: promote" in job.log
+
+
+def test_retrain_on_drifted_relabeled_traffic_replaces_the_champion(world: World) -> None:
+    service = world.store.get_service("credit")
+    send_traffic(world.store, service, frame(1200, seed=2, drifted=True), version="1")
+    job = world.run("credit")
+    assert job.status == "succeeded", job.error
+    result = job.result or {}
+    metrics = result["metrics"]
+    assert result["decision"] == "promote" and result["champion_version"] == "1"
+    assert metrics["challenger"]["f1"] > metrics["champion"]["f1"]
+    assert result["data_window"]["holdout_source"] == "production"
+    assert world.registry.aliases("credit") == {"champion": "2", "previous": "1"}
+    assert world.store.list_decisions("credit")[0].version == "2"
+    assert world.registry.version("credit", "2").tags["mlwatch.decision"] == "promote"
+    assert world.store.reference_info(service, "2").model_version == "2"  # type: ignore[union-attr]
+    events = [d.event_type for d in world.store.list_deliveries(receiver="ops")]
+    assert {"retrain.started", "retrain.finished", "model.promoted"} <= set(events)
+
+
+def test_a_worse_challenger_is_recorded_but_not_promoted(world: World, mlflow_uri: str, tmp_path: Path) -> None:
+    job = world.run("credit", settings=_settings(tmp_path, mlflow_uri, STUMP))
+    assert job.status == "succeeded", job.error
+    result = job.result or {}
+    assert result["decision"] == "reject" and "not better enough" in result["reason"]
+    assert world.registry.champion("credit") == "2"
+    assert world.registry.version("credit", result["version"]).tags["mlwatch.decision"] == "reject"
+
+
+def test_fine_tune_continues_the_champion_with_warm_start(world: World) -> None:
+    job = world.run("credit", mode="fine_tune")
+    assert job.status == "succeeded", job.error
+    run = world.registry.client.get_run((job.result or {})["run_id"])
+    assert run.data.params["fine_tune"] == "warm_start" and run.data.tags["mlwatch.mode"] == "fine_tune"
+
+
+def test_fine_tune_of_an_estimator_that_cannot_continue_fails_clearly(world: World) -> None:
+    assert world.run("stumps").status == "succeeded"
+    job = world.run("stumps", mode="fine_tune")
+    assert job.status == "failed"
+    assert "DecisionTreeClassifier supports neither partial_fit nor warm_start" in str(job.error)
+    assert "use mode: retrain" in str(job.error)
+
+
+def test_a_failing_trainer_fails_the_job_with_its_error_and_notifies(world: World) -> None:
+    job = world.run("broken")
+    assert job.status == "failed"
+    assert job.error == "TrainerError: trainer tests.retrain.user_trainers:broken raised RuntimeError: disk on fire"
+    deliveries = world.store.list_deliveries(receiver="ops")
+    failed = [d for d in deliveries if d.event_type == "retrain.failed" and '"broken"' in d.payload]
+    assert len(failed) == 1 and "disk on fire" in failed[0].payload
+
+
+def test_a_user_trainer_version_waits_for_a_click_without_auto_promote(world: World) -> None:
+    job = world.run("custom")
+    assert job.status == "succeeded", job.error
+    assert (job.result or {})["decision"] == "pending"
+    assert world.registry.champion("custom") is None
+    assert world.registry.version("custom", "1").tags["mlwatch.decision"] == "pending"
+
+
+def test_a_cancelled_job_stops_at_its_next_step(world: World) -> None:
+    job, _ = request_retrain(world.store, world.settings, "credit", actor="test")
+    claimed = world.store.claim_job("test-worker")
+    assert claimed is not None
+    world.store.cancel_job(job.id)
+    with pytest.raises(JobCancelled, match=f"job {job.id} was cancelled"):
+        JobRunner(world.store, world.settings, world.registry).run(claimed)
+    assert world.store.get_job(job.id).status == "cancelled"
