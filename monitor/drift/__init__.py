@@ -8,6 +8,7 @@ One module per concept:
 - ``data_quality``: missing values, new categories, out-of-range values, type mismatches;
 - ``quality``: realized model quality, the baseline and the decay;
 - ``estimate``: label-free quality estimation (the CBPE idea) from predicted probabilities;
+- ``loaded``: a reference as checks use it, with what they derive from it kept per process;
 - ``check``: the runner that puts these together and stores a check;
 - ``schedule``: the worker's tumbling-window task; ``report``: the on-demand HTML report.
 

@@ -12,99 +12,32 @@ cleaned columns, baseline and calibration) is loaded once and kept in memory.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
 
 from monitor.drift.data_quality import data_quality
-from monitor.drift.estimate import Calibrator, estimate, estimate_error, fit_calibrator
-from monitor.drift.quality import Outcomes, decay, measure, reference_outcomes
+from monitor.drift.estimate import estimate, estimate_error
+from monitor.drift.loaded import Reference, ReferenceCache
+from monitor.drift.quality import Outcomes, decay, measure
 from monitor.drift.reference import PREDICTION, feature_types, target_column
-from monitor.drift.stattests import (
-    DriftSpec,
-    StatTest,
-    choice_is_fixed,
-    choose,
-    column_drift,
-    prepare,
-    prepare_reference,
-)
+from monitor.drift.stattests import DriftSpec, column_drift, prepare
 from monitor.drift.summary import CheckSummary, ColumnDrift, empty_summary
 from monitor.drift.window import WindowSample, window_sample
-from monitor.errors import NotFound
+from monitor.errors import NotFound, ValidationFailed
 from monitor.records import CheckRecord, Service
 from monitor.store import Store
 
 DEFAULT_SAMPLE_SIZE = 20_000
 DEFAULT_DRIFT_SHARE = 0.5
 """A window has dataset drift when at least this share of features drifted (Evidently's default)."""
-
-
-@dataclass
-class Reference:
-    """A loaded reference with what checks derive from it, computed once per process."""
-
-    frame: pd.DataFrame
-    stats: dict[str, Any]
-    _columns: dict[tuple[str, str], pd.Series] = field(default_factory=dict)
-    _tests: dict[DriftSpec, StatTest] = field(default_factory=dict)
-    _calibrator: tuple[Calibrator | None] | None = None
-
-    @property
-    def rows(self) -> int:
-        """Rows of reference data."""
-        return len(self.frame)
-
-    def column(self, name: str, kind: str) -> pd.Series | None:
-        """The column prepared for its stattest (cached), or None if the reference lacks it."""
-        if name not in self.frame.columns:
-            return None
-        if (name, kind) not in self._columns:
-            self._columns[(name, kind)] = prepare_reference(self.frame[name], kind)
-        return self._columns[(name, kind)]
-
-    def test(self, spec: DriftSpec, reference: pd.Series, current: pd.Series) -> StatTest:
-        """Evidently's test for this column, kept when the current data cannot change the choice."""
-        if spec in self._tests:
-            return self._tests[spec]
-        chosen = choose(spec, reference, current)
-        if choice_is_fixed(spec, reference):
-            self._tests[spec] = chosen
-        return chosen
-
-    def calibrator(self, service: Service) -> Calibrator | None:
-        """Isotonic calibration of P(class 1) fitted on the reference (binary classifiers)."""
-        if self._calibrator is None:
-            self._calibrator = (fit_calibrator(reference_outcomes(self.frame, service)),)
-        return self._calibrator[0]
-
-
-class ReferenceCache:
-    """The last few references used, keyed by service, model version and upload time."""
-
-    def __init__(self, store: Store, size: int = 8) -> None:
-        self.store = store
-        self.size = size
-        self._items: OrderedDict[tuple[int, str, float], Reference] = OrderedDict()
-
-    def get(self, service: Service, model_version: str | None) -> Reference:
-        """The reference for ``model_version`` (else the any-version one); NotFound if none."""
-        info = self.store.reference_info(service, model_version)
-        if info is None:
-            self.store.get_reference(service, model_version)  # raises NotFound with the full message
-        assert info is not None
-        key = (service.id, info.model_version, info.created_at)
-        if key not in self._items:
-            frame, stats = self.store.get_reference(service, info.model_version)
-            self._items[key] = Reference(frame, stats)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        self._items.move_to_end(key)
-        return self._items[key]
+MIN_BASELINE_LABELS = 200
+"""Labelled rows a window needs to become the baseline of a model version whose reference has no predictions."""
+log = logging.getLogger("mlwatch.drift")
 
 
 class CheckRunner:
@@ -134,9 +67,27 @@ class CheckRunner:
         if not rows:
             summary = empty_summary(reference.rows if reference else 0)
             return self._store(service, start, end, window, trigger, summary, {"features": []}, "no_data", problem)
-        found = evaluate(service, window, reference)
+        try:
+            found = evaluate(service, window, reference)
+        except ValidationFailed as exc:  # e.g. a drift_method Evidently does not know: say so in the check
+            summary = {**empty_summary(reference.rows if reference else 0), "rows": window.rows}
+            return self._store(service, start, end, window, trigger, summary, {"features": []}, "error", str(exc))
+        if reference is not None and found.baseline is None:
+            found = self._first_baseline(service, window, reference, found)
         status = "error" if reference is None else "ok"
         return self._store(service, start, end, window, trigger, found.summary(), found.results(), status, problem)
+
+    def _first_baseline(
+        self, service: Service, window: WindowSample, reference: Reference, found: CheckSummary
+    ) -> CheckSummary:
+        """Without predictions in the reference, the first well-labelled window sets the version's baseline."""
+        if found.quality is None or len(window.labelled()) < MIN_BASELINE_LABELS:
+            return found
+        version = window.model_version or ""
+        self.store.set_reference_baseline(service, reference.version, version, found.quality)
+        reference.stats.setdefault("baselines", {})[version] = found.quality
+        log.info("service %s: baseline of model version %r set from this window", service.name, version)
+        return with_baseline(found, found.quality)
 
     def _reference(self, service: Service, version: str | None) -> tuple[Reference | None, str | None]:
         try:
@@ -178,9 +129,8 @@ def evaluate(service: Service, window: WindowSample, reference: Reference | None
     share = drifted / len(features) if features else 0.0
     labelled = window.labelled()
     quality = measure(service.task, labelled) if len(labelled) else None
-    baseline = reference.stats.get("baseline") if reference is not None else None
     estimated = _estimate(service, window, reference)
-    return CheckSummary(
+    found = CheckSummary(
         rows=window.rows,
         reference_rows=reference.rows if reference is not None else 0,
         features=tuple(features),
@@ -191,11 +141,19 @@ def evaluate(service: Service, window: WindowSample, reference: Reference | None
         label_coverage=window.label_coverage,
         quality=quality,
         estimated_quality=estimated,
-        baseline=baseline,
-        decay=decay(baseline, quality),
-        estimated_decay=decay(baseline, estimated),
         estimate_error=estimate_error(estimated, quality),
         data_quality=data_quality(window.features, types, reference.stats if reference is not None else {}),
+    )
+    return with_baseline(found, reference.baseline(window.model_version) if reference is not None else None)
+
+
+def with_baseline(found: CheckSummary, baseline: dict[str, float] | None) -> CheckSummary:
+    """``found`` compared with ``baseline``: the realized and the estimated decay."""
+    return replace(
+        found,
+        baseline=baseline,
+        decay=decay(baseline, found.quality),
+        estimated_decay=decay(baseline, found.estimated_quality),
     )
 
 

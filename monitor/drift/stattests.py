@@ -61,9 +61,12 @@ def prepare(values: pd.Series, kind: str) -> pd.Series:
 
 
 def prepare_reference(values: pd.Series, kind: str) -> pd.Series:
-    """``prepare`` for a reference column, sorted once: every two-sample test ignores row order,
-    and the sort inside Wasserstein and KS is then nearly free at each check."""
+    """``prepare`` for a reference column, made cheap to test again and again: numbers sorted
+    once (every two-sample test ignores row order; the sorts inside Wasserstein and KS are
+    then nearly free), categories as a pandas categorical (counted by their codes)."""
     prepared = prepare(values, kind)
+    if kind == "categorical":
+        return prepared.astype("category")  # counted by codes at each check, not by hashing strings
     return prepared.sort_values(ignore_index=True) if kind == "numerical" else prepared
 
 
@@ -113,10 +116,15 @@ def choice_is_fixed(spec: DriftSpec, reference: pd.Series) -> bool:
     distinct values in reference and current together; that number is at least the
     reference's own, so once the reference alone is past the cut-offs (more than 5 values
     for numerical columns, more than 2 for categorical ones) the choice cannot change.
+    ``reference`` is prepared by ``prepare_reference`` (numerical columns sorted).
     """
     if spec.method is not None or spec.type == "text":
         return True
-    return int(reference.nunique()) > (5 if spec.type == "numerical" else 2)
+    if spec.type == "numerical":
+        values = reference.to_numpy()
+        distinct = 1 + int(np.count_nonzero(np.diff(values))) if values.size else 0
+        return distinct > 5
+    return int(reference.nunique()) > 2
 
 
 def _capped(values: pd.Series) -> pd.Series:

@@ -83,6 +83,25 @@ class ReferencesMixin:
         frame = pd.read_parquet(io.BytesIO(bytes(row.data)))
         return frame, loads(row.stats) or {}
 
+    def set_reference_baseline(
+        self, service: Service, reference_version: str, model_version: str, metrics: dict[str, float]
+    ) -> None:
+        """Record the quality baseline of ``model_version`` in the statistics of a reference that has none.
+
+        The first writer wins, so concurrent workers agree on one baseline.
+        """
+        r = t.references
+        where = (r.c.service_id == service.id, r.c.model_version == reference_version)
+        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+            row = conn.execute(select(r.c.stats).where(*where).with_for_update()).first()
+            if row is None:
+                raise NotFound(f"service {service.name!r} has no reference for model version {reference_version!r}")
+            stats = loads(row.stats) or {}
+            baselines = stats.setdefault("baselines", {})
+            if model_version not in baselines:
+                baselines[model_version] = metrics
+                conn.execute(r.update().where(*where).values(stats=dumps(stats)))
+
     def reference_stats(self, service: Service, model_version: str | None = None) -> dict[str, Any]:
         """The cached statistics of the reference a check of ``model_version`` would use; NotFound if none."""
         return loads(self._reference_row(service, model_version, with_data=False).stats) or {}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from monitor.records import Feature, LabelRecord, PredictionRecord, Service
 from monitor.store import Store
@@ -19,6 +21,15 @@ FEATURES = (
 )
 WINDOW_START = 1_700_000_000.0  # an hour boundary
 WINDOW = 3600.0
+
+
+@pytest.fixture
+def sqlite_store(sqlite_url: str) -> Iterator[Store]:
+    """A store on SQLite only: for check semantics, which do not depend on the backend
+    (the store methods themselves run on both through the ``store`` fixture)."""
+    opened = Store.open(sqlite_url)
+    yield opened
+    opened.close()
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,7 @@ def ingest(
     *,
     start: float = WINDOW_START,
     version: str = "1",
+    prefix: str = "r",
 ) -> None:
     """Store the scenario's rows as predictions spread over one window (no labels yet)."""
     frame = scenario.frame
@@ -93,7 +105,7 @@ def ingest(
     names = [f.name for f in FEATURES]
     records = [
         PredictionRecord(
-            request_id=f"r{i}",
+            request_id=f"{prefix}{i}",
             ts=start + i * step,
             features=dict(zip(names, values, strict=True)),
             prediction=int(pred),
@@ -108,9 +120,9 @@ def ingest(
         store.add_predictions(service, records[i : i + 5000])
 
 
-def add_labels(store: Store, service: Service, scenario: Scenario, share: float = 1.0) -> None:
+def add_labels(store: Store, service: Service, scenario: Scenario, share: float = 1.0, prefix: str = "r") -> None:
     """Late labels for the first ``share`` of the scenario's rows."""
     count = int(len(scenario.frame) * share)
     truth = scenario.frame["target"][:count]
-    labels = [LabelRecord(f"r{i}", int(y), WINDOW_START + WINDOW * 2) for i, y in enumerate(truth)]
+    labels = [LabelRecord(f"{prefix}{i}", int(y), WINDOW_START + WINDOW * 2) for i, y in enumerate(truth)]
     store.add_labels(service, labels)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import io
+import itertools
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from monitor.store import Store
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, start_server
 from tests.drift.conftest import FEATURES, make_scenario
 
+_NAMES = itertools.count()
 SERVICE = {
-    "name": "credit",
     "task": "classification",
     "target": "target",
     "features": [{"name": f.name, "type": f.type} for f in FEATURES],
@@ -26,7 +28,7 @@ def _parquet(frame) -> bytes:
     return out.getvalue()
 
 
-def _send_window(client: httpx.Client, rows: int, seed: int, end: float, **shift: float) -> None:
+def _send_window(client: httpx.Client, name: str, rows: int, seed: int, end: float, **shift: float) -> None:
     frame = make_scenario(rows, seed, **shift).frame
     names = [f.name for f in FEATURES]
     records = [
@@ -40,34 +42,50 @@ def _send_window(client: httpx.Client, rows: int, seed: int, end: float, **shift
         }
         for i, row in enumerate(frame[[*names, "prediction", "proba_1"]].itertuples(index=False, name=None))
     ]
-    assert client.post("/v1/services/credit/predictions", json={"records": records}).status_code == 200
+    assert client.post(f"/v1/services/{name}/predictions", json={"records": records}).status_code == 200
     labels = [{"request_id": f"r{i}", "label": int(y)} for i, y in enumerate(frame["target"][: rows // 2])]
-    assert client.post("/v1/services/credit/labels", json={"labels": labels}).status_code == 200
+    assert client.post(f"/v1/services/{name}/labels", json={"labels": labels}).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One real server for this module (each test uses a service of its own): it imports
+    Evidently on the first check, which is worth paying once."""
+    workdir = tmp_path_factory.mktemp("server")
+    running = start_server(workdir, f"sqlite:///{workdir / 'mlwatch.db'}")
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def name(server: RunningServer) -> str:
+    """A freshly registered service."""
+    registered = f"credit{next(_NAMES)}"
+    assert server.client().post("/v1/services", json={"name": registered, **SERVICE}).status_code == 200
+    return registered
 
 
 @pytest.fixture
 def admin(server: RunningServer) -> httpx.Client:
-    client = server.client()
-    assert client.post("/v1/services", json=SERVICE).status_code == 200
-    return client
+    return server.client()
 
 
-def test_check_runs_on_uploaded_reference_and_its_report_is_kept(admin: httpx.Client) -> None:
+def test_check_runs_on_uploaded_reference_and_its_report_is_kept(admin: httpx.Client, name: str) -> None:
     reply = admin.post(
-        "/v1/services/credit/reference",
+        f"/v1/services/{name}/reference",
         content=_parquet(make_scenario(3000, seed=1).frame),
         headers={"Content-Type": "application/vnd.apache.parquet"},
     )
     assert reply.status_code == 200, reply.text
     assert reply.json()["rows"] == 3000 and reply.json()["baseline"]["accuracy"] > 0.6
     end = time.time()
-    _send_window(admin, 2000, seed=2, end=end, mean_shift=0.8)
-    check = admin.post("/v1/services/credit/checks", json={"end": end}).json()
+    _send_window(admin, name, 2000, seed=2, end=end, mean_shift=0.8)
+    check = admin.post(f"/v1/services/{name}/checks", json={"end": end}).json()
     assert check["status"] == "ok", check
     assert check["summary"]["drifted_features"] == ["mean_shift"]
     assert check["summary"]["label_coverage"] == pytest.approx(0.5)
     assert set(check["summary"]["quality"]) >= {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"}
-    listed = admin.get("/v1/services/credit/checks").json()
+    listed = admin.get(f"/v1/services/{name}/checks").json()
     assert [c["id"] for c in listed] == [check["id"]]
     report = admin.get(check["report_url"])
     assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
@@ -75,61 +93,63 @@ def test_check_runs_on_uploaded_reference_and_its_report_is_kept(admin: httpx.Cl
     assert admin.get(check["report_url"]).content == report.content  # kept, not re-rendered
 
 
-def test_reference_accepts_json_records_csv_and_multipart_per_model_version(admin: httpx.Client) -> None:
+def test_reference_accepts_json_records_csv_and_multipart_per_model_version(admin: httpx.Client, name: str) -> None:
     frame = make_scenario(200, seed=3).frame
     as_json = admin.post(
-        "/v1/services/credit/reference", json={"records": frame.to_dict("records"), "model_version": "2"}
+        f"/v1/services/{name}/reference", json={"records": frame.to_dict("records"), "model_version": "2"}
     )
     assert as_json.status_code == 200, as_json.text
     assert (as_json.json()["model_version"], as_json.json()["rows"]) == ("2", 200)
     as_csv = admin.post(
-        "/v1/services/credit/reference?model_version=3",
+        f"/v1/services/{name}/reference?model_version=3",
         content=frame.to_csv(index=False).encode(),
         headers={"Content-Type": "text/csv"},
     )
     assert as_csv.status_code == 200 and as_csv.json()["model_version"] == "3"
     multipart = admin.post(
-        "/v1/services/credit/reference", files={"file": ("ref.parquet", _parquet(frame))}, data={"model_version": ""}
+        f"/v1/services/{name}/reference", files={"file": ("ref.parquet", _parquet(frame))}, data={"model_version": ""}
     )
     assert multipart.status_code == 200 and multipart.json()["model_version"] == ""
     assert multipart.json()["source"] == "api:ref.parquet"
 
 
-def test_bad_requests_get_clear_4xx_answers(server: RunningServer, admin: httpx.Client) -> None:
+def test_bad_requests_get_clear_4xx_answers(server: RunningServer, admin: httpx.Client, name: str) -> None:
     assert admin.post("/v1/services/nope/checks").status_code == 404
     assert "unknown service 'nope'" in admin.get("/v1/services/nope/checks").json()["message"]
     assert admin.post("/v1/services/nope/reference", json={"records": [{"a": 1}]}).status_code == 404
     assert admin.get("/v1/checks/12345/report").status_code == 404
     garbage = admin.post(
-        "/v1/services/credit/reference",
+        f"/v1/services/{name}/reference",
         content=b"PAR1 not really",
         headers={"Content-Type": "application/octet-stream"},
     )
     assert garbage.status_code == 422 and "Parquet" in garbage.json()["message"]
-    unrelated = admin.post("/v1/services/credit/reference", json={"records": [{"colour": "red"}]})
+    unrelated = admin.post(f"/v1/services/{name}/reference", json={"records": [{"colour": "red"}]})
     assert unrelated.status_code == 422 and "expected columns named after the features" in unrelated.json()["message"]
     nan = admin.post(
-        "/v1/services/credit/reference",
+        f"/v1/services/{name}/reference",
         content=b'{"records": [{"stable": NaN}]}',
         headers={"Content-Type": "application/json"},
     )
     assert nan.status_code in (400, 422)
-    empty = admin.post("/v1/services/credit/reference", json={"records": []})
+    empty = admin.post(f"/v1/services/{name}/reference", json={"records": []})
     assert empty.status_code == 422 and empty.json()["errors"][0]["field"] == "records"
-    backwards = admin.post("/v1/services/credit/checks", json={"start": 10, "end": 5})
+    backwards = admin.post(f"/v1/services/{name}/checks", json={"start": 10, "end": 5})
     assert backwards.status_code == 422 and "start" in backwards.json()["message"]
     store = Store.open(server.store_url)
     viewer = server.client(store.create_token("viewer"))
     store.close()
-    assert viewer.post("/v1/services/credit/checks").status_code == 403
-    assert viewer.get("/v1/services/credit/checks").status_code == 200
-    assert httpx.get(f"{server.url}/v1/services/credit/checks").status_code == 401
+    assert viewer.post(f"/v1/services/{name}/checks").status_code == 403
+    assert viewer.get(f"/v1/services/{name}/checks").status_code == 200
+    assert httpx.get(f"{server.url}/v1/services/{name}/checks").status_code == 401
 
 
-def test_check_without_reference_is_stored_as_error_and_empty_window_has_no_report(admin: httpx.Client) -> None:
-    check = admin.post("/v1/services/credit/checks", json={"start": 0, "end": 3600}).json()
+def test_check_without_reference_is_stored_as_error_and_empty_window_has_no_report(
+    admin: httpx.Client, name: str
+) -> None:
+    check = admin.post(f"/v1/services/{name}/checks", json={"start": 0, "end": 3600}).json()
     assert (check["status"], check["summary"]["rows"]) == ("no_data", 0)
     assert admin.get(check["report_url"]).status_code == 409
-    _send_window(admin, 300, seed=4, end=time.time())
-    check = admin.post("/v1/services/credit/checks").json()
+    _send_window(admin, name, 300, seed=4, end=time.time())
+    check = admin.post(f"/v1/services/{name}/checks").json()
     assert check["status"] == "error" and "no reference data" in check["error"]

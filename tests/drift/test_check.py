@@ -49,11 +49,11 @@ def test_mean_shift_variance_change_and_new_category_drift_while_stable_features
     }
 
 
-def test_unshifted_window_has_no_drift_and_no_quality_before_labels(store: Store) -> None:
-    service = register(store)
-    store.set_reference(service, make_scenario(5000, seed=1).frame)
-    ingest(store, service, make_scenario(3000, seed=3))
-    summary = CheckRunner(store).run(service, WINDOW_START, END).summary
+def test_unshifted_window_has_no_drift_and_no_quality_before_labels(sqlite_store: Store) -> None:
+    service = register(sqlite_store)
+    sqlite_store.set_reference(service, make_scenario(5000, seed=1).frame)
+    ingest(sqlite_store, service, make_scenario(3000, seed=3))
+    summary = CheckRunner(sqlite_store).run(service, WINDOW_START, END).summary
     assert summary["drifted_features"] == []
     assert summary["dataset_drift"] is False
     assert summary["label_coverage"] == 0.0
@@ -61,15 +61,15 @@ def test_unshifted_window_has_no_drift_and_no_quality_before_labels(store: Store
     assert summary["estimated_quality"]["accuracy"] == pytest.approx(summary["baseline"]["accuracy"], abs=0.03)
 
 
-def test_concept_drift_keeps_inputs_but_late_labels_reveal_quality_decay(store: Store) -> None:
-    service = register(store)
-    store.set_reference(service, make_scenario(5000, seed=1).frame)
+def test_concept_drift_keeps_inputs_but_late_labels_reveal_quality_decay(sqlite_store: Store) -> None:
+    service = register(sqlite_store)
+    sqlite_store.set_reference(service, make_scenario(5000, seed=1).frame)
     scenario = make_scenario(4000, seed=4, concept_flip=0.3)  # same inputs, 30% of labels flipped
-    ingest(store, service, scenario)
-    runner = CheckRunner(store)
+    ingest(sqlite_store, service, scenario)
+    runner = CheckRunner(sqlite_store)
     before = runner.run(service, WINDOW_START, END, trigger="schedule").summary
     assert before["drifted_features"] == [] and before["quality"] is None
-    add_labels(store, service, scenario, share=0.5)
+    add_labels(sqlite_store, service, scenario, share=0.5)
     after = runner.run(service, WINDOW_START, END, trigger="schedule").summary
     assert after["drifted_features"] == []
     assert after["label_coverage"] == pytest.approx(0.5, abs=0.05)
@@ -82,27 +82,27 @@ def test_concept_drift_keeps_inputs_but_late_labels_reveal_quality_decay(store: 
     assert after["estimate_error"]["accuracy"] > 0.08  # the label-free estimate cannot see concept drift
 
 
-def test_label_free_estimate_tracks_realized_accuracy_on_calibrated_data(store: Store) -> None:
-    service = register(store)
-    store.set_reference(service, make_scenario(5000, seed=1).frame)
+def test_label_free_estimate_tracks_realized_accuracy_on_calibrated_data(sqlite_store: Store) -> None:
+    service = register(sqlite_store)
+    sqlite_store.set_reference(service, make_scenario(5000, seed=1).frame)
     # covariate shift: the model meets easier rows (|stable| larger), so its accuracy rises
     scenario = make_scenario(6000, seed=5, stable_scale=1.8)
-    ingest(store, service, scenario)
-    add_labels(store, service, scenario)
-    summary = CheckRunner(store).run(service, WINDOW_START, END).summary
+    ingest(sqlite_store, service, scenario)
+    add_labels(sqlite_store, service, scenario)
+    summary = CheckRunner(sqlite_store).run(service, WINDOW_START, END).summary
     assert summary["quality"]["accuracy"] > summary["baseline"]["accuracy"] + 0.05
     assert summary["estimate_error"]["accuracy"] <= 0.03
     assert summary["estimate_error"]["f1"] <= 0.03
 
 
-def test_empty_window_is_no_data_and_missing_reference_is_an_error_with_quality(store: Store) -> None:
-    service = register(store)
-    runner = CheckRunner(store)
+def test_empty_window_is_no_data_and_missing_reference_is_an_error_with_quality(sqlite_store: Store) -> None:
+    service = register(sqlite_store)
+    runner = CheckRunner(sqlite_store)
     empty = runner.run(service, WINDOW_START, END)
     assert empty.status == "no_data" and empty.summary["rows"] == 0 and empty.summary["drifted_features"] == []
     scenario = make_scenario(500, seed=7)
-    ingest(store, service, scenario)
-    add_labels(store, service, scenario)
+    ingest(sqlite_store, service, scenario)
+    add_labels(sqlite_store, service, scenario)
     record = runner.run(service, WINDOW_START, END)
     assert record.status == "error"
     assert "no reference data" in (record.error or "")
@@ -111,14 +111,50 @@ def test_empty_window_is_no_data_and_missing_reference_is_an_error_with_quality(
     )
 
 
-def test_per_feature_method_and_threshold_override_evidently_defaults(store: Store) -> None:
+def test_per_feature_method_and_threshold_override_evidently_defaults(sqlite_store: Store) -> None:
     from monitor.records import Feature
 
-    service = register(store)
+    service = register(sqlite_store)
     features = (Feature("stable", drift_method="ks", drift_threshold=0.2), Feature("mean_shift", drift_threshold=5.0))
-    service = store.upsert_service("credit", task="classification", target="target", features=features)
-    store.set_reference(service, make_scenario(3000, seed=1).frame)
-    ingest(store, service, make_scenario(3000, seed=8, mean_shift=0.5))
-    results = {f["name"]: f for f in CheckRunner(store).run(service, WINDOW_START, END).results["features"]}
+    service = sqlite_store.upsert_service("credit", task="classification", target="target", features=features)
+    sqlite_store.set_reference(service, make_scenario(3000, seed=1).frame)
+    ingest(sqlite_store, service, make_scenario(3000, seed=8, mean_shift=0.5))
+    results = {f["name"]: f for f in CheckRunner(sqlite_store).run(service, WINDOW_START, END).results["features"]}
     assert (results["stable"]["method"], results["stable"]["threshold"]) == ("ks", 0.2)
     assert (results["mean_shift"]["method"], results["mean_shift"]["drifted"]) == ("wasserstein", False)
+
+
+def test_first_well_labelled_window_becomes_the_baseline_when_reference_has_no_predictions(
+    sqlite_store: Store,
+) -> None:
+    service = register(sqlite_store)
+    inputs_only = make_scenario(3000, seed=1).frame.drop(columns=["prediction", "proba_0", "proba_1"])
+    sqlite_store.set_reference(service, inputs_only)
+    good = make_scenario(1000, seed=9)
+    ingest(sqlite_store, service, good)
+    add_labels(sqlite_store, service, good)
+    runner = CheckRunner(sqlite_store)
+    first = runner.run(service, WINDOW_START, END).summary
+    assert first["baseline"] == first["quality"]
+    assert first["decay"]["accuracy"]["absolute"] == 0
+    assert sqlite_store.reference_stats(service)["baselines"] == {"1": first["quality"]}
+    worse = make_scenario(1000, seed=10, concept_flip=0.4)
+    ingest(sqlite_store, service, worse, start=END, prefix="w")
+    add_labels(sqlite_store, service, worse, prefix="w")
+    later = CheckRunner(sqlite_store).run(service, END, END + WINDOW).summary  # a fresh runner reads it back
+    assert later["baseline"] == first["quality"]
+    assert later["decay"]["accuracy"]["absolute"] > 0.1
+
+
+def test_unknown_drift_method_makes_an_error_check_that_lists_the_valid_ones(sqlite_store: Store) -> None:
+    from monitor.records import Feature
+
+    service = sqlite_store.upsert_service(
+        "credit", task="classification", features=(Feature("stable", drift_method="magic"),)
+    )
+    sqlite_store.set_reference(service, make_scenario(500, seed=1).frame)
+    ingest(sqlite_store, service, make_scenario(300, seed=2))
+    record = CheckRunner(sqlite_store).run(service, WINDOW_START, END)
+    assert record.status == "error"
+    assert "features.stable.drift_method: 'magic' is not a stattest" in (record.error or "")
+    assert "wasserstein" in (record.error or "") and record.summary["rows"] == 300
