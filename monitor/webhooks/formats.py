@@ -31,12 +31,12 @@ if TYPE_CHECKING:
     from monitor.webhooks.events import Event
 
 SCHEMA = "mlwatch.event/v1"
-_PAGES = {"alert": "alerts", "retrain": "jobs", "model": "models", "test": ""}
+_PAGES = {"alert": "alerts", "retrain": "models", "model": "models", "test": ""}  # dashboard url_paths
 _ICONS = {"info": ":information_source:", "warning": ":warning:", "critical": ":rotating_light:"}
 
 
 def dashboard_link(settings: Settings, event: Event) -> str:
-    """The dashboard page about ``event`` (alerts, jobs or models), filtered to its service."""
+    """The dashboard page about ``event`` (alerts or models), filtered to its service."""
     page = _PAGES.get(event.type.split(".")[0], "")
     service = event.data.get("service") or event.labels.get("service")
     query = f"?{urlencode({'service': service})}" if service else ""

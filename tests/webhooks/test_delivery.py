@@ -65,7 +65,7 @@ def test_slack_receivers_get_incoming_webhook_bodies(sqlite_store: Store, receiv
     _deliverer(sqlite_store, settings, Clock()).drain()
     body = receiver.received[0].json()
     assert body["text"].startswith(":rotating_light: retrain.failed (credit)")
-    assert body["blocks"][-1]["elements"][0]["url"] == "http://dash.local:8501/jobs?service=credit"
+    assert body["blocks"][-1]["elements"][0]["url"] == "http://dash.local:8501/models?service=credit"
 
 
 def test_routing_by_severity_labels_and_event_type(sqlite_store: Store, receiver: Receiver) -> None:
