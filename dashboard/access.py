@@ -94,7 +94,7 @@ def _token_login(settings: Settings, store: Store, token: str) -> Viewer:
     if role is None:
         raise AuthError("invalid or revoked token")
     if role not in DASHBOARD_ROLES:
-        raise AuthError(f"a {role} token cannot open the dashboard; use a viewer, operator or admin token", status=403)
+        raise AuthError(f"an {role} token cannot open the dashboard; use a viewer, operator or admin token", status=403)
     return Viewer(f"token:{token[:8]}", role)
 
 

@@ -68,6 +68,7 @@ def end_silence(store: Store, viewer: Viewer, silence_id: int) -> SilenceRecord:
 
 def send_test_event(store: Store, settings: Settings, viewer: Viewer, receiver: str) -> str:
     """Queue a ``test`` event for one webhook receiver (admins only, as in the API); returns the event id."""
+    from monitor.store.alerts import write_audit
     from monitor.webhooks.events import enqueue, new_event
 
     if viewer.role != "admin":
@@ -76,9 +77,10 @@ def send_test_event(store: Store, settings: Settings, viewer: Viewer, receiver: 
     if hook is None:
         known = ", ".join(h.name for h in settings.webhooks) or "none configured"
         raise NotFound(f"unknown webhook receiver {receiver!r} (known: {known})")
-    event = new_event("test", {"message": "Test event from the mlwatch dashboard", "sent_by": viewer.name})
-    enqueue(store, settings, event, [hook])
-    store.audit(viewer.name, "webhook.test", receiver, {"event_id": event.id})
+    event = new_event("test", {"message": "test event from mlwatch", "requested_by": viewer.name})
+    with store.write_transaction() as conn:  # as POST /v1/webhooks/test does
+        enqueue(store, settings, event, [hook], conn)
+        write_audit(conn, viewer.name, "webhook.test", event.id, {"receivers": [hook.name]})
     return event.id
 
 

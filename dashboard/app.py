@@ -13,11 +13,12 @@ st.set_page_config(page_title="mlwatch", page_icon=":material/monitor_heart:", l
 
 who = session.viewer()
 if who is None:
-    pages = [st.Page("pages/login.py", title="Log in", icon=":material/login:", url_path="login")]
+    # Same (root) URL as the overview, so that signing in lands on the overview.
+    pages = [st.Page("pages/login.py", title="Log in", icon=":material/login:", url_path="", default=True)]
 else:
     session.sidebar(who)
     pages = [
-        st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview", default=True),
+        st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", url_path="", default=True),
         st.Page("pages/service.py", title="Service", icon=":material/insights:", url_path="service"),
         st.Page("pages/alerts.py", title="Alerts", icon=":material/notifications:", url_path="alerts"),
         st.Page("pages/models.py", title="Models", icon=":material/model_training:", url_path="models"),

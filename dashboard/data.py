@@ -8,6 +8,7 @@ MLflow failure becomes an ``st.error`` message, never a traceback.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -26,6 +27,7 @@ from monitor.store.outbox import Delivery
 from retrain.records import JobRecord, ModelsOverview
 
 T = TypeVar("T")
+log = logging.getLogger("mlwatch.dashboard")
 LIVE_TTL = 10
 """Seconds a read stays cached: short, so live tiles move, long enough that reruns are cheap."""
 
@@ -53,6 +55,9 @@ def attempt(what: str, fn: Callable[..., T], *args: object, **kwargs: object) ->
         st.error(f"Could not {what}: the store did not answer ({type(cause).__name__}: {cause}). Check `store_url`.")
     except OSError as exc:
         st.error(f"Could not {what}: {exc}")
+    except Exception as exc:  # the page must stay usable; the log keeps the traceback
+        log.exception("dashboard: could not %s", what)
+        st.error(f"Could not {what}: unexpected {type(exc).__name__}: {exc}")
     return None
 
 
@@ -134,9 +139,11 @@ def checks(name: str, since: float | None, limit: int = 500) -> list[CheckRecord
 
 
 @st.cache_data(ttl=300, show_spinner=False, max_entries=20)
-def check_report(check_id: int) -> bytes | None:
-    """The kept Evidently HTML report of a check, or None when none was made."""
-    return store().check_report(check_id)
+def check_report(check_id: int) -> bytes:
+    """The Evidently HTML report of a check: the kept one, else rendered now (imports Evidently) and kept."""
+    from monitor.drift.report import check_report as report
+
+    return report(store(), check_id)
 
 
 @st.cache_data(ttl=5, show_spinner=False)

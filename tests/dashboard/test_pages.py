@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
+
+from monitor.store import Store
 
 Open = Callable[..., AppTest]
 
@@ -90,3 +94,36 @@ def test_service_without_checks_says_how_to_run_one(open_app: Open) -> None:
     at = open_app(page="pages/service.py", service="credit", section="Data drift")
     assert not at.exception
     assert "mlwatch check credit" in texts(at)
+
+
+def test_the_kept_evidently_report_of_a_check_is_embedded(open_app: Open, dashboard_env: str) -> None:
+    store = Store.open(dashboard_env)
+    newest = store.latest_check(store.get_service("fraud"))
+    assert newest is not None
+    store.set_check_report(newest.id, b"<html><body><h1>Data Drift Report</h1></body></html>")
+    store.close()
+    at = open_app(page="pages/service.py", service="fraud", section="Data drift")
+    at.button(key="show_report").click().run()
+    assert not at.exception
+    [frame] = at.get("iframe")
+    assert "Data Drift Report" in frame.proto.srcdoc
+
+
+def test_a_report_that_cannot_be_made_is_an_error_message_not_a_traceback(open_app: Open) -> None:
+    at = open_app(page="pages/service.py", service="fraud", section="Data drift")
+    at.button(key="show_report").click().run()
+    assert not at.exception
+    assert "Could not make the report" in at.error[0].value
+    assert "reference" in at.error[0].value
+
+
+def test_an_unreachable_store_is_an_error_message_on_every_page(
+    open_app: Open, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    monkeypatch.setenv("MLWATCH_STORE_URL", f"sqlite:///{blocker}/mlwatch.db")
+    for page in (None, "pages/service.py", "pages/alerts.py", "pages/models.py"):
+        at = open_app(page=page)
+        assert not at.exception, page
+        assert any("Could not" in e.value for e in at.error), page
