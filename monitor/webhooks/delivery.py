@@ -112,7 +112,11 @@ class Deliverer:
         if hook.secret_env and not secret:
             return Answer(None, None, f"environment variable {hook.secret_env} (the signing secret) is not set", 0.0)
         body = delivery.payload.encode()
-        headers = {"content-type": "application/json", **sign(secret, delivery.event_id, int(self.clock()), body)}
+        try:
+            signed = sign(secret, delivery.event_id, int(self.clock()), body)
+        except ValueError as exc:  # a malformed whsec_ secret: retried, so fixing the variable is enough
+            return Answer(None, None, f"{hook.secret_env}: {exc}", 0.0)
+        headers = {"content-type": "application/json", **signed}
         started = time.perf_counter()
         try:
             response = self.http.post(hook.url, content=body, headers=headers, timeout=hook.timeout)

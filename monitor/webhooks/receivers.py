@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from monitor.errors import ConfigError
+from monitor.webhooks.signing import secret_bytes
 
 if TYPE_CHECKING:
     from monitor.config import Settings
@@ -83,11 +84,21 @@ def check_receivers(settings: Settings, env: Mapping[str, str]) -> None:
         why = refusal(hook.url, settings.allow_private_webhooks)
         if why:
             raise ConfigError(f"webhooks[{i}].url: {why}")
-        if hook.secret_env and not env.get(hook.secret_env):
-            raise ConfigError(
-                f"webhooks[{i}].secret_env: environment variable {hook.secret_env} is not set; "
-                "export it with the signing secret (for example whsec_<base64>)"
-            )
+        _check_secret(i, hook.secret_env, env)
+
+
+def _check_secret(index: int, name: str | None, env: Mapping[str, str]) -> None:
+    if not name:
+        return
+    if not env.get(name):
+        raise ConfigError(
+            f"webhooks[{index}].secret_env: environment variable {name} is not set; "
+            "export it with the signing secret (for example whsec_<base64>)"
+        )
+    try:
+        secret_bytes(env[name])
+    except ValueError as exc:
+        raise ConfigError(f"webhooks[{index}].secret_env: the value of {name} is not a valid secret: {exc}") from exc
 
 
 def _resolve(host: str) -> list[str]:

@@ -44,6 +44,12 @@ def test_missing_signing_secret_variable_is_refused(tmp_path: Path) -> None:
     assert _load(tmp_path, text, {"HOOK_SECRET": "whsec_aHVudGVyMg=="}).webhooks[0].secret_env == "HOOK_SECRET"  # type: ignore[attr-defined]
 
 
+def test_malformed_whsec_secret_is_refused(tmp_path: Path) -> None:
+    text = "webhooks:\n  - {name: ops, url: 'https://hooks.example.com/x', secret_env: HOOK_SECRET}\n"
+    with pytest.raises(ConfigError, match=r"webhooks\[0\]\.secret_env: the value of HOOK_SECRET is not a valid secret"):
+        _load(tmp_path, text, {"HOOK_SECRET": "whsec_***"})
+
+
 def test_unknown_format_and_event_type_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"webhooks\.0\.format: Input should be 'json' or 'slack'"):
         _load(tmp_path, "webhooks:\n  - {name: a, url: 'http://127.0.0.1/', format: teams}\n")
