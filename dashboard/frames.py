@@ -177,6 +177,7 @@ def overview_table(rows: Sequence[ServiceHealth]) -> pd.DataFrame:
 OVERVIEW_COLUMNS = [
     "status",
     "service",
+    "problems",
     "requests",
     "error rate",
     "p95 ms",
@@ -190,7 +191,6 @@ OVERVIEW_COLUMNS = [
     "open alerts",
     "last check",
     "last prediction",
-    "problems",
 ]
 
 

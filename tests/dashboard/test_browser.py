@@ -52,15 +52,23 @@ def register_versions(mlflow_uri: str, root: Path) -> None:
         client.create_model_version("credit", source=str(root / "artifacts"), run_id=run.info.run_id)
 
 
-@pytest.fixture
-def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    """Server and dashboard on one SQLite store seeded through the API; version 1 of ``credit`` is champion."""
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Server and dashboard on one SQLite store seeded through the API; version 1 of ``credit`` is champion.
+
+    Shared by the tests of this module (starting it takes a while): the read-only test runs first.
+    """
+    with pytest.MonkeyPatch.context() as env:
+        yield from _stack(tmp_path_factory.mktemp("stack"), env)
+
+
+def _stack(tmp_path: Path, env: pytest.MonkeyPatch) -> Iterator[Stack]:
     from retrain.actions import promote
 
     url = f"sqlite:///{tmp_path / 'stack.db'}"
     mlflow_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLWATCH_STORE_URL", url)
-    monkeypatch.setenv("MLWATCH_MLFLOW_TRACKING_URI", mlflow_uri)
+    env.setenv("MLWATCH_STORE_URL", url)
+    env.setenv("MLWATCH_MLFLOW_TRACKING_URI", mlflow_uri)
     server = start_server(tmp_path, url)
     dashboard = None
     store = Store.open(url)
