@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from monitor.records import CheckRecord, Service, TrafficBucket
@@ -155,7 +156,7 @@ class CheckSummary:
         return drop / abs(self.baseline)
 
 
-def headline_metric(summary: dict[str, object], preferred: str | None = None) -> str | None:
+def headline_metric(summary: Mapping[str, object], preferred: str | None = None) -> str | None:
     """The quality metric the overview shows: ``preferred`` (the gate's) when measured, else a usual one."""
     names: set[str] = set()
     for key in ("quality", "estimated_quality", "baseline"):

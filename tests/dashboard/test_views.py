@@ -1,0 +1,83 @@
+"""The overview's logic, without Streamlit: time windows, check summaries, problems and their order."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from dashboard.views import CheckSummary, ServiceHealth, TimeWindow, Traffic, headline_metric, problems, worst_first
+from monitor.records import CheckRecord
+
+NO_TRAFFIC = Traffic()
+
+
+def check(summary: dict[str, Any], status: str = "ok") -> CheckRecord:
+    return CheckRecord(1, 1, 0.0, 3600.0, 3600.0, "1", status, "schedule", summary, {"features": []})
+
+
+def health(
+    name: str,
+    traffic: Traffic = NO_TRAFFIC,
+    bound: float | None = None,
+    summary: CheckSummary | None = None,
+    open_alerts: int = 0,
+) -> ServiceHealth:
+    """A row as ``service_health`` builds it, from given numbers instead of a store."""
+    row = ServiceHealth(name, "classification", traffic, bound, None, None, summary, open_alerts)
+    return replace(row, problems=problems(row))
+
+
+@pytest.mark.parametrize(("seconds", "bucket"), [(900, 60), (3600, 60), (86400, 900), (7 * 86400, 7200)])
+def test_a_window_gets_about_120_chart_buckets_of_a_round_size(seconds: float, bucket: int) -> None:
+    window = TimeWindow.last(seconds, now=1_000_000.5)
+    assert (window.end, window.end - window.start, window.bucket_seconds) == (1_000_020.0, seconds, bucket)
+    assert window.whole > window.end and window.whole % 60 == 0
+
+
+def test_the_gate_metric_is_the_headline_when_measured() -> None:
+    summary = {"quality": {"accuracy": 0.9, "f1": 0.7}, "baseline": {"accuracy": 0.92, "f1": 0.8}}
+    assert headline_metric(summary) == "f1"
+    assert headline_metric(summary, "accuracy") == "accuracy"
+    assert headline_metric({"quality": None}) is None
+
+
+def test_decay_is_positive_when_quality_gets_worse_whichever_way_the_metric_points() -> None:
+    f1 = CheckSummary.of(check({"quality": {"f1": 0.6}, "baseline": {"f1": 0.8}}))
+    rmse = CheckSummary.of(check({"quality": {"rmse": 12.0}, "baseline": {"rmse": 10.0}}))
+    assert f1.decay == pytest.approx(0.25)
+    assert rmse.decay == pytest.approx(0.2)
+
+
+def test_estimated_quality_stands_in_before_labels_arrive() -> None:
+    summary = CheckSummary.of(check({"quality": None, "estimated_quality": {"f1": 0.72}, "baseline": {"f1": 0.8}}))
+    assert summary.quality is None
+    assert summary.decay == pytest.approx(0.1)
+
+
+def test_problems_name_latency_over_bound_errors_drift_and_alerts() -> None:
+    drifting = CheckSummary.of(check({"dataset_drift": True, "drift_share": 0.5}))
+    row = health("a", Traffic(100, 10, 80.0, 50.0), 40.0, summary=drifting, open_alerts=2)
+    assert row.problems == (
+        "!p95 80 ms over its 40 ms bound",
+        "!10.0% errors",
+        "!data drift (50% of features)",
+        "!2 open alert(s)",
+    )
+    assert row.status == "critical"
+
+
+def test_worst_first_orders_critical_warning_no_data_then_ok() -> None:
+    rows = [
+        health("ok", Traffic(100, 0, 5.0, 4.0), 40.0),
+        health("silent"),
+        health("slow", Traffic(100, 0, 90.0, 50.0), 40.0),
+        health("flaky", Traffic(1000, 2, 5.0, 4.0)),
+    ]
+    assert [(r.name, r.status) for r in worst_first(rows)] == [
+        ("slow", "critical"),
+        ("flaky", "warning"),
+        ("silent", "no data"),
+        ("ok", "ok"),
+    ]
