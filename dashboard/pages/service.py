@@ -24,6 +24,7 @@ elif names:
     chosen = st.selectbox("Service", names, index=names.index(asked) if asked in names else 0, key="service_choice")
     st.query_params["service"] = chosen
     st.title(chosen)
+    st.page_link("pages/models.py", label="Models, retrain, promote, rollback", query_params={"service": chosen})
     window = session.window()
     # Only the open section runs (lazy tabs), and ?section=... links to it.
     tabs = st.tabs(list(SECTIONS), key="section", bind="query-params")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from dashboard.access import Viewer
 from monitor.store import Store
+from tests.dashboard.conftest import APP, seed
 
 Open = Callable[..., AppTest]
 
@@ -127,3 +131,26 @@ def test_an_unreachable_store_is_an_error_message_on_every_page(
         at = open_app(page=page)
         assert not at.exception, page
         assert any("Could not" in e.value for e in at.error), page
+
+
+def test_every_page_renders_on_each_store_backend(
+    store_url: str, monkeypatch: pytest.MonkeyPatch, config_file: Path
+) -> None:
+    store = Store.open(store_url, migrate=True)
+    seed(store, time.time())
+    store.close()
+    monkeypatch.setenv("MLWATCH_STORE_URL", store_url)
+    monkeypatch.setenv("MLWATCH_CONFIG", str(config_file))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    for page, section in [(None, None), ("pages/service.py", None), ("pages/service.py", "Data drift"),
+                          ("pages/service.py", "Predictions"), ("pages/alerts.py", None)]:  # fmt: skip
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.session_state["viewer"] = Viewer("olga", "operator")
+        at.query_params.update({"service": "fraud", **({"section": section} if section else {})})
+        at.run()
+        if page:
+            at.switch_page(page).run()
+        assert not at.exception, (page, section)
+        assert not at.error, (page, section, at.error[0].value if at.error else "")
+    st.cache_resource.clear()
