@@ -13,8 +13,12 @@ Run: ``python -m benchmarks drift`` (about 3-4 minutes, mostly ingest and the pr
 from __future__ import annotations
 
 import gc
+import os
+import statistics
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -124,9 +128,16 @@ def _run(store: Store) -> list[Result]:
     cold, cold_s = timed(lambda: CheckRunner(store).run(service, big_start, big_end, trigger="manual"))
     _, peak_mb = traced_peak_mb(lambda: CheckRunner(store).run(service, big_start, big_end, trigger="manual"))
     warm_runner = CheckRunner(store)
-    warm_runner.run(service, *windows[SIZES[0]][:2])  # loads the reference once
-    flat = {size: timed(lambda s=size: warm_runner.run(service, *windows[s][:2]))[1] for size in SIZES}
-    print(f"  check of the 1M window (cold: reference loaded): {cold_s:.2f}s; tracemalloc peak {peak_mb:.0f} MB")
+    warm_runner.run(service, *windows[SIZES[0]][:2])  # loads the reference once, as a worker does
+    flat = {size: _median_seconds(partial(warm_runner.run, service, *windows[size][:2])) for size in SIZES}
+    cpu_started = time.process_time()
+    warm_runner.run(service, big_start, big_end)
+    cpu_s = time.process_time() - cpu_started
+    print(
+        f"  check of the 1M window: first (reference loaded and prepared) {cold_s:.2f}s, "
+        f"steady state {flat[SIZES[-1]]:.2f}s wall / {cpu_s:.2f}s CPU; tracemalloc peak {peak_mb:.0f} MB; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
 
     gc.collect()
     rss_before = max_rss_mb()
@@ -139,12 +150,20 @@ def _run(store: Store) -> list[Result]:
     agree = sum(ours.get(name) == verdict for name, verdict in preset.items()) / len(preset)
     print(f"  drifted (mlwatch): {sorted(k for k, v in ours.items() if v)}")
     print(f"  drifted (preset):  {sorted(k for k, v in preset.items() if v)}")
-    label = f"(sample {SAMPLE_SIZE // 1000}k)"
+    label = f"sample {SAMPLE_SIZE // 1000}k"
+    steady = flat[SIZES[-1]]
     return [
-        Result(f"drift check 1M rows x 20 vs 100k ref {label}", cold_s, "s", "<= 3", baseline=preset_s),
-        Result("speed-up vs DataDriftPreset on the full window", preset_s / cold_s, "x", ">= 30"),
-        Result("drift check peak memory (tracemalloc)", peak_mb, "MB", "<= 500", peak_mb=peak_mb),
+        Result(f"drift check 1M x 20 vs 100k ref ({label}, steady state)", steady, "s", "<= 3", baseline=preset_s),
+        Result("speed-up vs DataDriftPreset on the full window", preset_s / steady, "x", ">= 30"),
+        Result(f"drift check 1M x 20, first after upload ({label}, cold)", cold_s, "s", "<= 3", baseline=preset_s),
+        Result("speed-up vs DataDriftPreset, cold check", preset_s / cold_s, "x", ">= 30"),
+        Result("drift check CPU time (steady state, 1M window)", cpu_s, "s", "<= 3"),
+        Result("drift check peak memory (tracemalloc, cold)", peak_mb, "MB", "<= 500", peak_mb=peak_mb),
         Result("per-feature verdicts agreeing with DataDriftPreset", 100 * agree, "%", ">= 99"),
-        *(Result(f"check cost, {size:,}-row window (warm reference)", s, "s", "<= 3") for size, s in flat.items()),
+        *(Result(f"check cost, {size:,}-row window (median of 3)", s, "s", "<= 3") for size, s in flat.items()),
         Result("check cost 1M rows / 10k rows", flat[SIZES[-1]] / flat[SIZES[0]], "x", "<= 2"),
     ]
+
+
+def _median_seconds(fn: Callable[[], object], runs: int = 3) -> float:
+    return float(statistics.median(timed(fn)[1] for _ in range(runs)))

@@ -155,3 +155,18 @@ class ReferenceInfo:
     created_at: float
     row_count: int
     source: str
+
+
+@dataclass(frozen=True, slots=True)
+class SampledColumns:
+    """A uniform sample of a window, column by column (the drift check's read path)."""
+
+    features: list[dict[str, FeatureValue]]
+    predictions: list[Prediction]
+    probabilities: list[dict[str, float] | list[float] | None]
+    labels: list[Prediction]
+    has_label: list[bool]
+    model_versions: list[str | None]
+
+    def __len__(self) -> int:
+        return len(self.features)

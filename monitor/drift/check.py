@@ -6,15 +6,14 @@
     ['income']
 
 The cost is bounded by the service's ``sample_size`` (default 20 000 rows), not by the
-window's traffic: rows come from ``Store.sample_window`` and the reference (with its
-cleaned columns, baseline and calibration) is loaded once and kept in memory.
+window's traffic: rows come from ``Store.sample_columns`` (the uniform sample of
+``sample_window``, column by column), and the reference (with its cleaned columns,
+baseline and calibration) is loaded once and kept in memory.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -43,11 +42,8 @@ log = logging.getLogger("mlwatch.drift")
 class CheckRunner:
     """Runs checks of a service's windows and stores them."""
 
-    def __init__(
-        self, store: Store, *, clock: Callable[[], float] = time.time, references: ReferenceCache | None = None
-    ) -> None:
+    def __init__(self, store: Store, *, references: ReferenceCache | None = None) -> None:
         self.store = store
-        self.clock = clock
         self.references = references or ReferenceCache(store)
 
     def run(
@@ -61,10 +57,9 @@ class CheckRunner:
     ) -> CheckRecord:
         """Check the window ``[start, end)`` of ``service`` and store the result."""
         limit = sample_size or int(service.config.get("sample_size", DEFAULT_SAMPLE_SIZE))
-        rows = self.store.sample_window(service, start, end, limit)
-        window = window_sample(rows)
+        window = window_sample(self.store.sample_columns(service, start, end, limit))
         reference, problem = self._reference(service, window.model_version)
-        if not rows:
+        if not window.rows:
             summary = empty_summary(reference.rows if reference else 0)
             return self._store(service, start, end, window, trigger, summary, {"features": []}, "no_data", problem)
         try:

@@ -56,7 +56,7 @@ def render(store: Store, service: Service, check: CheckRecord) -> bytes:
 
 
 def _current_frame(store: Store, service: Service, check: CheckRecord, limit: int) -> pd.DataFrame:
-    window = window_sample(store.sample_window(service, check.window_start, check.window_end, limit))
+    window = window_sample(store.sample_columns(service, check.window_start, check.window_end, limit))
     frame = window.features.copy()
     frame[PREDICTION] = window.predictions.to_numpy()
     labels = window.labels.where(pd.Series(window.has_label), None)

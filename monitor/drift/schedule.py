@@ -98,7 +98,7 @@ class CheckSchedule:
 
 def check_tasks(ctx: WorkerContext) -> list[Task]:
     """The worker task that runs scheduled checks every ``check_interval`` seconds."""
-    schedule = CheckSchedule(ctx.store, CheckRunner(ctx.store, clock=ctx.clock))
+    schedule = CheckSchedule(ctx.store, CheckRunner(ctx.store))
 
     def run(now: float) -> None:
         for check in schedule.tick(now):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,7 +10,7 @@ import pandas as pd
 
 from monitor.drift.quality import Outcomes
 from monitor.drift.reference import value_key
-from monitor.records import StoredPrediction
+from monitor.records import SampledColumns
 
 
 @dataclass(frozen=True)
@@ -42,24 +41,26 @@ class WindowSample:
         return Outcomes(self.labels[keep].reset_index(drop=True), self.predictions[keep].reset_index(drop=True), proba)
 
 
-def window_sample(rows: Sequence[StoredPrediction]) -> WindowSample:
-    """Turn stored predictions (as ``Store.sample_window`` returns them) into columns."""
-    versions = Counter(r.model_version for r in rows if r.model_version)
+def window_sample(sample: SampledColumns) -> WindowSample:
+    """Turn a window's sampled columns (as ``Store.sample_columns`` returns them) into a frame and series."""
+    versions = Counter(v for v in sample.model_versions if v)
+    has_label = np.array(sample.has_label, dtype=bool)
+    labels = pd.Series(sample.labels, dtype=object)
     return WindowSample(
-        features=pd.DataFrame.from_records([r.features for r in rows]),
-        predictions=pd.Series([r.prediction for r in rows], dtype=object),
-        labels=pd.Series([r.label if r.has_label else None for r in rows], dtype=object),
-        has_label=np.fromiter((r.has_label for r in rows), dtype=bool, count=len(rows)),
-        proba=_probabilities(rows),
+        features=pd.DataFrame.from_records(sample.features) if len(sample) else pd.DataFrame(),
+        predictions=pd.Series(sample.predictions, dtype=object),
+        labels=labels.where(has_label, None),
+        has_label=has_label,
+        proba=_probabilities(sample.probabilities),
         model_version=versions.most_common(1)[0][0] if versions else None,
     )
 
 
-def _probabilities(rows: Sequence[StoredPrediction]) -> pd.DataFrame | None:
+def _probabilities(probabilities: list[dict[str, float] | list[float] | None]) -> pd.DataFrame | None:
     """Class probabilities by class key: a dict maps class → p; a list is indexed by class 0..k-1."""
-    if not any(r.probabilities for r in rows):
+    if not any(probabilities):
         return None
-    records = [_as_dict(r.probabilities) for r in rows]
+    records = [_as_dict(p) for p in probabilities]
     frame = pd.DataFrame.from_records(records).astype(float)
     return frame[sorted(frame.columns)]
 

@@ -117,3 +117,27 @@ def test_missing_or_bad_reference_is_refused_clearly(store: Store) -> None:
         store.set_reference(service, b"not parquet at all")
     with pytest.raises(ValidationFailed, match="at least one row"):
         store.set_reference(service, _reference().iloc[:0])
+
+
+def test_sample_columns_is_sample_window_column_by_column(store: Store) -> None:
+    from monitor.records import LabelRecord, PredictionRecord
+
+    service = _service(store)
+    records = [
+        PredictionRecord(f"r{i}", 1000.0 + i, {"income": float(i), "city": "a"}, i % 2, {"0": 0.5, "1": 0.5}, None, "7")
+        for i in range(300)
+    ]
+    store.add_predictions(service, records)
+    store.add_labels(service, [LabelRecord(f"r{i}", 1, 5000.0) for i in range(0, 300, 3)])
+    columns = store.sample_columns(service, 1000.0, 1300.0, limit=120)
+    rows = store.sample_window(service, 1000.0, 1300.0, limit=120)
+    assert len(columns) == len(rows) == 120
+    by_income = sorted(
+        zip(columns.features, columns.predictions, columns.labels, columns.has_label, strict=True),
+        key=lambda x: x[0]["income"],
+    )
+    assert [(f, p, lab, has) for f, p, lab, has in by_income] == [
+        (r.features, r.prediction, r.label, r.has_label) for r in sorted(rows, key=lambda r: r.features["income"])
+    ]
+    assert set(columns.model_versions) == {"7"} and columns.probabilities[0] == {"0": 0.5, "1": 0.5}
+    assert len(store.sample_columns(service, 0.0, 10.0, limit=50)) == 0
