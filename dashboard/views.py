@@ -15,8 +15,8 @@ from monitor.records import CheckRecord, Service, TrafficBucket
 from monitor.store import Store
 from monitor.store.alerts import AlertRecord
 
-ALIAS_SET = "alias.set"
-"""Audit action of an alias move (``retrain.registry.SET``), the champion's history."""
+ALIAS_ACTIONS = ("alias.set", "alias.external_change")
+"""Audit actions of alias moves by mlwatch and seen outside it (``retrain.registry.SET``/``EXTERNAL``)."""
 
 RANGES: dict[str, float] = {
     "Last 15 minutes": 900,
@@ -271,9 +271,11 @@ def champion_of(store: Store, service: str) -> tuple[str, float] | None:
 
     Read from the store, not MLflow, so the overview stays fast; the models page asks MLflow.
     """
-    for entry in store.audit_entries(action=ALIAS_SET, target=service, limit=50):
-        if entry.details.get("alias") == "champion" and entry.details.get("to"):
-            return str(entry.details["to"]), entry.ts
+    moves = [e for action in ALIAS_ACTIONS for e in store.audit_entries(action=action, target=service, limit=50)]
+    for entry in sorted(moves, key=lambda e: (e.ts, e.id), reverse=True):
+        if entry.details.get("alias") == "champion":
+            to = entry.details.get("to")
+            return (str(to), entry.ts) if to else None
     return None
 
 

@@ -7,8 +7,18 @@ from typing import Any
 
 import pytest
 
-from dashboard.views import CheckSummary, ServiceHealth, TimeWindow, Traffic, headline_metric, problems, worst_first
+from dashboard.views import (
+    CheckSummary,
+    ServiceHealth,
+    TimeWindow,
+    Traffic,
+    champion_of,
+    headline_metric,
+    problems,
+    worst_first,
+)
 from monitor.records import CheckRecord
+from monitor.store import Store
 
 NO_TRAFFIC = Traffic()
 
@@ -81,3 +91,14 @@ def test_worst_first_orders_critical_warning_no_data_then_ok() -> None:
         ("silent", "no data"),
         ("ok", "ok"),
     ]
+
+
+def test_the_overview_champion_follows_the_newest_alias_move(store: Store) -> None:
+    store.audit("alice", "alias.set", "credit", {"alias": "champion", "from": None, "to": "1"})
+    store.audit("alice", "alias.set", "credit", {"alias": "previous", "from": None, "to": "1"})
+    assert champion_of(store, "credit") is not None
+    store.audit("watcher", "alias.external_change", "credit", {"alias": "champion", "from": "1", "to": "4"})
+    found = champion_of(store, "credit")
+    assert found is not None and found[0] == "4"
+    store.audit("watcher", "alias.external_change", "credit", {"alias": "champion", "from": "4", "to": None})
+    assert champion_of(store, "credit") is None
