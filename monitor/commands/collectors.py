@@ -62,7 +62,17 @@ def proxy(
     tracker = Tracker(service, url=api_url, token=api_token, model_version=model_version, spool_dir=spool_dir)
     app = ProxyApp(target, tracker, paths=paths or ("/",), timeout=timeout)
     click.echo(f"mlwatch proxy: http://{host}:{port} -> {target} (service {service!r}, logging to {api_url})")
-    uvicorn.run(app, host=host, port=port, loop="uvloop", http="httptools", log_level="warning", access_log=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        date_header=False,  # the upstream's own Server and Date headers pass through
+    )
 
 
 @click.command()

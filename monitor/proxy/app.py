@@ -1,13 +1,14 @@
-"""The proxy as a plain ASGI app over a pooled ``httpx.AsyncClient``.
+"""The proxy as a plain ASGI app over a pool of upstream connections (``monitor.proxy.upstream``).
 
     >>> app = ProxyApp("http://127.0.0.1:5000", Tracker("credit"))
-    >>> uvicorn.run(app, port=8080, loop="uvloop", http="httptools")
+    >>> uvicorn.run(app, port=8080, loop="uvloop", http="httptools", server_header=False, date_header=False)
 
-Requests and replies pass unchanged (status, headers except hop-by-hop ones, body bytes as
-sent, compressed or not). The reply is streamed back first; the exchange is then handed to
-the tracker's queue, and parsed (``monitor.sdk.payloads``) in its sender thread. An
-unreachable upstream becomes a 502, a timed-out one a 504, both recorded as errors; the
-proxy never turns a good upstream reply into an error.
+Requests and replies pass unchanged: status, headers except hop-by-hop ones, body bytes as
+the server sent them (compressed or not; a chunked body is passed de-chunked). The reply
+goes back first; the exchange is then handed to the tracker's queue and parsed
+(``monitor.sdk.payloads``) in its sender thread. An unreachable upstream becomes a 502, a
+timed-out one a 504, both recorded as errors; a reply from the upstream, whatever its
+status, is passed on as it came.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
-import httpx
-
+from monitor.proxy.upstream import Reply, Upstream, UpstreamError, UpstreamTimeout
 from monitor.sdk.tracker import Tracker
 
 log = logging.getLogger("monitor.proxy")
@@ -41,8 +41,6 @@ HOP_BY_HOP = frozenset(
         b"upgrade",
     }
 )
-_WHOLE_BYTES = 1024 * 1024  # replies up to this size with a Content-Length are sent in one message
-_STREAM = _WHOLE_BYTES + 1
 
 
 class ProxyApp:
@@ -53,18 +51,16 @@ class ProxyApp:
         target: str,
         tracker: Tracker,
         *,
-        client: httpx.AsyncClient | None = None,
         paths: Sequence[str] = ("/",),
         methods: Sequence[str] = ("POST",),
         timeout: float = 60.0,
-        max_connections: int = 100,
+        upstream: Upstream | None = None,
     ) -> None:
         self.target = target.rstrip("/")
         self.tracker = tracker
         self.paths = tuple(paths)
         self.methods = frozenset(m.upper() for m in methods)
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self.client = client or httpx.AsyncClient(timeout=timeout, limits=limits)
+        self.upstream = upstream or Upstream(self.target, timeout=timeout)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -75,41 +71,25 @@ class ProxyApp:
     async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
         body = await _read_body(receive)
-        request = self._request(scope, body)
         try:
-            response = await self.client.send(request, stream=True)
-        except httpx.TimeoutException as exc:
-            await _error(send, 504, "upstream_timeout", f"{self.target} did not answer in time: {exc!r}")
+            reply = await self.upstream.request(scope["method"], _target(scope), scope["headers"], body)
+        except UpstreamTimeout as exc:
+            await _error(send, 504, "upstream_timeout", f"{self.target}: {exc}")
             self._record(scope, body, b"", 504, start, "")
             return
-        except httpx.TransportError as exc:
-            await _error(send, 502, "upstream_unreachable", f"cannot reach {self.target}: {exc!r}")
+        except UpstreamError as exc:
+            await _error(send, 502, "upstream_unreachable", f"{self.target}: {exc}")
             self._record(scope, body, b"", 502, start, "")
             return
-        chunks = await _relay(response, send)
-        encoding = response.headers.get("content-encoding", "")
-        self._record(scope, body, b"".join(chunks), response.status_code, start, encoding)
-
-    def _request(self, scope: Scope, body: bytes) -> httpx.Request:
-        headers = [(k, v) for k, v in scope["headers"] if k not in HOP_BY_HOP and k != b"host"]
-        query = scope.get("query_string", b"")
-        url = self.target + (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
-        if query:
-            url += "?" + query.decode("latin-1")
-        request = self.client.build_request(scope["method"], url, headers=headers, content=body)
-        sent = {k.decode("latin-1").lower() for k, _ in headers} | {"host", "content-length"}
-        for name in [n for n in request.headers if n not in sent]:
-            del request.headers[name]  # the client's own defaults (Accept-Encoding, User-Agent...)
-        return request
+        await _relay(reply, send)
+        self._record(scope, body, reply.body, reply.status, start, _header(reply.headers, b"content-encoding"))
 
     def _record(self, scope: Scope, body: bytes, reply: bytes, status: int, start: float, encoding: str) -> None:
         if scope["method"] not in self.methods or not scope["path"].startswith(self.paths):
             return
         latency = (time.perf_counter() - start) * 1000.0
-        request_id = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None)
-        self.tracker.log_exchange(
-            body, reply, status, latency, response_encoding=encoding, request_id=(request_id or "")[:200] or None
-        )
+        request_id = _header(scope["headers"], b"x-request-id")[:200] or None
+        self.tracker.log_exchange(body, reply, status, latency, response_encoding=encoding, request_id=request_id)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -117,10 +97,20 @@ class ProxyApp:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self.client.aclose()
+                self.upstream.close()
                 self.tracker.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _target(scope: Scope) -> str:
+    path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+    query = scope.get("query_string", b"")
+    return f"{path}?{query.decode('latin-1')}" if query else path
+
+
+def _header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> str:
+    return next((v.decode("latin-1") for k, v in headers if k.lower() == name), "")
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -135,23 +125,13 @@ async def _read_body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-async def _relay(response: httpx.Response, send: Send) -> list[bytes]:
-    """Stream the upstream reply to the client byte for byte; return its chunks."""
-    headers = [(k, v) for k, v in response.headers.raw if k.lower() not in HOP_BY_HOP]
-    chunks: list[bytes] = []
-    try:
-        await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-        if int(response.headers.get("content-length") or _STREAM) <= _WHOLE_BYTES:
-            chunks = [chunk async for chunk in response.aiter_raw()]
-            await send({"type": "http.response.body", "body": b"".join(chunks)})
-            return chunks
-        async for chunk in response.aiter_raw():
-            chunks.append(chunk)
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-    finally:
-        await response.aclose()
-    return chunks
+async def _relay(reply: Reply, send: Send) -> None:
+    """Send the upstream reply as it came (a de-chunked body gets its Content-Length)."""
+    headers = [(k, v) for k, v in reply.headers if k.lower() not in HOP_BY_HOP]
+    if not any(k.lower() == b"content-length" for k, _ in headers):
+        headers.append((b"content-length", str(len(reply.body)).encode()))
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": reply.body})
 
 
 async def _error(send: Send, status: int, error: str, message: str) -> None:

@@ -62,6 +62,17 @@ class HttpClient:
 
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
         """Send one request on the kept-alive connection; return status and body."""
+        reused = self._conn is not None
+        try:
+            return self._exchange(method, path, body)
+        except Retryable:
+            if not reused:
+                raise
+            # the server may have closed the idle connection: once more on a fresh one
+            # (safe for predictions: request ids make a re-sent batch a no-op)
+            return self._exchange(method, path, body)
+
+    def _exchange(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
         import http.client
 
         conn = self._conn or self._connect()

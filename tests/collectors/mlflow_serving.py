@@ -6,9 +6,11 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from tests.conftest import free_port, wait_http
 
@@ -34,18 +36,8 @@ def serving(model: Path) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model), "--env-manager", "local"]
-    proc = subprocess.Popen(
-        [*cmd, "-p", str(port), "-h", "127.0.0.1"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its uvicorn child goes down with the group
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/ping", timeout=120, proc=proc)
+    with _running([*cmd, "-p", str(port), "-h", "127.0.0.1"], env, f"http://127.0.0.1:{port}/ping", 120):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        stop_group(proc)
 
 
 @contextmanager
@@ -54,18 +46,32 @@ def proxying(target: str, service: str, api_url: str, token: str, spool: Path, *
     port = free_port()
     env = {**os.environ, "MLWATCH_URL": api_url, "MLWATCH_TOKEN": token}
     cmd = [sys.executable, "-m", "monitor", "proxy", "--target", target, "--service", service]
-    proc = subprocess.Popen(
-        [*cmd, "--listen", f"127.0.0.1:{port}", "--spool-dir", str(spool), *extra],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/ping", timeout=60, proc=proc)
+    cmd += ["--listen", f"127.0.0.1:{port}", "--spool-dir", str(spool), *extra]
+    with _running(cmd, env, f"http://127.0.0.1:{port}/ping", 60):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        stop_group(proc)
+
+
+@contextmanager
+def _running(cmd: list[str], env: dict[str, str], ready_url: str, timeout: float) -> Iterator[None]:
+    """Run ``cmd`` in its own session until the block ends; its output goes to a temp file.
+
+    A pipe that nobody reads would fill with the access log and stall the server.
+    """
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            _wait(ready_url, proc, log, timeout)
+            yield
+        finally:
+            stop_group(proc)
+
+
+def _wait(url: str, proc: subprocess.Popen[bytes], log: IO[bytes], timeout: float) -> None:
+    try:
+        wait_http(url, timeout=timeout, proc=proc)
+    except (RuntimeError, TimeoutError) as exc:
+        log.seek(0)
+        raise RuntimeError(f"{exc}\n{log.read().decode(errors='replace')[-3000:]}") from exc
 
 
 def stop_group(proc: subprocess.Popen[bytes]) -> None:

@@ -64,14 +64,19 @@ def test_every_request_is_answered_exactly_as_without_the_proxy_and_every_row_is
             assert got.headers["content-type"] == want.headers["content-type"]
         assert proxied.get("/ping").status_code == direct.get("/ping").status_code == 200
     rows = _wait_stored(api, "iris", 7)
+    seen = [(r.request_id, r.features, r.prediction, r.status) for r in rows]
     named = [r for r in rows if "sepal length (cm)" in r.features]
     assert [([r.features[n] for n in IRIS], r.prediction) for r in named] == [
         (SETOSA, 0),
         (VIRGINICA, 2),
         (VIRGINICA, 2),
-    ]
+    ], seen
     tensor = [r for r in rows if "f0" in r.features]
-    assert [(list(r.features.values()), r.prediction) for r in tensor] == [(VIRGINICA, 2), (SETOSA, 0), (SETOSA, 0)]
+    assert [(list(r.features.values()), r.prediction) for r in tensor] == [
+        (VIRGINICA, 2),
+        (SETOSA, 0),
+        (SETOSA, 0),
+    ], seen
     assert all(r.latency_ms is not None and r.latency_ms > 0 and r.status == "ok" for r in named + tensor)
     [refused] = [r for r in rows if r.status == "error"]
     assert refused.features == {"not": "a scoring request"} and refused.prediction is None
@@ -108,7 +113,7 @@ def stalling_upstream() -> Iterator[str]:
 
 def _run_proxy(app: ProxyApp) -> tuple[str, uvicorn.Server, threading.Thread]:
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="critical", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="critical", lifespan="off", server_header=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_http(f"http://127.0.0.1:{port}/")

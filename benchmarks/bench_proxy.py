@@ -1,0 +1,103 @@
+"""Proxy overhead: `mlwatch proxy` in front of `mlflow models serve` against calling it directly.
+
+Same payloads, same run, interleaved: added median latency of one client, and throughput
+at 8 concurrent clients. The proxy logs every call to a real `mlwatch server`.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import threading
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+
+from benchmarks.harness import Result
+from tests.collectors.mlflow_serving import IRIS, proxying, serving, train_iris_model
+from tests.conftest import start_server
+
+PAYLOADS = [
+    {"dataframe_split": {"columns": IRIS, "data": [[5.1, 3.5, 1.4, 0.2]]}},
+    {"dataframe_records": [dict(zip(IRIS, [6.7, 3.0, 5.2, 2.3], strict=True))]},
+    {"instances": [[5.9, 3.0, 4.2, 1.5]]},
+    {"inputs": [[6.3, 2.9, 5.6, 1.8]]},
+]
+CLIENTS = 8
+
+
+def _latencies(url: str, rounds: int) -> list[float]:
+    out = []
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for i in range(rounds):
+            start = time.perf_counter()
+            client.post("/invocations", json=PAYLOADS[i % len(PAYLOADS)]).raise_for_status()
+            out.append((time.perf_counter() - start) * 1000.0)
+    return out
+
+
+def _throughput(url: str, seconds: float) -> float:
+    done = [0] * CLIENTS
+    stop = time.monotonic() + seconds
+
+    def client(slot: int) -> None:
+        with httpx.Client(base_url=url, timeout=60) as http:
+            while time.monotonic() < stop:
+                http.post("/invocations", json=PAYLOADS[done[slot] % len(PAYLOADS)]).raise_for_status()
+                done[slot] += 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(done) / seconds
+
+
+def measure(direct: str, proxied: str) -> list[Result]:
+    """Interleaved rounds of latency and throughput, direct and through the proxy."""
+    _latencies(direct, 100), _latencies(proxied, 100)  # warm both paths
+    plain: list[float] = []
+    through: list[float] = []
+    for _ in range(5):
+        plain += _latencies(direct, 100)
+        through += _latencies(proxied, 100)
+    direct_rps = proxy_rps = 0.0
+    for _ in range(2):
+        direct_rps += _throughput(direct, 4.0)
+        proxy_rps += _throughput(proxied, 4.0)
+    base = statistics.median(plain)
+    return [
+        Result("proxy: added median latency, 1 client", statistics.median(through) - base, "ms", "<= 0.5", baseline=base),
+        Result(f"proxy: throughput vs direct, {CLIENTS} clients (direct {direct_rps / 2:.0f} req/s)",
+               100.0 * proxy_rps / direct_rps, "%", ">= 90"),
+    ]
+
+
+def main() -> list[Result]:
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        work = Path(tmp)
+        api = start_server(work, f"sqlite:///{work / 'mlwatch.db'}")
+        stack.callback(api.stop)
+        with api.client() as client:
+            client.post("/v1/services", json={"name": "bench-iris"}).raise_for_status()
+        direct = stack.enter_context(serving(train_iris_model(work)))
+        proxied = stack.enter_context(
+            proxying(direct, "bench-iris", api.url, api.token, work / "spool", "--path", "/invocations")
+        )
+        results = measure(direct, proxied)
+        store_rows = _stored(api.store_url)
+    return [*results, Result("proxy: predictions stored during the run (sanity)", store_rows, "rows", ">= 1000")]
+
+
+def _stored(store_url: str) -> int:
+    from monitor.store import Store
+
+    time.sleep(2.0)  # the proxy's sender delivers every second
+    store = Store.open(store_url)
+    try:
+        return store.count_window(store.get_service("bench-iris"), 0, time.time() + 60)
+    finally:
+        store.close()
