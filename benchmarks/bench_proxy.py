@@ -70,9 +70,15 @@ def measure(direct: str, proxied: str) -> list[Result]:
         proxy_rps += _throughput(proxied, 4.0)
     base = statistics.median(plain)
     return [
-        Result("proxy: added median latency, 1 client", statistics.median(through) - base, "ms", "<= 0.5", baseline=base),
-        Result(f"proxy: throughput vs direct, {CLIENTS} clients (direct {direct_rps / 2:.0f} req/s)",
-               100.0 * proxy_rps / direct_rps, "%", ">= 90"),
+        Result(
+            "proxy: added median latency, 1 client", statistics.median(through) - base, "ms", "<= 0.5", baseline=base
+        ),
+        Result(
+            f"proxy: throughput vs direct, {CLIENTS} clients (direct {direct_rps / 2:.0f} req/s)",
+            100.0 * proxy_rps / direct_rps,
+            "%",
+            ">= 90",
+        ),
     ]
 
 
