@@ -4,7 +4,8 @@ Both run in this process on the same data: mlwatch's check reads a uniform sampl
 ``SAMPLE_SIZE`` rows of the window from a SQLite store (through ``sample_key``) and tests
 each column once with Evidently's stattests; the baseline is Evidently's own
 ``DataDriftPreset`` on the full 1M-row window. Also: the check's cost at 10k, 100k and 1M
-rows (it should stay flat), its peak memory (tracemalloc), and how often the per-feature
+rows (it should stay flat once the window holds more rows than the sample; a smaller
+window is read whole), its peak memory (tracemalloc), and how often the per-feature
 verdicts agree.
 
 Run: ``python -m benchmarks drift`` (about 3-4 minutes, mostly ingest and the preset).
@@ -161,7 +162,8 @@ def _run(store: Store) -> list[Result]:
         Result("drift check peak memory (tracemalloc, cold)", peak_mb, "MB", "<= 500", peak_mb=peak_mb),
         Result("per-feature verdicts agreeing with DataDriftPreset", 100 * agree, "%", ">= 99"),
         *(Result(f"check cost, {size:,}-row window (median of 3)", s, "s", "<= 3") for size, s in flat.items()),
-        Result("check cost 1M rows / 10k rows", flat[SIZES[-1]] / flat[SIZES[0]], "x", "<= 2"),
+        # Flat once the window holds more rows than the sample (a 10k window is read whole: 10k rows, not 20k).
+        Result("check cost 1M rows / 100k rows (both sampled to 20k)", flat[SIZES[-1]] / flat[SIZES[1]], "x", "<= 1.5"),
     ]
 
 
