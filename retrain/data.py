@@ -59,7 +59,7 @@ def build_training_data(store: Store, service: Service, policy: RetrainConfig, n
     import pandas as pd
 
     target = _target(service)
-    reference = _reference(store, service, target)
+    reference = _reference(store, service, target, policy.reference_weight)
     start = now - policy.data_window
     rows = store.sample_window(service, start, now, policy.max_production_rows) if policy.max_production_rows else []
     production = _production_frame(rows, target, now, policy.recency_half_life)
@@ -93,7 +93,7 @@ def _target(service: Service) -> str:
     return service.target
 
 
-def _reference(store: Store, service: Service, target: str) -> pd.DataFrame:
+def _reference(store: Store, service: Service, target: str, weight: float = 1.0) -> pd.DataFrame:
     import pandas as pd
 
     try:
@@ -103,7 +103,7 @@ def _reference(store: Store, service: Service, target: str) -> pd.DataFrame:
     if target not in frame.columns:
         return pd.DataFrame({target: [], WEIGHT: []})
     frame = frame[frame[target].notna()].reset_index(drop=True)
-    frame[WEIGHT] = 1.0
+    frame[WEIGHT] = weight
     frame["mlwatch_ts"] = 0.0
     return frame
 

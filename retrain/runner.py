@@ -164,9 +164,21 @@ class JobRunner:
         self.registry.ensure_model(model)
         tags = {"mlwatch.job_id": str(job.id), "mlwatch.trigger": str(job.params.get("trigger", "manual"))}
         tags["mlwatch.data_window"] = json.dumps(data.window.as_dict())
-        version = self.client.create_model_version(model, f"runs:/{run_id}/model", run_id=run_id, tags=tags)
+        source, model_id = self._source(run_id, trained)
+        version = self.client.create_model_version(model, source, run_id=run_id, tags=tags, model_id=model_id)
         local = path if not trained.logged else self._download(model, str(version.version), tmp)
         return Candidate(str(version.version), run_id, local)
+
+    def _source(self, run_id: str, trained: TrainedModel) -> tuple[str, str | None]:
+        """Where the model is: the run's ``model`` artifacts, or the model the trainer logged in the run."""
+        if not trained.logged:
+            return f"runs:/{run_id}/model", None
+        run = self.client.get_run(run_id)
+        found = self.client.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'")
+        named = [m for m in found if m.name == "model"] or list(found)
+        if not named:
+            raise TrainerError(f"the trainer logged no model in run {run_id}; log it with name='model'")
+        return str(named[0].artifact_location), named[0].model_id
 
     def _log_run(self, run_id: str, data: TrainingData, trained: TrainedModel) -> None:
         from mlflow.data.pandas_dataset import from_pandas

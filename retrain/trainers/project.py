@@ -8,6 +8,7 @@ The project is given ``training_data`` (a Parquet file of the training frame), `
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 
 from retrain.errors import TrainerError
@@ -40,11 +41,13 @@ class ProjectTrainer:
                 "mode": request.mode,
                 **{k: str(v) for k, v in request.params.get("project_parameters", {}).items()},
             }
-            # mlflow.projects hands the tracking URI to the child through process-global state.
-            previous = mlflow.get_tracking_uri()
+            # mlflow.projects hands the tracking URI to the child through process-global state,
+            # and with env_manager "local" runs `python` from PATH: make that this interpreter.
+            previous, path = mlflow.get_tracking_uri(), os.environ.get("PATH", "")
             mlflow.set_tracking_uri(request.tracking_uri)
+            os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + path
             try:
-                submitted = mlflow.projects.run(
+                mlflow.projects.run(
                     self.uri,
                     entry_point=str(request.params.get("entry_point", "main")),
                     parameters=parameters,
@@ -56,4 +59,6 @@ class ProjectTrainer:
                 raise TrainerError(f"MLflow Project {self.uri} failed: {exc}") from exc
             finally:
                 mlflow.set_tracking_uri(previous)
-        return TrainedModel(None, "project", {"project_uri": self.uri, "project_run": submitted.run_id}, logged=True)
+                os.environ["PATH"] = path
+        logged = {k: v for k, v in parameters.items() if k != "training_data"}
+        return TrainedModel(None, "project", {"project_uri": self.uri, **logged}, logged=True)

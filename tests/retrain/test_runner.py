@@ -23,6 +23,7 @@ from retrain.runner import JobRunner
 from tests.retrain.scenario import frame, register, send_traffic
 
 FAST = {"estimator": "random_forest", "estimator_params": {"n_estimators": 20, "max_depth": 8, "random_state": 0}}
+PROJECT = str(Path(__file__).parent / "project")
 STUMP = {"estimator": "decision_tree", "estimator_params": {"max_depth": 1}}
 
 
@@ -32,8 +33,14 @@ class World:
     settings: Settings
     registry: Registry
 
-    def run(self, service: str, mode: str = "retrain", settings: Settings | None = None) -> JobRecord:
-        job, _ = request_retrain(self.store, self.settings, service, mode=mode, actor="test")
+    def run(
+        self,
+        service: str,
+        mode: str = "retrain",
+        settings: Settings | None = None,
+        extra: dict[str, object] | None = None,
+    ) -> JobRecord:
+        job, _ = request_retrain(self.store, self.settings, service, mode=mode, actor="test", extra=extra)
         claimed = self.store.claim_job("test-worker")
         assert claimed is not None and claimed.id == job.id
         with contextlib.suppress(Exception):  # the outcome is in the store, which is what is asserted
@@ -51,6 +58,7 @@ def _settings(tmp: Path, mlflow_uri: str, credit: dict[str, object]) -> Settings
             RetrainConfig(service="stumps", auto_promote=True, params=STUMP),
             RetrainConfig(service="custom", auto_promote=False, trainer="tests.retrain.user_trainers:logistic"),
             RetrainConfig(service="broken", trainer="tests.retrain.user_trainers:broken"),
+            RetrainConfig(service="project", trainer="project", project_uri=PROJECT, auto_promote=True),
         ),
     )
 
@@ -60,7 +68,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, mlflow_uri: str) -> Iterator
     tmp = tmp_path_factory.mktemp("runner")
     settings = _settings(tmp, mlflow_uri, FAST)
     store = Store.open(settings.store_url)
-    for name in ("credit", "stumps", "custom", "broken"):
+    for name in ("credit", "stumps", "custom", "broken", "project"):
         store.set_reference(register(store, name), frame(1500, seed=1))
     yield World(store, settings, Registry.from_settings(settings, store))
     store.close()
@@ -107,11 +115,22 @@ def test_a_worse_challenger_is_recorded_but_not_promoted(world: World, mlflow_ur
     assert world.registry.version("credit", result["version"]).tags["mlwatch.decision"] == "reject"
 
 
-def test_fine_tune_continues_the_champion_with_warm_start(world: World) -> None:
-    job = world.run("credit", mode="fine_tune")
+def test_fine_tune_continues_the_champion_with_warm_start_and_keeps_the_triggering_report(
+    world: World, tmp_path: Path
+) -> None:
+    service = world.store.get_service("credit")
+    check_id = world.store.add_check(
+        service, window_start=0, window_end=1, model_version="2", status="ok", trigger="manual", summary={}, results={}
+    )
+    world.store.set_check_report(check_id, b"<html>drift report</html>")
+    job = world.run("credit", mode="fine_tune", extra={"check_id": check_id})
     assert job.status == "succeeded", job.error
     run = world.registry.client.get_run((job.result or {})["run_id"])
     assert run.data.params["fine_tune"] == "warm_start" and run.data.tags["mlwatch.mode"] == "fine_tune"
+    report = world.registry.client.download_artifacts(
+        run.info.run_id, f"evidently/check-{check_id}.html", str(tmp_path)
+    )
+    assert Path(report).read_text() == "<html>drift report</html>"
 
 
 def test_fine_tune_of_an_estimator_that_cannot_continue_fails_clearly(world: World) -> None:
@@ -147,3 +166,14 @@ def test_a_cancelled_job_stops_at_its_next_step(world: World) -> None:
     with pytest.raises(JobCancelled, match=f"job {job.id} was cancelled"):
         JobRunner(world.store, world.settings, world.registry).run(claimed)
     assert world.store.get_job(job.id).status == "cancelled"
+
+
+def test_an_mlflow_project_trains_on_the_job_run_with_the_window_as_parameters(world: World) -> None:
+    job = world.run("project")
+    assert job.status == "succeeded", job.error
+    result = job.result or {}
+    run = world.registry.client.get_run(str(result["run_id"]))
+    assert run.data.params["target"] == "label" and float(run.data.params["window_end"]) > 0
+    assert run.data.tags["trained_window"].endswith(f"{run.data.params['window_end']} (retrain)")
+    assert run.data.metrics["train_rows"] == result["data_window"]["reference_rows"]
+    assert world.registry.champion("project") == result["version"] == "1"
