@@ -51,7 +51,7 @@ class FeatureFilter:
     def apply(self, features: Any) -> Json:
         """Kept features with values cleaned to what the API takes (others left out)."""
         out: Json = {}
-        items = features.items() if hasattr(features, "items") else enumerate(features or ())
+        items = features.items() if hasattr(features, "items") else enumerate(features if features is not None else ())
         for key, value in items:
             name = str(key) if not isinstance(key, int) else f"f{key}"
             if (self.allow is not None and name not in self.allow) or name in self.deny:

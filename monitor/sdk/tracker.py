@@ -22,7 +22,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -85,7 +85,7 @@ class Tracker:
 
     def log(
         self,
-        features: Mapping[str, Any] | None,
+        features: Mapping[str, Any] | Sequence[Any] | None,
         prediction: Any = None,
         *,
         probabilities: Any = None,
@@ -95,13 +95,18 @@ class Tracker:
         status: str = "ok",
         timestamp: float | None = None,
     ) -> str | None:
-        """Record one prediction; returns its request id (None when sampled out). Never raises."""
+        """Record one prediction; returns its request id (None when sampled out). Never raises.
+
+        ``features`` is a mapping of name to value, or a sequence (a list, a numpy row) whose
+        values are named ``f0``, ``f1``, ...
+        """
         try:
             if self.sample_rate < 1.0 and self._random() >= self.sample_rate:
                 return None
             rid = request_id or f"{self._prefix}{next(self._ids)}"
             ts = self._clock() if timestamp is None else timestamp
-            self._offer((rid, ts, dict(features or ()), prediction, probabilities, latency_ms, model_version, status))
+            row = dict(features) if type(features) is dict else features  # a copy: callers may reuse their dict
+            self._offer((rid, ts, row, prediction, probabilities, latency_ms, model_version, status))
             return rid
         except Exception:
             return None

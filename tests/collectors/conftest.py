@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,10 +38,10 @@ def stored(server: RunningServer, name: str) -> list[StoredPrediction]:
     """Every prediction of service ``name`` as the server's store holds it, oldest first."""
     store = Store.open(server.store_url)
     try:
-        found = store.recent_predictions(store.get_service(name), limit=1_000_000, since=0.0)
+        found = store.recent_predictions(store.get_service(name), limit=1_000_000, since=time.time() - 30 * 86400)
     finally:
         store.close()
-    return found[::-1]
+    return sorted(found, key=lambda p: (p.ts, p.request_id))  # rows of one call share a time
 
 
 def launch(workdir: Path, store_url: str, port: int, token: str) -> subprocess.Popen[bytes]:

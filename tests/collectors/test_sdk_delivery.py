@@ -28,7 +28,7 @@ def _register(url: str, token: str, name: str) -> None:
 def _stored_ids(store_url: str, name: str) -> set[str]:
     store = Store.open(store_url)
     try:
-        found = store.recent_predictions(store.get_service(name), limit=1_000_000, since=0.0)
+        found = store.recent_predictions(store.get_service(name), limit=1_000_000, since=time.time() - 86400)
     finally:
         store.close()
     return {p.request_id for p in found}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from monitor.sdk import DeliveryOptions, Tracker
@@ -71,10 +72,23 @@ def test_exception_in_tracked_function_is_recorded_as_error_and_reraised(api: Ru
 def test_allow_and_deny_lists_filter_features_and_bad_values_are_cleaned(api: RunningServer, tmp_path: Path) -> None:
     register(api, "filtered", [])
     tracker = tracker_for(api, "filtered", tmp_path, allow_features=["a", "b", "c", "secret"], deny_features=["secret"])
-    tracker.log({"a": 1.0, "b": float("nan"), "c": [1, 2], "secret": "pin", "other": 3}, prediction=1)
-    assert tracker.flush(10)
-    [row] = stored(api, "filtered")
-    assert row.features == {"a": 1.0, "b": None}
+    row = {"a": 1.0, "b": float("nan"), "c": [1, 2], "secret": "pin", "other": 3}
+    tracker.log(row, prediction=1, request_id="dict")
+    row["a"] = 99.0  # the caller reusing its dict does not change what was logged
+    positional = Tracker(
+        "filtered",
+        url=api.url,
+        token=api.token,
+        spool_dir=tmp_path / "p",
+        options=FAST,
+        flush_at_exit=False,
+        deny_features=["f1"],
+    )
+    positional.log(np.array([0.5, 1.5, np.inf]), prediction=np.int64(2), request_id="array")
+    assert tracker.flush(10) and positional.flush(10)
+    rows = {r.request_id: r for r in stored(api, "filtered")}
+    assert rows["dict"].features == {"a": 1.0, "b": None}
+    assert (rows["array"].features, rows["array"].prediction) == ({"f0": 0.5, "f2": None}, 2)
 
 
 def test_sampling_rate_keeps_about_that_share(api: RunningServer, tmp_path: Path) -> None:
@@ -132,6 +146,6 @@ def test_straight_to_store_mode_writes_through_the_ingestor(tmp_path: Path) -> N
     tracker.log({"x": 1.0}, prediction=1, latency_ms=1.0)
     assert tracker.flush(10)
     tracker.close()
-    [row] = store.recent_predictions(store.get_service("direct"), since=0.0)
+    [row] = store.recent_predictions(store.get_service("direct"))
     assert (row.features, row.prediction) == ({"x": 1.0}, 1)
     store.close()
