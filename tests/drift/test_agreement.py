@@ -101,3 +101,11 @@ def test_verdicts_agree_with_data_drift_preset_across_shift_sizes(
                 drifted_seen.add(shift)
     assert agree / total >= 0.95, disagreements
     assert drifted_seen >= {0.35, 1.0}  # the shifts are visible at all, so agreement is not "nothing drifts"
+
+
+def test_text_feature_drifts_when_its_vocabulary_changes_and_not_otherwise() -> None:
+    reference = _dataset(1500, seed=20, shift=0.0, text=True)[["note"]]
+    service = _service(reference)
+    same = _mlwatch(service, reference, _dataset(1500, seed=21, shift=0.0, text=True)[["note"]], 1500)
+    changed = _mlwatch(service, reference, _dataset(1500, seed=22, shift=1.0, text=True)[["note"]], 1500)
+    assert (same, changed) == ({"note": False}, {"note": True})

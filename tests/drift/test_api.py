@@ -154,3 +154,17 @@ def test_check_without_reference_is_stored_as_error_and_empty_window_has_no_repo
     _send_window(admin, name, 300, seed=4, end=time.time())
     check = admin.post(f"/v1/services/{name}/checks").json()
     assert check["status"] == "error" and "no reference data" in check["error"]
+
+
+def test_api_start_up_does_not_import_evidently(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from monitor.config import Settings; from monitor.server.app import create_app; "
+        "from monitor.store import Store; "
+        f"create_app(Settings(), Store.open('sqlite:///{tmp_path / 'x.db'}')); "
+        "print('evidently' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert out.stdout.strip() == "False"
