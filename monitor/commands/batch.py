@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import click
 
-from monitor.commands.collectors import _endpoint
+from monitor.commands.collectors import api_endpoint
 from monitor.errors import ValidationFailed
 from monitor.records import Feature, PredictionRecord, Service
 
@@ -237,7 +237,7 @@ def _json(record: PredictionRecord) -> dict[str, Any]:
     return out
 
 
-def _check(batch: BatchFile, service: Service, progress: Any) -> int:
+def _check(batch: BatchFile, service: Service) -> int:
     """Read and validate the whole file; a bad row stops here, before anything is stored."""
     from monitor.ingest import check_batch
 
@@ -250,7 +250,6 @@ def _check(batch: BatchFile, service: Service, progress: Any) -> int:
             where = rows[int(match.group(1))].where if match else "a row"
             raise click.ClickException(f"{batch.path}: {where}: {exc.field.split('.', 1)[-1]}: {exc.message}") from exc
         total += len(rows)
-        progress.update(len(rows))
     return total
 
 
@@ -309,14 +308,14 @@ def ingest(
     if fmt is None:
         raise click.BadParameter(f"cannot tell the format of {file.name}; pass --format csv, parquet or jsonl")
     columns = Columns(request_id_column, timestamp_column, prediction_column, label_column)
-    uploader = Uploader(*_endpoint(url, token), service)
+    uploader = Uploader(*api_endpoint(url, token), service)
     from monitor.sdk.transport import Rejected, Retryable
 
     try:
         schema = uploader.schema()
         batch = BatchFile(file, fmt, columns, chunk_size, model_version, schema)
-        with click.progressbar(length=0, label="checking", show_pos=True) as bar:
-            total = _check(batch, schema, bar)
+        click.echo(f"checking {file.name} ...", err=True)
+        total = _check(batch, schema)
         stored = 0
         with click.progressbar(length=total, label="loading", show_pos=True) as bar:
             for rows in batch.chunks():

@@ -9,7 +9,8 @@ import socket
 import click
 
 
-def _endpoint(url: str | None, token: str | None) -> tuple[str, str | None]:
+def api_endpoint(url: str | None, token: str | None) -> tuple[str, str | None]:
+    """The API URL and token: the options given, else MLWATCH_URL / MLWATCH_TOKEN, else the local default."""
     from monitor.sdk.tracker import DEFAULT_URL
 
     return url or os.environ.get("MLWATCH_URL") or DEFAULT_URL, token or os.environ.get("MLWATCH_TOKEN")
@@ -58,7 +59,7 @@ def proxy(
     host, port = _listen(listen)
     if not target.startswith(("http://", "https://")):
         raise click.BadParameter(f"expected an http(s) URL, got {target!r}", param_hint="--target")
-    api_url, api_token = _endpoint(url, token)
+    api_url, api_token = api_endpoint(url, token)
     tracker = Tracker(service, url=api_url, token=api_token, model_version=model_version, spool_dir=spool_dir)
     app = ProxyApp(target, tracker, paths=paths or ("/",), timeout=timeout)
     click.echo(f"mlwatch proxy: http://{host}:{port} -> {target} (service {service!r}, logging to {api_url})")
@@ -97,7 +98,7 @@ def agent(
     """Sample the host, the given processes and every NVIDIA GPU, and send them to mlwatch."""
     from monitor.agent import Agent, SampleSender, default_collectors
 
-    api_url, api_token = _endpoint(url, token)
+    api_url, api_token = api_endpoint(url, token)
     host = host_name or socket.gethostname()
     sender = SampleSender(api_url, api_token, host)
     runner = Agent(default_collectors(pids=pids, names=names), sender)

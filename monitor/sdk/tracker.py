@@ -260,4 +260,4 @@ def _transport(service: str, url: str | None, token: str | None, store_url: str 
 
 def _default_spool(service: str) -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "mlwatch" / "spool" / service
+    return Path(base) / "mlwatch" / "spool" / "".join(c if c.isalnum() or c in "._-" else "_" for c in service)

@@ -86,6 +86,18 @@ def test_records_left_in_the_spool_at_exit_are_delivered_by_the_next_process(tmp
     assert _stored_ids(api.store_url, "later") == {f"late-{i}" for i in range(20)}
 
 
+def test_records_still_queued_at_process_exit_are_delivered_by_the_exit_hook(tmp_path: Path, api) -> None:  # type: ignore[no-untyped-def]
+    _register(api.url, api.token, "at-exit")
+    code = (
+        "from monitor.sdk import Tracker, DeliveryOptions; "
+        f"t = Tracker('at-exit', url={api.url!r}, token={api.token!r}, spool_dir={str(tmp_path)!r}, "
+        "options=DeliveryOptions(flush_interval=3600)); "
+        "[t.log({'i': i}, request_id=f'exit-{i}') for i in range(50)]"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    assert _stored_ids(api.store_url, "at-exit") == {f"exit-{i}" for i in range(50)}
+
+
 def test_spool_past_its_bound_drops_the_oldest_batches_and_counts_their_records(tmp_path: Path) -> None:
     batches = [[{"request_id": f"b{b}-r{i}", "features": {"x": 1.0}} for i in range(10)] for b in range(5)]
     spool = Spool(tmp_path, max_bytes=len(json.dumps(batches[0]).encode()) * 3)
