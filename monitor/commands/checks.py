@@ -89,8 +89,26 @@ def describe(service: str, record: Any) -> str:
             verdict = "DRIFT" if f["drifted"] else "-"
             lines.append(f"  {f['name']:24} {f['method']:22} {f['score']:9.4g} {f['threshold']:9.4g}  {verdict}")
     lines.append(f"  drift share {s['drift_share']:.2f}, dataset drift: {'yes' if s['dataset_drift'] else 'no'}")
+    for key in ("prediction_drift", "target_drift"):
+        if s.get(key):
+            found = s[key]
+            verdict = "DRIFT" if found["drifted"] else "none"
+            lines.append(f"  {key.replace('_', ' ')}: {verdict} ({found['method']} {found['score']:.4g})")
+    lines.extend(_data_quality_lines(s["data_quality"]))
     lines.extend(_quality_lines(s))
     return "\n".join(lines)
+
+
+def _data_quality_lines(dq: dict[str, Any]) -> list[str]:
+    out = [f"  missing values {dq['missing_share']:.1%}"]
+    if dq["new_categories"]:
+        out.append("  new categories: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in dq["new_categories"].items()))
+    outside = {k: v for k, v in dq["out_of_range_share"].items() if v > 0}
+    if outside:
+        out.append("  outside the reference range: " + ", ".join(f"{k} {v:.1%}" for k, v in outside.items()))
+    if dq["type_mismatches"]:
+        out.append("  type mismatches: " + ", ".join(f"{k} {v}" for k, v in dq["type_mismatches"].items()))
+    return out
 
 
 def _quality_lines(s: dict[str, Any]) -> list[str]:
