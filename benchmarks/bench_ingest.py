@@ -10,7 +10,6 @@ direct PostgreSQL.
 
 from __future__ import annotations
 
-import os
 import random
 import sqlite3
 import tempfile
@@ -57,7 +56,9 @@ def _records(n: int, prefix: str) -> list[PredictionRecord]:
 
 def _open(url: str) -> tuple[Store, object]:
     store = Store.open(url, migrate=True)
-    service = store.upsert_service("bench", task="classification", features=tuple(Feature(f"f{j}") for j in range(FEATURES)))
+    service = store.upsert_service(
+        "bench", task="classification", features=tuple(Feature(f"f{j}") for j in range(FEATURES))
+    )
     return store, service
 
 
@@ -89,8 +90,19 @@ def _raw_sqlite(path: Path) -> float:
     conn.execute("CREATE UNIQUE INDEX u ON p (service_id, request_id)")
     conn.execute("CREATE INDEX s ON p (service_id, hour, sample_key, ts)")
     rows = [
-        (1, r.request_id, r.ts, int(r.ts // 3600), random.random(), orjson.dumps(r.features).decode(), "1",
-         "[0.3,0.7]", r.latency_ms, "1", "ok")
+        (
+            1,
+            r.request_id,
+            r.ts,
+            int(r.ts // 3600),
+            random.random(),
+            orjson.dumps(r.features).decode(),
+            "1",
+            "[0.3,0.7]",
+            r.latency_ms,
+            "1",
+            "ok",
+        )
         for r in _records(DIRECT_ROWS, "raw")
     ]
     start = time.perf_counter()
@@ -167,20 +179,38 @@ def main() -> list[Result]:
         work = Path(tmp)
         raw = _raw_sqlite(work / "raw.db")
         direct, peak = _direct(f"sqlite:///{work / 'direct.db'}")
-        results.append(Result("ingest: direct store -> SQLite (vs bare sqlite3)", direct, "r/s", ">= 100000", raw, peak))
+        results.append(
+            Result("ingest: direct store -> SQLite (vs bare sqlite3)", direct, "r/s", ">= 100000", raw, peak)
+        )
         api, rss = _api(work, f"sqlite:///{work / 'api.db'}")
-        results.append(Result("ingest: HTTP API, batches of 500 -> SQLite (vs direct)", api, "r/s", ">= 30000", direct, rss))
+        results.append(
+            Result("ingest: HTTP API, batches of 500 -> SQLite (vs direct)", api, "r/s", ">= 30000", direct, rss)
+        )
         with _postgres_schema() as pg:
             if pg:
                 pg_direct, pg_peak = _direct(pg)
                 results.append(
-                    Result("ingest: direct store -> PostgreSQL (vs direct SQLite)", pg_direct, "r/s", ">= 30000", direct, pg_peak)
+                    Result(
+                        "ingest: direct store -> PostgreSQL (vs direct SQLite)",
+                        pg_direct,
+                        "r/s",
+                        ">= 30000",
+                        direct,
+                        pg_peak,
+                    )
                 )
         with _postgres_schema() as pg:
             if pg:
                 pg_api, pg_rss = _api(work, pg)
                 results.append(
-                    Result("ingest: HTTP API, batches of 500 -> PostgreSQL (vs API SQLite)", pg_api, "r/s", ">= 10000", api, pg_rss)
+                    Result(
+                        "ingest: HTTP API, batches of 500 -> PostgreSQL (vs API SQLite)",
+                        pg_api,
+                        "r/s",
+                        ">= 10000",
+                        api,
+                        pg_rss,
+                    )
                 )
     return results
 

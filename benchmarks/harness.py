@@ -63,5 +63,7 @@ def report(results: list[Result]) -> int:
     for r in results:
         ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "-"
         peak = f"{r.peak_mb:.0f}" if r.peak_mb is not None else "-"
-        print(f"{r.name:58} {r.value:>10.4g} {r.unit:<3} {r.target:>14} {ratio:>12} {peak:>8}  {'yes' if r.ok else 'NO'}")
+        print(
+            f"{r.name:58} {r.value:>10.4g} {r.unit:<3} {r.target:>14} {ratio:>12} {peak:>8}  {'yes' if r.ok else 'NO'}"
+        )
     return 0 if all(r.ok for r in results) else 1

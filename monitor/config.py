@@ -162,6 +162,9 @@ class RetrainConfig(_Frozen):
     data_window: Duration = 7 * 86400.0
     max_production_rows: int = Field(default=200_000, ge=0)
     recency_half_life: Duration | None = None
+    reference_weight: float = Field(default=1.0, ge=0.0)
+    """Sample weight of reference rows in training (production rows weigh 1, or less with age);
+    lower it when the concept has changed, 0 trains on production data alone."""
     cooldown: Duration = 3600.0
     daily_cap: int = Field(default=3, ge=0)
     timeout: Duration = 3600.0
@@ -271,9 +274,9 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
     """``MLWATCH_STORE_URL=...`` → ``{"store_url": ...}``; values are parsed as YAML."""
     out: dict[str, Any] = {}
     for key, value in env.items():
-        if not key.startswith(ENV_PREFIX) or key[len(ENV_PREFIX):] in _NOT_SETTINGS:
+        if not key.startswith(ENV_PREFIX) or key[len(ENV_PREFIX) :] in _NOT_SETTINGS:
             continue
-        name = key[len(ENV_PREFIX):].lower()
+        name = key[len(ENV_PREFIX) :].lower()
         if name not in Settings.model_fields:
             continue
         try:

@@ -8,7 +8,7 @@ touching checks.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 from monitor.errors import ValidationFailed
@@ -36,7 +36,9 @@ class Ingestor:
     def __init__(self, sink: Sink) -> None:
         self.sink = sink
 
-    def predictions(self, service: Service, records: Sequence[PredictionRecord], *, field: str = "records") -> IngestResult:
+    def predictions(
+        self, service: Service, records: Sequence[PredictionRecord], *, field: str = "records"
+    ) -> IngestResult:
         """Store a batch of predictions whole, or raise ValidationFailed naming the first bad field."""
         check_batch(service, records, field)
         return self.sink.add_predictions(service, records)
@@ -56,20 +58,21 @@ def check_batch(service: Service, records: Sequence[PredictionRecord], field: st
         for name, value in record.features.items():
             if value is None or (types.get(name) == "numerical" and _finite_number(value)):
                 continue  # the common case, decided without building a message
-            _check_value(types, name, value, lambda: f"{field}[{i}].features.{name}", service.name)
+            _check_value(types, name, value, (field, i), service.name)
 
 
 def _finite_number(value: object) -> bool:
     # x - x is 0 for finite numbers and NaN for NaN and ±inf; bool is excluded on purpose.
-    return type(value) is int or (type(value) is float and value - value == 0)  # type: ignore[operator]
+    return type(value) is int or (type(value) is float and value - value == 0)
 
 
 _SCALARS = (str, bool, int, float)
 
 
-def _check_value(
-    types: dict[str, str], name: str, value: FeatureValue, where: Callable[[], str], service: str
-) -> None:
+def _check_value(types: dict[str, str], name: str, value: FeatureValue, at: tuple[str, int], service: str) -> None:
+    def where() -> str:  # built only when there is something to report
+        return f"{at[0]}[{at[1]}].features.{name}"
+
     if not isinstance(value, _SCALARS):
         raise ValidationFailed(where(), f"expected a number, string, boolean or null, got {type(value).__name__}")
     if isinstance(value, float) and not math.isfinite(value):

@@ -32,7 +32,9 @@ def postgres_base_url() -> str:
 
 def _postgres_available(url: str) -> str | None:
     try:
-        engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1), connect_args={"connect_timeout": 3})
+        engine = create_engine(
+            url.replace("postgresql://", "postgresql+psycopg://", 1), connect_args={"connect_timeout": 3}
+        )
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         engine.dispose()

@@ -6,8 +6,8 @@ import click
 
 from monitor.commands import settings_from
 from monitor.store import ROLES, Store
-from monitor.store.migrate import current_revision, head_revision, upgrade
 from monitor.store.engine import make_engine
+from monitor.store.migrate import current_revision, head_revision, upgrade
 
 
 @click.group()

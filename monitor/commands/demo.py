@@ -2,33 +2,54 @@
 
 from __future__ import annotations
 
-import os
-import secrets
+import signal
+from pathlib import Path
+from types import FrameType
 
 import click
 
-from monitor.commands import settings_from
-
 
 @click.command()
-@click.option("--speed", type=float, default=60.0, show_default=True, help="Time compression factor.")
-@click.option("--minutes", type=float, default=None, help="Stop after this many wall-clock minutes.")
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=1),
+    default=60.0,
+    show_default=True,
+    help="Time compression: one hour of production lasts 3600/SPEED seconds.",
+)
+@click.option("--minutes", type=click.FloatRange(min=0.1), default=None, help="Stop after this many minutes.")
 @click.option("--no-browser", is_flag=True, help="Do not open the dashboard in a browser.")
-@click.option("--port", type=int, default=8000, show_default=True, help="Port of the API server.")
-@click.pass_context
-def demo(ctx: click.Context, speed: float, minutes: float | None, no_browser: bool, port: int) -> None:
-    """Run mlwatch locally on an embedded SQLite store and print the URLs and an admin token."""
-    import uvicorn
+@click.option("--api-port", type=int, default=8000, show_default=True)
+@click.option("--dashboard-port", type=int, default=8501, show_default=True)
+@click.option("--serve-port", type=int, default=5001, show_default=True)
+@click.option("--receiver-port", type=int, default=8765, show_default=True)
+def demo(
+    speed: float,
+    minutes: float | None,
+    no_browser: bool,
+    api_port: int,
+    dashboard_port: int,
+    serve_port: int,
+    receiver_port: int,
+) -> None:
+    """Train a model, serve it, replay drifting traffic and watch mlwatch catch and fix it.
 
-    from monitor.server.app import create_app
-    from monitor.store import Store
+    Everything lives under ./.mlwatch (SQLite store and MLflow); Ctrl-C stops every process.
+    """
+    from monitor.demo.config import DemoPorts
+    from monitor.demo.runner import Demo, DemoOptions
 
-    settings = settings_from(ctx)
-    token = settings.bootstrap_token or os.environ.get("MLWATCH_BOOTSTRAP_TOKEN") or f"mlw_{secrets.token_urlsafe(24)}"
-    settings = settings.model_copy(update={"bootstrap_token": token})
-    store = Store.open(settings.store_url)
-    click.echo(f"mlwatch demo: store {settings.store_url}")
-    click.echo(f"  API       http://127.0.0.1:{port}  (OpenAPI at /docs)")
-    click.echo(f"  token     {token}  (admin)")
-    click.echo("Press Ctrl-C to stop.")
-    uvicorn.run(create_app(settings, store), host="127.0.0.1", port=port, log_level="warning")
+    ports = DemoPorts(api=api_port, dashboard=dashboard_port, serve=serve_port, receiver=receiver_port)
+    options = DemoOptions(Path.cwd(), speed=speed, minutes=minutes, ports=ports, open_browser=not no_browser)
+    runner = Demo(options, echo=click.echo)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        runner.run()
+    except KeyboardInterrupt:
+        click.echo("\nstopping: every process the demo started is being shut down")
+    click.echo("mlwatch demo stopped")
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    """SIGTERM stops the demo the same way Ctrl-C does."""
+    raise KeyboardInterrupt

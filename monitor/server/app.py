@@ -1,6 +1,6 @@
 """The ingest/query API (FastAPI). ``mlwatch server`` serves ``create_app``.
 
-    >>> app = create_app(load_settings(), Store.open("sqlite:///.mlwatch/mlwatch.db"))
+>>> app = create_app(load_settings(), Store.open("sqlite:///.mlwatch/mlwatch.db"))
 """
 
 from __future__ import annotations

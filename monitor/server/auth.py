@@ -41,7 +41,9 @@ class TokenAuth:
     def authenticate(self, header: str | None) -> Principal:
         """The principal for an ``Authorization`` header value; AuthError (401) if none or invalid."""
         if not header:
-            raise AuthError("missing Authorization header; send 'Authorization: Bearer <token>' (see `mlwatch token create`)")
+            raise AuthError(
+                "missing Authorization header; send 'Authorization: Bearer <token>' (see `mlwatch token create`)"
+            )
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthError("malformed Authorization header; expected 'Bearer <token>'")

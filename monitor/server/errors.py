@@ -70,7 +70,9 @@ async def _http(_: Request, exc: HTTPException) -> JSONResponse:
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(500, "internal_error", f"internal error ({type(exc).__name__}); this is a bug, please report it")
+    return error_response(
+        500, "internal_error", f"internal error ({type(exc).__name__}); this is a bug, please report it"
+    )
 
 
 def install(app: FastAPI) -> None:

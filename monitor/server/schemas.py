@@ -7,11 +7,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from monitor.config import FeatureType, Task
 from monitor.records import Feature, HostSample, LabelRecord, PredictionRecord
 
+ObjectId = Annotated[int, Path(ge=1, le=2**63 - 1, description="a stored object's id")]
+"""The id of a stored object in a path: bounded so that no database is asked for an integer it cannot hold."""
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 RequestId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 

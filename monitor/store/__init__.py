@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from monitor.errors import StoreError
 from monitor.store.alerts import AlertsMixin
 from monitor.store.checks import ChecksMixin
 from monitor.store.decisions import DecisionsMixin
@@ -25,12 +26,23 @@ from monitor.store.references import ReferencesMixin
 from monitor.store.retention import RetentionMixin
 from monitor.store.services import ROLES, ServicesMixin
 from monitor.store.traffic import TrafficMixin
-from monitor.errors import StoreError
 
 __all__ = ["ROLES", "Store"]
 
 
-class Store(ServicesMixin, IngestMixin, QueriesMixin, RetentionMixin, ChecksMixin, ReferencesMixin, JobsMixin, DecisionsMixin, OutboxMixin, AlertsMixin, TrafficMixin):
+class Store(
+    ServicesMixin,
+    IngestMixin,
+    QueriesMixin,
+    RetentionMixin,
+    ChecksMixin,
+    ReferencesMixin,
+    JobsMixin,
+    DecisionsMixin,
+    OutboxMixin,
+    AlertsMixin,
+    TrafficMixin,
+):
     """mlwatch's persistent state behind a few domain methods."""
 
     def __init__(self, engine: Engine) -> None:

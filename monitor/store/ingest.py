@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import random
-from bisect import bisect_left
 import time
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -48,7 +48,13 @@ class IngestMixin:
             return IngestResult(0, 0)
         now = time.time()
         rows = [
-            {"service_id": service.id, "request_id": r.request_id, "label": dumps(r.label), "ts": r.ts, "received_at": now}
+            {
+                "service_id": service.id,
+                "request_id": r.request_id,
+                "label": dumps(r.label),
+                "ts": r.ts,
+                "received_at": now,
+            }
             for r in records
         ]
         with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
@@ -62,7 +68,9 @@ class IngestMixin:
 
     def add_host_samples(self, host: str, samples: Sequence[HostSample]) -> IngestResult:
         """Store samples from the agent running on ``host``."""
-        rows = [{"host": host, "ts": s.ts, "kind": s.kind, "name": s.name, "metrics": dumps(s.metrics)} for s in samples]
+        rows = [
+            {"host": host, "ts": s.ts, "kind": s.kind, "name": s.name, "metrics": dumps(s.metrics)} for s in samples
+        ]
         if rows:
             with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
                 conn.execute(t.host_samples.insert(), rows)
@@ -70,7 +78,8 @@ class IngestMixin:
 
 
 _PREDICTION_COLUMNS = (
-    "service_id, request_id, ts, hour, sample_key, features, prediction, probabilities, latency_ms, model_version, status"
+    "service_id, request_id, ts, hour, sample_key, features, prediction, probabilities, "
+    "latency_ms, model_version, status"
 )
 
 

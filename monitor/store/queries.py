@@ -83,9 +83,7 @@ class QueriesMixin:
         p, lab = t.predictions, t.labels
         query = (
             select(p, lab.c.label, lab.c.request_id.label("label_request_id"))
-            .select_from(
-                p.outerjoin(lab, and_(lab.c.service_id == p.c.service_id, lab.c.request_id == p.c.request_id))
-            )
+            .select_from(p.outerjoin(lab, and_(lab.c.service_id == p.c.service_id, lab.c.request_id == p.c.request_id)))
             .where(p.c.service_id == service.id, _hours(start, end), p.c.sample_key < fraction)
             .where(p.c.ts >= start, p.c.ts < end)
         )
@@ -103,9 +101,7 @@ class QueriesMixin:
         p, lab = t.predictions, t.labels
         query = (
             select(p, lab.c.label, lab.c.request_id.label("label_request_id"))
-            .select_from(
-                p.outerjoin(lab, and_(lab.c.service_id == p.c.service_id, lab.c.request_id == p.c.request_id))
-            )
+            .select_from(p.outerjoin(lab, and_(lab.c.service_id == p.c.service_id, lab.c.request_id == p.c.request_id)))
             .where(p.c.service_id == service.id, _hours(since, newest), p.c.ts >= since)
             .order_by(p.c.ts.desc())
             .limit(limit)

@@ -71,13 +71,23 @@ def test_labels_and_host_samples_are_accepted(server: RunningServer) -> None:
 
 BAD_BODIES = [
     ("malformed JSON", b'{"records": [', 400, "not valid JSON"),
-    ("NaN feature", b'{"records": [{"features": {"age": NaN}}]}', 422, r"records\[0\]\.features\.age: expected a finite"),
+    (
+        "NaN feature",
+        b'{"records": [{"features": {"age": NaN}}]}',
+        422,
+        r"records\[0\]\.features\.age: expected a finite",
+    ),
     ("infinite latency", b'{"records": [{"latency_ms": Infinity}]}', 422, r"records\[0\]\.latency_ms"),
     ("wrong type", json.dumps({"records": [{"latency_ms": "slow"}]}).encode(), 422, r"records\[0\]\.latency_ms"),
     ("missing field", b"{}", 422, r"records: Field required"),
     ("unknown field", json.dumps({"records": [{"feature": {}}]}).encode(), 422, r"records\[0\]\.feature"),
     ("unregistered feature", json.dumps({"records": [{"features": {"zip": 1}}]}).encode(), 422, "not a registered"),
-    ("feature of wrong type", json.dumps({"records": [{"features": {"age": "old"}}]}).encode(), 422, "expected a number"),
+    (
+        "feature of wrong type",
+        json.dumps({"records": [{"features": {"age": "old"}}]}).encode(),
+        422,
+        "expected a number",
+    ),
     ("negative latency", json.dumps({"records": [{"latency_ms": -1}]}).encode(), 422, "greater than or equal to 0"),
     ("bad status", json.dumps({"records": [{"status": "meh"}]}).encode(), 422, r"records\[0\]\.status"),
     ("empty batch", json.dumps({"records": []}).encode(), 422, "at least 1 item"),
@@ -176,7 +186,9 @@ def test_too_many_records_per_batch_is_refused(tmp_path, sqlite_url: str) -> Non
 def test_missing_or_wrong_token_is_refused(
     server: RunningServer, headers: dict[str, str], status: int, message: str
 ) -> None:
-    response = httpx.post(f"{server.url}/v1/services/credit/predictions", json={"records": [_record(1)]}, headers=headers)
+    response = httpx.post(
+        f"{server.url}/v1/services/credit/predictions", json={"records": [_record(1)]}, headers=headers
+    )
     assert response.status_code == status
     assert message in response.json()["message"]
     assert response.headers["www-authenticate"] == "Bearer"

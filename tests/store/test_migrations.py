@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -11,8 +12,6 @@ from monitor.store import Store
 from monitor.store.engine import make_engine
 from monitor.store.migrate import alembic_config, current_revision, head_revision
 from monitor.store.schema import metadata
-
-import pytest
 
 
 def test_migrations_produce_the_declared_schema(store_url: str) -> None:

@@ -64,7 +64,7 @@ def test_a_batch_that_fails_midway_stores_nothing(store: Store) -> None:
     service = _service(store)
     store.add_predictions(service, [_record(0)])
     bad = [_record(1), _record(2, status=None)]  # NOT NULL violation on the second row
-    with pytest.raises(Exception, match="(?i)null|constraint"):
+    with pytest.raises(Exception, match=r"(?i)null|constraint"):
         store.add_predictions(service, bad)
     assert store.count_window(service, NOW - 1, NOW + 1) == 1
     assert sum(b.count for b in store.traffic_stats(service, NOW - 60, NOW + 60, 60)) == 1

@@ -4,4 +4,13 @@ from __future__ import annotations
 
 from monitor.server.routes import alerts, checks, health, hosts, ingest, metrics, models, services
 
-ROUTERS = [health.router, services.router, ingest.router, hosts.router, alerts.router, checks.router, models.router, metrics.router]
+ROUTERS = [
+    health.router,
+    services.router,
+    ingest.router,
+    hosts.router,
+    alerts.router,
+    checks.router,
+    models.router,
+    metrics.router,
+]

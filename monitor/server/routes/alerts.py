@@ -28,6 +28,7 @@ from monitor.config import AlertRuleConfig, Settings, parse_duration
 from monitor.errors import Conflict, NotFound, ValidationFailed
 from monitor.server.auth import Principal, require
 from monitor.server.routes.services import StoreDep
+from monitor.server.schemas import ObjectId
 from monitor.store import Store
 from monitor.store.alerts import AlertRecord, SilenceRecord, StoredRule, write_audit
 from monitor.store.outbox import Delivery
@@ -192,13 +193,15 @@ def list_alerts(
 
 
 @router.get("/v1/alerts/{alert_id}", response_model=AlertOut)
-def get_alert(alert_id: int, store: StoreDep, _: Viewer) -> AlertOut:
+def get_alert(alert_id: ObjectId, store: StoreDep, _: Viewer) -> AlertOut:
     """One alert."""
     return _alert_out(store.get_alert(alert_id))
 
 
 @router.post("/v1/alerts/{alert_id}/ack", response_model=AlertOut)
-def ack_alert(alert_id: int, store: StoreDep, who: Operator, body: Annotated[AckIn | None, Body()] = None) -> AlertOut:
+def ack_alert(
+    alert_id: ObjectId, store: StoreDep, who: Operator, body: Annotated[AckIn | None, Body()] = None
+) -> AlertOut:
     """Acknowledge an alert: it keeps firing until it clears, but sends no more reminders."""
     return _alert_out(store.ack_alert(alert_id, who.name, time.time(), (body or AckIn()).comment))
 
@@ -238,7 +241,7 @@ def _epoch(value: datetime) -> float:
 
 
 @router.delete("/v1/silences/{silence_id}", response_model=SilenceOut)
-def end_silence(silence_id: int, store: StoreDep, who: Operator) -> SilenceOut:
+def end_silence(silence_id: ObjectId, store: StoreDep, who: Operator) -> SilenceOut:
     """End a silence now."""
     now = time.time()
     return _silence_out(store.end_silence(silence_id, who.name, now), now)

@@ -21,7 +21,7 @@ from monitor.errors import ValidationFailed
 from monitor.records import CheckRecord, Service
 from monitor.server.auth import Principal, require
 from monitor.server.routes.services import StoreDep
-from monitor.server.schemas import Scalar
+from monitor.server.schemas import ObjectId, Scalar
 from monitor.store import Store
 
 router = APIRouter(tags=["checks"])
@@ -132,14 +132,14 @@ def list_checks(
 
 
 @router.get("/v1/checks/{check_id}", response_model=CheckOut)
-def get_check(check_id: int, store: StoreDep, _: Viewer) -> CheckOut:
+def get_check(check_id: ObjectId, store: StoreDep, _: Viewer) -> CheckOut:
     """One check."""
     check = store.get_check(check_id)
     return _out(check, _service_name(store, check.service_id))
 
 
 @router.get("/v1/checks/{check_id}/report", response_class=HTMLResponse)
-def check_report(check_id: int, store: StoreDep, _: Viewer, regenerate: bool = False) -> HTMLResponse:
+def check_report(check_id: ObjectId, store: StoreDep, _: Viewer, regenerate: bool = False) -> HTMLResponse:
     """The Evidently HTML report of a check: rendered on first request, then kept."""
     from monitor.drift.report import check_report as report
 

@@ -28,9 +28,7 @@ def _check_size(request: Request, count: int, field: str) -> None:
 
 
 @router.post("/{service}/predictions", response_model=IngestOut)
-def add_predictions(
-    service: str, body: PredictionBatch, store: StoreDep, request: Request, _: Ingest
-) -> IngestOut:
+def add_predictions(service: str, body: PredictionBatch, store: StoreDep, request: Request, _: Ingest) -> IngestOut:
     """Store a batch of predictions (whole or not at all); request ids already stored are skipped."""
     _check_size(request, len(body.records), "records")
     result = _ingestor(request).predictions(store.get_service(service), [r.record() for r in body.records])

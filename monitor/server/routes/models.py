@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from monitor.config import Settings
 from monitor.errors import Conflict
 from monitor.server.auth import Principal, require
+from monitor.server.schemas import ObjectId
 from monitor.store import Store
 from retrain import actions
 from retrain.records import JobRecord
@@ -100,13 +101,13 @@ def retrain(service: str, body: RetrainIn, store: StoreDep, settings: SettingsDe
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobOut)
-def get_job(job_id: int, store: StoreDep, _: Viewer) -> JobOut:
+def get_job(job_id: ObjectId, store: StoreDep, _: Viewer) -> JobOut:
     """Status, progress, log tail, resulting version and decision of a job."""
     return _job(actions.get_job(store, job_id))
 
 
 @router.post("/v1/jobs/{job_id}/cancel", response_model=JobOut)
-def cancel_job(job_id: int, store: StoreDep, who: Operator) -> JobOut:
+def cancel_job(job_id: ObjectId, store: StoreDep, who: Operator) -> JobOut:
     """Cancel a queued job, or stop a running one."""
     return _job(actions.cancel_job(store, job_id, actor=who.name))
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from monitor.records import Service
+from monitor.records import Service, TrafficBucket
 from monitor.server.auth import Principal, require
 from monitor.server.schemas import ServiceIn, ServiceOut, StatsBucket, StatsOut
 from monitor.store import Store
@@ -83,10 +83,19 @@ def service_stats(
         start=start,
         end=end,
         bucket_seconds=bucket,
-        buckets=[StatsBucket(error_rate=b.error_rate, **_fields(b)) for b in buckets],
+        buckets=[_bucket_out(b) for b in buckets],
     )
 
 
-def _fields(bucket: object) -> dict[str, object]:
-    names = ("start", "model_version", "count", "errors", "latency_mean_ms", "latency_p50_ms", "latency_p95_ms")
-    return {n: getattr(bucket, n) for n in (*names, "latency_p99_ms")}
+def _bucket_out(bucket: TrafficBucket) -> StatsBucket:
+    return StatsBucket(
+        start=bucket.start,
+        model_version=bucket.model_version,
+        count=bucket.count,
+        errors=bucket.errors,
+        error_rate=bucket.error_rate,
+        latency_mean_ms=bucket.latency_mean_ms,
+        latency_p50_ms=bucket.latency_p50_ms,
+        latency_p95_ms=bucket.latency_p95_ms,
+        latency_p99_ms=bucket.latency_p99_ms,
+    )

@@ -1,0 +1,1 @@
+"""``mlwatch demo``: the whole loop on one machine, on embedded defaults."""

@@ -1,0 +1,99 @@
+"""The configuration ``mlwatch demo`` writes: one credit-scoring service, its alerts,
+a local webhook receiver and an automatic retrain policy, with time compressed by ``speed``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from monitor.demo.data import FEATURES, TARGET
+
+SERVICE = "credit"
+WEBHOOK_SECRET_ENV = "MLWATCH_DEMO_WEBHOOK_SECRET"
+
+
+@dataclass(frozen=True)
+class DemoPorts:
+    """Loopback ports of the demo's processes."""
+
+    api: int = 8000
+    dashboard: int = 8501
+    serve: int = 5001
+    receiver: int = 8765
+
+
+def demo_config(home: str, ports: DemoPorts, speed: float) -> dict[str, Any]:
+    """The mlwatch.yaml of the demo; an hour of production time lasts ``3600 / speed`` seconds."""
+    hour = 3600.0 / speed
+    return {
+        "store_url": f"sqlite:///{home}/mlwatch.db",
+        "mlflow_tracking_uri": f"sqlite:///{home}/mlflow.db",
+        "home": home,
+        "server_port": ports.api,
+        "dashboard_url": f"http://127.0.0.1:{ports.dashboard}",
+        "check_interval": max(1.0, hour / 12),
+        "services": [
+            {
+                "name": SERVICE,
+                "task": "classification",
+                "model_name": SERVICE,
+                "target": TARGET,
+                "window": f"{hour:.0f}s",
+                "features": [{"name": name, "type": kind} for name, kind in FEATURES],
+                "latency_bound_ms": 50,
+                "sample_size": 5000,
+            }
+        ],
+        "webhooks": [
+            {
+                "name": "demo-receiver",
+                "url": f"http://127.0.0.1:{ports.receiver}/hooks",
+                "format": "json",
+                "secret_env": WEBHOOK_SECRET_ENV,
+                "backoff_initial": "1s",
+                "backoff_max": "10s",
+            }
+        ],
+        "alerts": [
+            {
+                "name": "credit-dataset-drift",
+                "kind": "drift_share",
+                "service": SERVICE,
+                "threshold": 0.3,
+                "for": "0s",
+                "severity": "warning",
+            },
+            {
+                "name": "credit-accuracy-decay",
+                "kind": "quality_decay",
+                "service": SERVICE,
+                "metric": "accuracy",
+                "threshold": 0.05,
+                "for": "0s",
+                "severity": "critical",
+            },
+            {
+                "name": "credit-latency",
+                "kind": "latency",
+                "service": SERVICE,
+                "metric": "p95",
+                "threshold": 200,
+                "for": f"{hour / 6:.0f}s",
+                "severity": "warning",
+                "options": {"window": f"{hour / 4:.0f}s"},
+            },
+        ],
+        "retrain": [
+            {
+                "service": SERVICE,
+                "trigger": "on_alert",
+                "mode": "retrain",
+                "auto_promote": True,
+                "gate": {"metric": "accuracy", "min_gain": 0.0},
+                "data_window": f"{2 * hour:.0f}s",
+                "cooldown": f"{hour / 2:.0f}s",
+                "daily_cap": 10,
+                "reference_weight": 0.1,
+            }
+        ],
+    }
