@@ -90,7 +90,8 @@ def test_check_runs_on_uploaded_reference_and_its_report_is_kept(admin: httpx.Cl
     assert admin.get(f"/v1/checks/{check['id']}").json()["summary"] == check["summary"]
     report = admin.get(check["report_url"])
     assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
-    assert "mean_shift" in report.text
+    assert "mean_shift" in report.text  # the drift report
+    assert "Model quality (labelled rows)" in report.text and "Accuracy" in report.text  # and the quality one
     assert admin.get(check["report_url"]).content == report.content  # kept, not re-rendered
 
 
