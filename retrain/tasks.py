@@ -107,11 +107,6 @@ class JobSupervisor:
                 break
             self._start(job)
 
-    def stop(self) -> None:
-        """End every running job's process (the jobs are marked failed)."""
-        for running in list(self.running.values()):
-            self._end(running, "failed", "the worker stopped while the job ran")
-
     def _start(self, job: JobRecord) -> None:
         timeout = self.settings.retrain_policy(str(job.service)).timeout
         process, output = self.launcher(job, self.settings)
