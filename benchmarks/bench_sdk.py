@@ -35,6 +35,9 @@ class CountingTransport:
     def close(self) -> None:
         pass
 
+    def after_fork(self) -> None:
+        pass
+
 
 def _per_call_ns(fn: Callable[[dict[str, float]], int], features: dict[str, float]) -> list[int]:
     clock = time.perf_counter_ns

@@ -7,9 +7,11 @@ CPython), so it never blocks and never waits on the network. Everything else run
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,19 +63,30 @@ class Delivery:
         self.transport, self.encoder, self.spool, self.options = transport, encoder, spool, options
         self._clock = clock
         self._queue: deque[CallTuple | RawCall] = deque()
-        self._drop_lock = threading.Lock()
         self._dropped_queue = 0
         self._sent = 0
         self._rejected = 0
         self._failures = 0
         self._retry_at = 0.0
-        self._busy = False
         self._cycles = 0
+        self._start()
+        own = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _restart_in_child(own))
+
+    def _start(self) -> None:
+        self._busy = False
+        self._drop_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._progress = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="mlwatch-sender", daemon=True)
         self._thread.start()
+
+    def after_fork(self) -> None:
+        """In a forked child (gunicorn, multiprocessing): a sender of its own; the parent's queue stays the parent's."""
+        self._queue.clear()
+        self.transport.after_fork()
+        self._start()
 
     def offer(self, item: CallTuple | RawCall) -> None:
         """Queue one call without blocking; a full queue counts a drop."""
@@ -209,3 +222,9 @@ class Delivery:
             records = self.encoder.records(self._take())
             if records:
                 self.spool.write(records)
+
+
+def _restart_in_child(own: weakref.ref[Delivery]) -> None:
+    delivery = own()
+    if delivery is not None and not delivery._stop.is_set():
+        delivery.after_fork()

@@ -38,6 +38,8 @@ class Transport(Protocol):
 
     def close(self) -> None: ...
 
+    def after_fork(self) -> None: ...
+
 
 class HttpClient:
     """A tiny keep-alive JSON client over ``http.client`` (no third-party import, thread-confined)."""
@@ -138,6 +140,10 @@ class HttpTransport:
         """Release the connection."""
         self._client.close()
 
+    def after_fork(self) -> None:
+        """In a forked child: never share the parent's connection."""
+        self._client.close()
+
 
 class StoreTransport:
     """Writes batches straight into a store through ``monitor.ingest.Ingestor`` (no API server).
@@ -173,6 +179,10 @@ class StoreTransport:
             self._store = Store.open(self._url)
             self._ingestor = Ingestor(self._store)
         return self._store, self._ingestor
+
+    def after_fork(self) -> None:
+        """In a forked child: open a store of its own; closing the parent's would break its connections."""
+        self._store = self._ingestor = None
 
     def close(self) -> None:
         """Close the store's connections."""

@@ -98,6 +98,21 @@ def test_records_still_queued_at_process_exit_are_delivered_by_the_exit_hook(tmp
     assert _stored_ids(api.store_url, "at-exit") == {f"exit-{i}" for i in range(50)}
 
 
+def test_a_forked_worker_gets_a_sender_of_its_own(tmp_path: Path, api) -> None:  # type: ignore[no-untyped-def]
+    _register(api.url, api.token, "forked")
+    code = (
+        "import os; from monitor.sdk import Tracker, DeliveryOptions; "
+        f"t = Tracker('forked', url={api.url!r}, token={api.token!r}, spool_dir={str(tmp_path)!r}, "
+        "options=DeliveryOptions(flush_interval=0.05)); "
+        "t.log({'who': 'parent'}, request_id='parent'); t.flush(10); pid = os.fork(); "
+        "t.log({'who': 'child' if pid == 0 else 'parent-after'}, request_id='child' if pid == 0 else 'parent-after'); "
+        "ok = t.flush(10); os._exit(0 if ok else 3) if pid == 0 else None; "
+        "assert os.waitpid(pid, 0)[1] == 0"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    assert _stored_ids(api.store_url, "forked") == {"parent", "child", "parent-after"}
+
+
 def test_spool_past_its_bound_drops_the_oldest_batches_and_counts_their_records(tmp_path: Path) -> None:
     batches = [[{"request_id": f"b{b}-r{i}", "features": {"x": 1.0}} for i in range(10)] for b in range(5)]
     spool = Spool(tmp_path, max_bytes=len(json.dumps(batches[0]).encode()) * 3)
