@@ -70,6 +70,11 @@ class Agent:
         self._clock, self._sleep = clock, sleep
         self._failed: set[int] = set()
 
+    @property
+    def pending(self) -> int:
+        """Samples waiting for the server."""
+        return len(self._buffer)
+
     def collect(self) -> list[HostSample]:
         """One round of samples from every collector."""
         samples: list[HostSample] = []

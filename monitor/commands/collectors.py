@@ -105,6 +105,8 @@ def agent(
     click.echo(f"mlwatch agent: sampling {host!r} every {interval:g}s, sending to {api_url}")
     if once:
         runner.tick()
+        if runner.pending:
+            raise click.ClickException(f"{runner.pending} sample(s) could not be sent to {api_url}")
         return
     with contextlib.suppress(KeyboardInterrupt):
         runner.run(interval)

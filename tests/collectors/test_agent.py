@@ -115,9 +115,9 @@ def test_agent_keeps_samples_while_the_server_is_away_and_survives_a_broken_coll
     sender = FlakySender()
     agent = Agent([HostCollector(FakePsutil([]), clock=Clock()), Broken()], sender, sleep=lambda s: None)
     agent.run(1.0, ticks=3)
-    assert sender.batches == []
+    assert sender.batches == [] and agent.pending == 3
     sender.up = True
-    assert agent.tick() == 4
+    assert agent.tick() == 4 and agent.pending == 0
     assert [s.kind for s in sender.batches[0]] == ["host"] * 4
 
 
@@ -133,3 +133,5 @@ def test_mlwatch_agent_once_stores_a_real_sample_through_the_api(api: RunningSer
         store.close()
     kinds = {(s.kind, s.name.split("/")[0]) for _, s in found}
     assert ("host", "") in kinds and ("process", str(os.getpid())) in kinds
+    down = subprocess.run([*cmd, "--url", "http://127.0.0.1:9"], env=env, capture_output=True, text=True, timeout=60)
+    assert down.returncode == 1 and "sample(s) could not be sent to http://127.0.0.1:9" in down.stderr
