@@ -79,10 +79,10 @@ class CheckRunner:
         if found.quality is None or len(window.labelled()) < MIN_BASELINE_LABELS:
             return found
         version = window.model_version or ""
-        self.store.set_reference_baseline(service, reference.version, version, found.quality)
-        reference.stats.setdefault("baselines", {})[version] = found.quality
-        log.info("service %s: baseline of model version %r set from this window", service.name, version)
-        return with_baseline(found, found.quality)
+        baseline = self.store.set_reference_baseline(service, reference.version, version, found.quality)
+        reference.stats.setdefault("baselines", {})[version] = baseline
+        log.info("service %s: baseline of model version %r set from a labelled window", service.name, version)
+        return with_baseline(found, baseline)
 
     def _reference(self, service: Service, version: str | None) -> tuple[Reference | None, str | None]:
         try:

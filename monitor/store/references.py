@@ -85,10 +85,10 @@ class ReferencesMixin:
 
     def set_reference_baseline(
         self, service: Service, reference_version: str, model_version: str, metrics: dict[str, float]
-    ) -> None:
+    ) -> dict[str, float]:
         """Record the quality baseline of ``model_version`` in the statistics of a reference that has none.
 
-        The first writer wins, so concurrent workers agree on one baseline.
+        The first writer wins, so concurrent workers agree on one baseline; returns the one stored.
         """
         r = t.references
         where = (r.c.service_id == service.id, r.c.model_version == reference_version)
@@ -101,6 +101,7 @@ class ReferencesMixin:
             if model_version not in baselines:
                 baselines[model_version] = metrics
                 conn.execute(r.update().where(*where).values(stats=dumps(stats)))
+        return dict(baselines[model_version])
 
     def reference_stats(self, service: Service, model_version: str | None = None) -> dict[str, Any]:
         """The cached statistics of the reference a check of ``model_version`` would use; NotFound if none."""
