@@ -35,6 +35,13 @@ def _open(ctx: click.Context) -> Any:
     return store
 
 
+def _sync_references(ctx: click.Context, store: Any) -> None:
+    from monitor.drift.reference import sync_configured_references
+
+    for problem in sync_configured_references(settings_from(ctx), store):
+        click.echo(f"warning: {problem}", err=True)
+
+
 @click.command()
 @click.argument("service")
 @click.option("--start", type=float, help="Window start, epoch seconds (default: end minus the service's window).")
@@ -55,6 +62,7 @@ def check(
     try:
         from monitor.drift.check import CheckRunner
 
+        _sync_references(ctx, store)
         found = store.get_service(service)
         end = time.time() if end is None else end
         start = end - float(found.config.get("window", 3600.0)) if start is None else start

@@ -14,13 +14,18 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from monitor.errors import ValidationFailed
+from monitor.config import Settings
+from monitor.errors import MlwatchError, ValidationFailed
 from monitor.records import Service
+
+if TYPE_CHECKING:
+    from monitor.store import Store
 
 PREDICTION = "prediction"
 PROBA_PREFIX = "proba_"
@@ -163,3 +168,27 @@ def _numeric_stats(values: pd.Series) -> dict[str, Any]:
 
 def _finite(value: Any) -> float | None:
     return float(value) if value is not None and math.isfinite(float(value)) else None
+
+
+def sync_configured_references(settings: Settings, store: Store) -> list[str]:
+    """Load each service's ``reference:`` file from the configuration when it is newer than the stored one.
+
+    Returns one line per problem (missing or unreadable file); a bad file never stops the caller.
+    """
+    problems = []
+    for config in settings.services:
+        if not config.reference:
+            continue
+        try:
+            _sync_one(store, config.name, Path(config.reference))
+        except (OSError, MlwatchError) as exc:
+            problems.append(f"service {config.name}: reference {config.reference}: {exc}")
+    return problems
+
+
+def _sync_one(store: Store, name: str, path: Path) -> None:
+    service = store.get_service(name)
+    stored = store.reference_info(service, "")
+    if stored is not None and stored.source == f"config:{path}" and stored.created_at >= path.stat().st_mtime:
+        return
+    store.set_reference(service, read_upload(path.read_bytes(), path.name), source=f"config:{path}")

@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 
 from monitor.drift.check import CheckRunner
+from monitor.drift.reference import sync_configured_references
 from monitor.records import CheckRecord, Service
 from monitor.store import Store
 from monitor.worker import Task, WorkerContext
@@ -97,10 +98,16 @@ class CheckSchedule:
 
 
 def check_tasks(ctx: WorkerContext) -> list[Task]:
-    """The worker task that runs scheduled checks every ``check_interval`` seconds."""
+    """The worker task that runs scheduled checks every ``check_interval`` seconds.
+
+    Each run first loads the references named in the configuration (``reference:``) that
+    changed on disk, so editing the file is enough to replace a reference.
+    """
     schedule = CheckSchedule(ctx.store, CheckRunner(ctx.store))
 
     def run(now: float) -> None:
+        for problem in sync_configured_references(ctx.settings, ctx.store):
+            log.warning("%s", problem)
         for check in schedule.tick(now):
             log.info("check %s of service %s: %s", check.id, check.service_id, check.status)
 

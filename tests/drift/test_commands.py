@@ -52,3 +52,18 @@ def test_check_and_upload_refuse_unknown_service_and_bad_files(cli: CliRunner, t
     assert bad.exit_code == 1 and "expected a readable Parquet file" in bad.output
     backwards = cli.invoke(main, ["check", "credit", "--start", "10", "--end", "5"])
     assert backwards.exit_code == 2 and "expected a start before the end" in backwards.output
+
+
+def test_check_loads_the_reference_named_in_mlwatch_yaml(cli: CliRunner, tmp_path: Path, sqlite_url: str) -> None:
+    make_scenario(1000, seed=1).frame.to_parquet(tmp_path / "reference.parquet")
+    (tmp_path / "mlwatch.yaml").write_text(
+        "services:\n  - name: credit\n    target: target\n    reference: reference.parquet\n"
+    )
+    store = Store.open(sqlite_url)
+    service = register(store)
+    end = time.time()
+    ingest(store, service, make_scenario(800, seed=3), start=end - 3600)
+    store.close()
+    check = cli.invoke(main, ["check", "credit", "--end", str(end)])
+    assert check.exit_code == 0, check.output
+    assert "ok, 800 rows sampled, reference 1000 rows" in check.output

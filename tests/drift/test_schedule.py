@@ -60,3 +60,31 @@ def test_worker_loads_the_check_task(sqlite_url: str) -> None:
     assert [(t.name, t.interval) for t in tasks] == [("drift-checks", 60.0)]
     tasks[0].run(time.time())  # no services: nothing to do, and nothing fails
     store.close()
+
+
+def test_configured_reference_files_are_loaded_and_reloaded_when_changed(sqlite_url: str, tmp_path) -> None:
+    import os
+
+    from monitor.config import ServiceConfig
+    from monitor.drift.reference import sync_configured_references
+
+    store = Store.open(sqlite_url)
+    service = register(store)
+    path = tmp_path / "reference.parquet"
+    make_scenario(300, seed=1).frame.to_parquet(path)
+    settings = Settings(
+        store_url=sqlite_url,
+        services=(ServiceConfig(name="credit", reference=str(path)), ServiceConfig(name="gone", reference="nope.csv")),
+    )
+    store.upsert_service("gone", task="classification")
+    problems = sync_configured_references(settings, store)
+    assert len(problems) == 1 and problems[0].startswith("service gone: reference nope.csv:")
+    assert store.reference_info(service).row_count == 300  # type: ignore[union-attr]
+    first = store.reference_info(service).created_at  # type: ignore[union-attr]
+    sync_configured_references(settings, store)
+    assert store.reference_info(service).created_at == first  # type: ignore[union-attr]  (unchanged file)
+    make_scenario(400, seed=2).frame.to_parquet(path)
+    os.utime(path, (time.time() + 5, time.time() + 5))
+    sync_configured_references(settings, store)
+    assert store.reference_info(service).row_count == 400  # type: ignore[union-attr]
+    store.close()
