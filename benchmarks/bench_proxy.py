@@ -118,7 +118,11 @@ def main() -> list[Result]:
         )
         results = measure(direct, proxied)
         store_rows = _stored(api.store_url)
-    return [*results, Result("proxy: predictions stored during the run (sanity)", store_rows, "rows", ">= 1000")]
+    return [
+        *results,
+        path_cpu(),
+        Result("proxy: predictions stored during the run (sanity)", store_rows, "rows", ">= 1000"),
+    ]
 
 
 def _stored(store_url: str) -> int:
@@ -130,3 +134,70 @@ def _stored(store_url: str) -> int:
         return store.count_window(store.get_service("bench-iris"), 0, time.time() + 60)
     finally:
         store.close()
+
+
+def path_cpu() -> Result:
+    """CPU of the proxy's own code per call (ASGI app + upstream client), without uvicorn, model or load.
+
+    A loopback upstream answers a fixed reply instantly, so what remains is what the proxy adds
+    to a call on an idle core; the load-dependent figures above include scheduling on a busy one.
+    """
+    import asyncio
+
+    return asyncio.run(_path_cpu())
+
+
+async def _path_cpu() -> Result:
+    import asyncio
+
+    from monitor.proxy import ProxyApp
+    from monitor.sdk import DeliveryOptions, Tracker
+
+    reply = (
+        b"HTTP/1.1 200 OK\r\ncontent-length: 23\r\ncontent-type: application/json\r\n\r\n" + b'{"predictions": [0, 2]}'
+    )
+
+    class Answer(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            self.transport.write(reply)  # type: ignore[attr-defined]
+
+    server = await asyncio.get_running_loop().create_server(Answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    with tempfile.TemporaryDirectory() as spool:
+        tracker = Tracker(
+            "bench",
+            url="http://127.0.0.1:9",
+            spool_dir=spool,
+            flush_at_exit=False,
+            options=DeliveryOptions(flush_interval=3600, queue_size=100_000),
+        )
+        app = ProxyApp(f"http://127.0.0.1:{port}", tracker)
+        body = b'{"inputs": [[6.3, 2.9, 5.6, 1.8]]}'
+        headers = [(b"host", b"proxy"), (b"content-type", b"application/json"), (b"content-length", b"35")]
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/invocations",
+            "raw_path": b"/invocations",
+            "query_string": b"",
+            "headers": headers,
+        }
+
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: object) -> None:
+            return None
+
+        calls = 5000
+        for _ in range(500):
+            await app(scope, receive, send)
+        start = time.process_time()
+        for _ in range(calls):
+            await app(scope, receive, send)
+        micros = (time.process_time() - start) / calls * 1e6
+        server.close()
+    return Result("proxy: CPU of its own code per call (app + upstream client)", micros, "µs", "<= 500")
