@@ -23,6 +23,12 @@ import click
 @click.option("--dashboard-port", type=int, default=8501, show_default=True)
 @click.option("--serve-port", type=int, default=5001, show_default=True)
 @click.option("--receiver-port", type=int, default=8765, show_default=True)
+@click.option(
+    "--traffic-only",
+    metavar="MODEL_URL",
+    default=None,
+    help="Only replay traffic to the model server at MODEL_URL, labels to $MLWATCH_URL (the compose demo profile).",
+)
 def demo(
     speed: float,
     minutes: float | None,
@@ -31,13 +37,22 @@ def demo(
     dashboard_port: int,
     serve_port: int,
     receiver_port: int,
+    traffic_only: str | None,
 ) -> None:
     """Train a model, serve it, replay drifting traffic and watch mlwatch catch and fix it.
 
     Everything lives under ./.mlwatch (SQLite store and MLflow); Ctrl-C stops every process.
     """
     from monitor.demo.config import DemoPorts
-    from monitor.demo.runner import Demo, DemoOptions
+    from monitor.demo.runner import Demo, DemoOptions, replay_only
+
+    if traffic_only:
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            replay_only(traffic_only, speed, minutes, echo=click.echo)
+        except KeyboardInterrupt:
+            click.echo("traffic stopped")
+        return
 
     ports = DemoPorts(api=api_port, dashboard=dashboard_port, serve=serve_port, receiver=receiver_port)
     options = DemoOptions(Path.cwd(), speed=speed, minutes=minutes, ports=ports, open_browser=not no_browser)

@@ -151,3 +151,23 @@ class Demo:
             self.echo(f"  traffic    {stats.rows} predictions, {stats.labels} labels, by version {stats.versions}")
         self.traffic.stop.set()
         thread.join(15)
+
+
+def replay_only(model_url: str, speed: float, minutes: float | None, echo: Callable[[str], None] = print) -> None:
+    """Replay the demo's traffic to ``model_url`` and its labels to ``$MLWATCH_URL`` (compose's demo profile)."""
+    hour = 3600.0 / speed
+    api = os.environ.get("MLWATCH_URL", "http://127.0.0.1:8000")
+    traffic = Traffic(
+        model_url, api, os.environ.get("MLWATCH_TOKEN", ""), Timeline(2 * hour, 2 * hour), label_delay=hour / 4
+    )
+    thread = threading.Thread(target=traffic.run, name="demo-traffic", daemon=True)
+    thread.start()
+    echo(f"replaying traffic to {model_url}, labels to {api}")
+    deadline = None if minutes is None else time.monotonic() + 60 * minutes
+    try:
+        while thread.is_alive() and (deadline is None or time.monotonic() < deadline):
+            time.sleep(10)
+            echo(f"{traffic.stats.rows} predictions, {traffic.stats.labels} labels, {traffic.stats.failures} failures")
+    finally:
+        traffic.stop.set()
+        thread.join(15)

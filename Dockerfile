@@ -1,0 +1,13 @@
+# The one image of every mlwatch process (server, worker, dashboard, agent, serve, MLflow server).
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+COPY pyproject.toml constraints.txt README.md ./
+COPY monitor ./monitor
+COPY retrain ./retrain
+COPY dashboard ./dashboard
+RUN pip install --no-cache-dir -c constraints.txt . && useradd --create-home mlwatch
+USER mlwatch
+WORKDIR /home/mlwatch
+ENTRYPOINT ["mlwatch"]
+CMD ["--help"]

@@ -1,0 +1,3 @@
+-- One server, two databases: mlwatch's store and MLflow's tracking store.
+CREATE DATABASE mlwatch;
+CREATE DATABASE mlflow;

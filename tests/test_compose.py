@@ -1,0 +1,255 @@
+"""docker-compose.yml: every command is one the project accepts, ports, environment and
+health checks agree, and the processes it names run here wired the same way."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+import pytest
+import yaml
+from sqlalchemy import create_engine, text
+
+from monitor.cli import main
+from monitor.config import Settings, load_settings
+from tests.conftest import free_port, wait_http
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+OURS = {name: spec for name, spec in SERVICES.items() if spec.get("image") == "mlwatch:latest"}
+ENV = {
+    "POSTGRES_PASSWORD": "secret-from-env",
+    "MLWATCH_BOOTSTRAP_TOKEN": "token-from-env",
+    "GRAFANA_ADMIN_PASSWORD": "x",
+}
+_VAR = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's ${VAR}, ${VAR:-default} and ${VAR:?error} substitution."""
+
+    def one(match: re.Match[str]) -> str:
+        name, op, arg = match.groups()
+        if env.get(name):
+            return env[name]
+        if op == "?":
+            raise ValueError(f"{name}: {arg}")
+        return arg if op == "-" else ""
+
+    return _VAR.sub(one, value)
+
+
+def command_of(spec: dict[str, Any]) -> list[str]:
+    command = spec.get("command", [])
+    return shlex.split(command) if isinstance(command, str) else [str(c) for c in command]
+
+
+def option(args: list[str], name: str) -> str | None:
+    return args[args.index(name) + 1] if name in args else None
+
+
+def test_required_secrets_have_no_defaults() -> None:
+    raw = (ROOT / "docker-compose.yml").read_text()
+    for secret in ("POSTGRES_PASSWORD", "MLWATCH_BOOTSTRAP_TOKEN", "GRAFANA_ADMIN_PASSWORD"):
+        assert re.findall(rf"\${{{secret}(:[-?][^}}]*)?}}", raw), secret
+        assert f"${{{secret}:-" not in raw  # a default password would be a password in the file
+    with pytest.raises(ValueError, match="POSTGRES_PASSWORD: set POSTGRES_PASSWORD"):
+        interpolate(SERVICES["postgres"]["environment"]["POSTGRES_PASSWORD"], {})
+
+
+@pytest.mark.parametrize("name", sorted(n for n in OURS if n != "mlflow"))
+def test_every_mlwatch_command_parses_with_the_cli(name: str) -> None:
+    args = command_of(OURS[name])
+    ctx = main.make_context("mlwatch", list(args), resilient_parsing=False)
+    command: click.Command | None = main
+    rest = list(args)
+    while isinstance(command, click.Group):
+        sub = command.get_command(ctx, rest[0])
+        assert sub is not None, f"{name}: unknown command {rest[0]!r}"
+        ctx = sub.make_context(rest[0], rest[1:], parent=ctx)  # raises on an unknown option or bad value
+        command, rest = sub, ctx.protected_args + ctx.args if isinstance(sub, click.Group) else []
+
+
+def test_mlflow_command_is_accepted_by_mlflow_server() -> None:
+    from mlflow.cli import cli as mlflow_cli
+
+    args = [interpolate(a, ENV) for a in command_of(OURS["mlflow"])]
+    server = mlflow_cli.get_command(click.Context(mlflow_cli), args[0])
+    assert server is not None
+    server.make_context("server", args[1:])
+    assert option(args, "--allowed-hosts") and "mlflow" in option(args, "--allowed-hosts").split(",")  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("name", sorted(n for n, s in SERVICES.items() if "ports" in s))
+def test_published_port_is_the_one_the_process_listens_on(name: str) -> None:
+    spec = SERVICES[name]
+    container_port = str(spec["ports"][0]).rsplit(":", 1)[1]
+    listens = option(command_of(spec), "--port") or {"prometheus": "9090", "grafana": "3000"}.get(name)
+    assert listens == container_port
+    health = " ".join(spec.get("healthcheck", {}).get("test", []))
+    if health:
+        assert f":{container_port}/" in health
+
+
+def test_environment_is_valid_configuration() -> None:
+    env = {k: interpolate(str(v), ENV) for k, v in OURS["server"]["environment"].items()}
+    collectors = {"MLWATCH_URL", "MLWATCH_TOKEN"}
+    for key in env:
+        if key.startswith("MLWATCH_") and key not in collectors:
+            assert key.removeprefix("MLWATCH_").lower() in Settings.model_fields, key
+    settings = load_settings(environ=env)
+    assert settings.store_url.startswith("postgresql://") and settings.mlflow_tracking_uri == "http://mlflow:5000"
+    assert settings.bootstrap_token == "token-from-env"
+
+
+def test_dependencies_wait_for_health_checks_that_exist() -> None:
+    for name, spec in SERVICES.items():
+        for dep, rule in (spec.get("depends_on") or {}).items() if isinstance(spec.get("depends_on"), dict) else []:
+            assert dep in SERVICES, f"{name} depends on unknown {dep}"
+            if rule.get("condition") == "service_healthy":
+                assert "healthcheck" in SERVICES[dep], f"{name} waits for {dep}, which has no health check"
+    assert {"postgres", "mlflow", "server", "dashboard", "serve"} <= {
+        n for n, s in SERVICES.items() if "healthcheck" in s
+    }
+
+
+def test_monitoring_scrapes_the_api_metrics_that_exist() -> None:
+    prometheus = yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())
+    (job,) = prometheus["scrape_configs"]
+    assert job["metrics_path"] == "/metrics" and job["dns_sd_configs"][0]["port"] == 8000
+    dashboard = (ROOT / "deploy/grafana/dashboards/mlwatch.json").read_text()
+    exposed = set(re.findall(r'"(mlwatch_[a-z_]+)', (ROOT / "monitor/server/routes/metrics.py").read_text()))
+    for metric in set(re.findall(r"(mlwatch_[a-z_]+)", dashboard)):
+        base = re.sub(r"_(bucket|total|sum|count)$", "", metric)
+        assert metric in exposed or base in exposed, metric
+
+
+# --- the same processes, wired the way compose wires them --------------------------------
+
+
+@pytest.fixture
+def databases(postgres_server: str) -> Iterator[dict[str, str]]:
+    """Two fresh databases standing in for compose's `mlwatch` and `mlflow`."""
+    names = {"mlwatch": f"cmp_{uuid.uuid4().hex[:8]}", "mlflow": f"cmpflow_{uuid.uuid4().hex[:8]}"}
+    admin = create_engine(
+        postgres_server.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        for db in names.values():
+            conn.execute(text(f"CREATE DATABASE {db}"))
+    yield names
+    with admin.connect() as conn:
+        for db in names.values():
+            conn.execute(text(f"DROP DATABASE {db} WITH (FORCE)"))
+    admin.dispose()
+
+
+class Wiring:
+    """Rewrites compose's service names, container ports and paths to this machine."""
+
+    def __init__(self, databases: dict[str, str], workdir: Path) -> None:
+        self.ports = {"server": free_port(), "server2": free_port(), "mlflow": free_port(), "dashboard": free_port()}
+        self.databases = databases
+        self.workdir = workdir
+
+    def value(self, raw: str) -> str:
+        out = interpolate(raw, {**ENV, "POSTGRES_USER": "postgres"})
+        for compose_db, local_db in self.databases.items():
+            out = out.replace(f"@postgres:5432/{compose_db}", f"@127.0.0.1:5432/{local_db}")
+        out = out.replace("mlflow:5000", f"127.0.0.1:{self.ports['mlflow']}")  # URLs and --allowed-hosts
+        out = out.replace("http://server:8000", f"http://127.0.0.1:{self.ports['server']}")
+        return out.replace("/mlartifacts", str(self.workdir / "mlartifacts")).replace("0.0.0.0", "127.0.0.1")
+
+    def env(self, spec: dict[str, Any]) -> dict[str, str]:
+        return {**os.environ, **{k: self.value(str(v)) for k, v in spec.get("environment", {}).items()}}
+
+    def argv(self, spec: dict[str, Any], port_key: str | None) -> list[str]:
+        args = [self.value(a) for a in command_of(spec)]
+        if port_key and "--port" in args:
+            args[args.index("--port") + 1] = str(self.ports[port_key])
+        entry = spec.get("entrypoint", ["mlwatch"])
+        program = (
+            [sys.executable, "-m", "monitor"] if entry == ["mlwatch"] else [str(Path(sys.executable).parent / entry[0])]
+        )
+        return [*program, *args]
+
+
+@pytest.mark.slow
+def test_compose_processes_run_here_wired_the_same_way(tmp_path: Path, databases: dict[str, str]) -> None:
+    wiring = Wiring(databases, tmp_path)
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(name: str, port_key: str | None = None) -> subprocess.Popen[bytes]:
+        spec = SERVICES[name]
+        log = (tmp_path / f"{port_key or name}.log").open("wb")
+        proc = subprocess.Popen(
+            wiring.argv(spec, port_key), env=wiring.env(spec), cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
+        )
+        procs.append(proc)
+        return proc
+
+    try:
+        migrate = subprocess.run(
+            wiring.argv(SERVICES["migrate"], None),
+            env=wiring.env(SERVICES["migrate"]),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert migrate.returncode == 0, migrate.stdout + migrate.stderr
+        mlflow = start("mlflow", "mlflow")
+        servers = [start("server", "server"), start("server", "server2")]  # two replicas on one database
+        start("worker")
+        dashboard = start("dashboard", "dashboard")
+        for proc, key, path in [
+            (mlflow, "mlflow", "/health"),
+            (servers[0], "server", "/healthz"),
+            (servers[1], "server2", "/healthz"),
+            (dashboard, "dashboard", "/_stcore/health"),
+        ]:
+            wait_http(f"http://127.0.0.1:{wiring.ports[key]}{path}", timeout=120, proc=proc)
+        _exercise_the_stack(wiring)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _exercise_the_stack(wiring: Wiring) -> None:
+    headers = {"Authorization": "Bearer token-from-env"}
+    a = httpx.Client(base_url=f"http://127.0.0.1:{wiring.ports['server']}", headers=headers, timeout=30)
+    b = httpx.Client(base_url=f"http://127.0.0.1:{wiring.ports['server2']}", headers=headers, timeout=30)
+    features = [{"name": "x"}, {"name": "kind", "type": "categorical"}]
+    assert a.post("/v1/services", json={"name": "credit", "target": "y", "features": features}).status_code == 200
+    reference = [{"x": float(i % 10), "kind": "ab"[i % 2], "y": int(i % 10 > 4)} for i in range(400)]
+    assert b.post("/v1/services/credit/reference", json={"records": reference}).status_code == 200
+    records = [{"request_id": f"r{i}", "features": {"x": 1.0, "kind": "a"}, "latency_ms": 2.0} for i in range(50)]
+    assert b.post("/v1/services/credit/predictions", json={"records": records}).json()["accepted"] == 50
+    assert a.get("/v1/services/credit").json()["predictions_last_hour"] == 50  # replicas share the store
+    job = a.post("/v1/services/credit/retrain", json={"mode": "retrain"}).json()["job_id"]
+    deadline = time.monotonic() + 180
+    while (status := b.get(f"/v1/jobs/{job}").json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, status
+        time.sleep(1)
+    assert status["status"] == "succeeded", (
+        status.get("error"),
+        status.get("log"),
+    )  # the worker trained and registered through the MLflow server
+    models = a.get("/v1/services/credit/models").json()
+    assert models["versions"], models
