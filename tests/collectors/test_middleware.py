@@ -7,10 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import uvicorn
 from fastapi import FastAPI
 from flask import Flask, jsonify, request
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
 from werkzeug.serving import make_server
 
 from monitor.sdk import DeliveryOptions, Tracker
@@ -115,27 +118,23 @@ def test_wsgi_middleware_in_flask_logs_every_row_of_a_batch(api: RunningServer, 
     tracker.close()
 
 
-class _OnnxLikeSession:
-    """Stands in for onnxruntime.InferenceSession (not installed here): same ``run`` signature."""
-
-    def get_inputs(self) -> list[str]:
-        return ["input"]
-
-    def run(self, output_names: list[str] | None, feeds: dict[str, list[list[float]]]) -> list[list[object]]:
-        rows = feeds["input"]
-        return [[int(sum(r) > 1) for r in rows], [[0.4, 0.6] for _ in rows]]
-
-
 def test_onnx_session_wrapper_logs_one_record_per_input_row(api: RunningServer, tmp_path: Path) -> None:
-    register(api, "onnx-svc", ["a", "b"])
+    ort = pytest.importorskip("onnxruntime")
+    skl2onnx = pytest.importorskip("skl2onnx")
+    features, target = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=500).fit(features, target)
+    onnx_model = skl2onnx.to_onnx(model, features[:1].astype(np.float32), options={"zipmap": False})
+    real = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    register(api, "onnx-svc", names)
     tracker = _tracker(api, "onnx-svc", tmp_path)
-    session = TrackedSession(_OnnxLikeSession(), tracker, feature_names=["a", "b"])
-    labels, probabilities = session.run(None, {"input": [[0.2, 0.3], [0.7, 0.9]]})
-    assert labels == [0, 1] and probabilities == [[0.4, 0.6], [0.4, 0.6]] and session.get_inputs() == ["input"]
+    session = TrackedSession(real, tracker, feature_names=names)
+    batch = features[[0, 149]].astype(np.float32)
+    labels, probabilities = session.run(None, {session.get_inputs()[0].name: batch})
+    assert labels.tolist() == [0, 2]
     assert tracker.flush(10)
     rows = stored(api, "onnx-svc")
-    assert [(r.features, r.prediction, r.probabilities) for r in rows] == [
-        ({"a": 0.2, "b": 0.3}, 0, [0.4, 0.6]),
-        ({"a": 0.7, "b": 0.9}, 1, [0.4, 0.6]),
-    ]
+    assert [list(r.features.values()) for r in rows] == batch.tolist()
+    assert [r.prediction for r in rows] == [0, 2]
+    assert [r.probabilities for r in rows] == probabilities.tolist()
     tracker.close()
