@@ -30,6 +30,7 @@ from retrain.registry import Registry, model_name
 from retrain.trainers import TrainedModel, TrainRequest, make_trainer
 
 if TYPE_CHECKING:
+    import pandas as pd
     from mlflow import MlflowClient
 
 log = logging.getLogger("mlwatch.retrain")
@@ -123,8 +124,8 @@ class JobRunner:
         candidate = self._register(job, service, data, trained, run_id, tmp)
         self._step(job, 0.75, f"registered version {candidate.version}; scoring against champion {champion}")
         verdict = self._evaluate(service, data, candidate, champion_path, run_id)
+        self._after(job, service, data, candidate, run_id, verdict)  # reference and baseline before any promotion
         result = self._decide(job, service, data, candidate, champion, verdict)
-        self._after(job, service, data, candidate, run_id)
         self._step(job, 0.98, f"decision: {result['decision']} ({verdict.reason})")
         return result
 
@@ -250,17 +251,37 @@ class JobRunner:
             "data_window": data.window.as_dict(),
         }
 
-    def _after(self, job: JobRecord, service: Service, data: TrainingData, candidate: Candidate, run_id: str) -> None:
-        """Keep the new version's training sample as its reference; attach the triggering check's report."""
-        sample = data.train.drop(columns=[WEIGHT])
-        if len(sample) > REFERENCE_SAMPLE_ROWS:
-            sample = sample.sample(REFERENCE_SAMPLE_ROWS, random_state=0)
-        self.store.set_reference(service, sample, model_version=candidate.version, source=f"retrain job {job.id}")
+    def _after(
+        self, job: JobRecord, service: Service, data: TrainingData, candidate: Candidate, run_id: str, verdict: Verdict
+    ) -> None:
+        """Keep the new version's training data as its reference and its holdout scores as its quality
+        baseline; attach the triggering check's report."""
+        self.store.set_reference(
+            service, reference_sample(data.train), model_version=candidate.version, source=f"retrain job {job.id}"
+        )
+        if verdict.challenger:
+            self.store.set_reference_baseline(service, candidate.version, candidate.version, dict(verdict.challenger))
         check_id = job.params.get("check_id")
         if check_id is not None:
             html = self.store.check_report(int(check_id))
             if html is not None:
                 self.client.log_text(run_id, html.decode("utf-8", "replace"), f"evidently/check-{check_id}.html")
+
+
+def reference_sample(train: pd.DataFrame) -> pd.DataFrame:
+    """Rows drawn in proportion to their training weight: the population the model was fitted to.
+
+    Without the weights, reference rows kept at a low ``reference_weight`` after a concept
+    change (or old rows under ``recency_half_life``) would make the new version's drift
+    checks compare against the old population. Equal weights keep the rows as they are.
+    """
+    weights = train[WEIGHT].clip(lower=0)
+    size = min(REFERENCE_SAMPLE_ROWS, len(train))
+    if weights.nunique() > 1 and weights.sum() > 0:
+        train = train.sample(size, replace=True, weights=weights, random_state=0)
+    elif size < len(train):
+        train = train.sample(size, random_state=0)
+    return train.drop(columns=[WEIGHT]).reset_index(drop=True)
 
 
 def save_model(trained: TrainedModel, data: TrainingData, path: str, params: dict[str, Any]) -> None:
