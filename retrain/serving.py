@@ -241,11 +241,15 @@ def run_server(
 ) -> None:
     """Serve ``service``'s champion until interrupted."""
     import uvicorn
+    from threadpoolctl import threadpool_limits
 
     from monitor.sdk import Tracker
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     sys.setswitchinterval(0.001)  # hand the GIL to request threads quickly while a new model loads
+    # One thread per prediction: scoring requests are small, and OpenMP pools spinning on every
+    # core (one per model loaded) would take the CPU from requests in flight during a swap.
+    threadpool_limits(limits=1)
     found = store.get_service(service)
     model = model_name(found)
     client = make_client(settings.mlflow_tracking_uri, store)
