@@ -4,11 +4,12 @@
     >>> uvicorn.run(app, port=8080, loop="uvloop", http="httptools", server_header=False, date_header=False)
 
 Requests and replies pass unchanged: status, headers except hop-by-hop ones, body bytes as
-the server sent them (compressed or not; a chunked body is passed de-chunked). The reply
-goes back first; the exchange is then handed to the tracker's queue and parsed
-(``monitor.sdk.payloads``) in its sender thread. An unreachable upstream becomes a 502, a
-timed-out one a 504, both recorded as errors; a reply from the upstream, whatever its
-status, is passed on as it came.
+the server sent them (compressed or not; a chunked body is passed de-chunked). A reply that
+comes whole is sent whole; one that comes in pieces (large, or streamed like server-sent
+events) is passed on piece by piece as it arrives. The reply goes back first; the exchange
+is then handed to the tracker's queue and parsed (``monitor.sdk.payloads``) in its sender
+thread. An unreachable upstream becomes a 502, a timed-out one a 504, both recorded as
+errors; a reply from the upstream, whatever its status, is passed on as it came.
 """
 
 from __future__ import annotations
@@ -81,8 +82,18 @@ class ProxyApp:
             await _error(send, 502, "upstream_unreachable", f"{self.target}: {exc}")
             self._record(scope, body, b"", 502, start, "")
             return
-        await _relay(reply, send)
-        self._record(scope, body, reply.body, reply.status, start, _header(reply.headers, b"content-encoding"))
+        encoding = _header(reply.headers, b"content-encoding")
+        if reply.stream is None:
+            await _relay(reply, send)
+            self._record(scope, body, reply.body, reply.status, start, encoding)
+            return
+        try:
+            kept = await _relay_stream(reply, send)
+        except UpstreamError as exc:
+            log.warning("mlwatch proxy: %s: %s", self.target, exc)
+            self._record(scope, body, b"", 502, start, "")
+            raise  # the client's connection is cut, as the upstream's was
+        self._record(scope, body, kept, reply.status, start, encoding)
 
     def _record(self, scope: Scope, body: bytes, reply: bytes, status: int, start: float, encoding: str) -> None:
         if scope["method"] not in self.methods or not scope["path"].startswith(self.paths):
@@ -132,6 +143,22 @@ async def _relay(reply: Reply, send: Send) -> None:
         headers.append((b"content-length", str(len(reply.body)).encode()))
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     await send({"type": "http.response.body", "body": reply.body})
+
+
+async def _relay_stream(reply: Reply, send: Send, keep_bytes: int = 1024 * 1024) -> bytes:
+    """Pass a reply on chunk by chunk as it arrives; return its first ``keep_bytes`` for the record."""
+    assert reply.stream is not None
+    headers = [(k, v) for k, v in reply.headers if k.lower() not in HOP_BY_HOP]
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    kept: list[bytes] = []
+    size = 0
+    async for chunk in reply.stream:
+        if size < keep_bytes:
+            kept.append(chunk)
+            size += len(chunk)
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+    return b"".join(kept) if size <= keep_bytes else b""
 
 
 async def _error(send: Send, status: int, error: str, message: str) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -47,11 +47,39 @@ class UpstreamTimeout(UpstreamError):
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """An upstream reply: status, headers as received, and the body bytes."""
+    """An upstream reply: status, headers as received, and the body (or its stream, when it came in pieces)."""
 
     status: int
     headers: Headers
     body: bytes
+    stream: BodyStream | None = None
+
+
+class BodyStream:
+    """The body of a reply that did not arrive with its headers (a large or streamed one), chunk by chunk."""
+
+    def __init__(self, first: bytes, timeout: float) -> None:
+        self._queue: asyncio.Queue[bytes | Exception | None] = asyncio.Queue()
+        self._timeout = timeout
+        if first:
+            self._queue.put_nowait(first)
+
+    def push(self, item: bytes | Exception | None) -> None:
+        """Add a chunk, the end (None), or the error that cut the reply."""
+        self._queue.put_nowait(item)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while True:
+            try:
+                async with asyncio.timeout(self._timeout):
+                    item = await self._queue.get()
+            except TimeoutError as exc:
+                raise UpstreamTimeout(f"no data for {self._timeout:g}s in the middle of a reply") from exc
+            if item is None:
+                return
+            if isinstance(item, Exception):
+                raise item
+            yield item
 
 
 class Upstream:
@@ -75,21 +103,21 @@ class Upstream:
         data = self._encode(method, target, headers, body)
         try:
             async with asyncio.timeout(self.timeout):
-                return await self._exchange(data, method == "HEAD")
+                return await self._exchange(data, method == "HEAD", self.timeout)
         except TimeoutError as exc:
             raise UpstreamTimeout(f"no reply from {self.host}:{self.port} within {self.timeout:g}s") from exc
 
-    async def _exchange(self, data: bytes, head_only: bool) -> Reply:
+    async def _exchange(self, data: bytes, head_only: bool, timeout: float) -> Reply:
         while self._idle:
             conn = self._idle.pop()
             if conn.open:
                 try:
-                    return self._keep(conn, await conn.exchange(data, head_only))
+                    return self._keep(conn, await conn.exchange(data, head_only, timeout))
                 except _Stale:
                     continue  # the server closed this idle connection before reading: take another
         conn = await self._connect()
         try:
-            return self._keep(conn, await conn.exchange(data, head_only))
+            return self._keep(conn, await conn.exchange(data, head_only, timeout))
         except _Stale as exc:
             raise UpstreamError(f"{self.host}:{self.port} closed the connection without a reply") from exc
 
@@ -104,6 +132,8 @@ class Upstream:
         return conn
 
     def _keep(self, conn: _Connection, reply: Reply) -> Reply:
+        if reply.stream is not None:
+            return reply  # the connection closes itself when the stream ends
         if conn.reusable and len(self._idle) < self._max_idle:
             self._idle.append(conn)
         else:
@@ -149,15 +179,17 @@ class _Connection(asyncio.Protocol):
         self._received = False
         self._head_only = False
         self._headers_done = False
+        self._stream: BodyStream | None = None
+        self._timeout = 60.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.open = True
 
-    async def exchange(self, data: bytes, head_only: bool) -> Reply:
+    async def exchange(self, data: bytes, head_only: bool, timeout: float) -> Reply:
         self._waiter = asyncio.get_running_loop().create_future()
         self._headers, self._body, self._received, self._headers_done = [], [], False, False
-        self._head_only = head_only
+        self._head_only, self._timeout, self._stream = head_only, timeout, None
         assert self.transport is not None
         self.transport.write(data)
         try:
@@ -172,6 +204,12 @@ class _Connection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._fail(UpstreamError(f"unreadable reply: {exc}"))
+            return
+        if self._headers_done and self._stream is None and self._waiter is not None and not self._waiter.done():
+            # the headers came but not the whole body: hand the reply on now, the body as it comes
+            self._stream = BodyStream(b"".join(self._body), self._timeout)
+            self._body = []
+            self._waiter.set_result(Reply(self.parser.get_status_code(), self._headers, b"", self._stream))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
@@ -182,13 +220,21 @@ class _Connection(asyncio.Protocol):
             self._complete(reusable=False)
 
     def on_body(self, body: bytes) -> None:
-        self._body.append(body)
+        if self._stream is not None:
+            self._stream.push(body)
+        else:
+            self._body.append(body)
 
     def on_message_complete(self) -> None:
         self._complete(reusable=self.parser.should_keep_alive())
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.open = False
+        if self._stream is not None:
+            ended = self._headers_done and self.parser.should_keep_alive() is False
+            self._stream.push(None if ended else UpstreamError(f"connection closed mid-reply: {exc or 'EOF'}"))
+            self._stream = None
+            return
         if self._waiter is None or self._waiter.done():
             return
         if self._headers_done and self.parser.should_keep_alive() is False:
@@ -199,11 +245,19 @@ class _Connection(asyncio.Protocol):
             self._fail(UpstreamError(f"connection closed mid-reply: {exc or 'EOF'}"))
 
     def _complete(self, *, reusable: bool) -> None:
+        if self._stream is not None:
+            self._stream.push(None)
+            self._stream = None
+            self.close()  # a streamed reply's connection is not pooled
+            return
         self.reusable = reusable and self.open
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(Reply(self.parser.get_status_code(), self._headers, b"".join(self._body)))
 
     def _fail(self, exc: Exception) -> None:
+        if self._stream is not None:
+            self._stream.push(exc)
+            self._stream = None
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(exc)
         self.close()

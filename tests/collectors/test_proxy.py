@@ -17,7 +17,7 @@ from monitor.records import StoredPrediction
 from monitor.sdk import DeliveryOptions, Tracker
 from tests.collectors.conftest import register, stored
 from tests.collectors.mlflow_serving import IRIS, proxying, serving, train_iris_model
-from tests.conftest import RunningServer, free_port, wait_http
+from tests.conftest import RunningServer, free_port
 
 SETOSA, VIRGINICA = [5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]
 PAYLOADS = [
@@ -116,7 +116,9 @@ def _run_proxy(app: ProxyApp) -> tuple[str, uvicorn.Server, threading.Thread]:
     server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="critical", lifespan="off", server_header=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    wait_http(f"http://127.0.0.1:{port}/")
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)  # not an HTTP probe: it would go through to the upstream
     return f"http://127.0.0.1:{port}", server, thread
 
 
@@ -146,4 +148,78 @@ def test_unreachable_and_timed_out_upstreams_become_502_and_504_recorded_as_erro
     rows = stored(api, "broken-upstream")
     assert [(r.status, r.prediction) for r in rows] == [("error", None), ("error", None)]
     assert rows[1].latency_ms is not None and rows[1].latency_ms >= 500
+    tracker.close()
+
+
+class _Streaming:
+    """An upstream that streams server-sent events in chunks, 0.3 s apart (optionally cut before the end)."""
+
+    def __init__(self, cut: bool = False) -> None:
+        self.port = free_port()
+        self.cut = cut
+
+    async def serve(self, ready: threading.Event, stop: threading.Event) -> None:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+            for i in range(3):
+                event = f"data: token-{i}\n\n".encode()
+                writer.write(b"%x\r\n%s\r\n" % (len(event), event))
+                await writer.drain()
+                await asyncio.sleep(0.3)
+            if not self.cut:
+                writer.write(b"0\r\n\r\n")
+            writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", self.port)
+        ready.set()
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+        server.close()
+
+
+@pytest.fixture(params=[False, True], ids=["whole", "cut"])
+def streaming_upstream(request: pytest.FixtureRequest) -> Iterator[tuple[str, bool]]:
+    stream, ready, stop = _Streaming(cut=request.param), threading.Event(), threading.Event()
+    thread = threading.Thread(target=asyncio.run, args=(stream.serve(ready, stop),), daemon=True)
+    thread.start()
+    ready.wait(10)
+    yield f"http://127.0.0.1:{stream.port}", request.param
+    stop.set()
+    thread.join(10)
+
+
+def test_a_streamed_reply_is_passed_on_as_it_comes_and_a_cut_one_is_cut_and_recorded_as_an_error(
+    api: RunningServer, streaming_upstream: tuple[str, bool], tmp_path: Path
+) -> None:
+    upstream, cut = streaming_upstream
+    service = "stream-cut" if cut else "stream-whole"
+    register(api, service)
+    tracker = Tracker(
+        service,
+        url=api.url,
+        token=api.token,
+        spool_dir=tmp_path,
+        flush_at_exit=False,
+        options=DeliveryOptions(flush_interval=0.05),
+    )
+    url, server, thread = _run_proxy(ProxyApp(upstream, tracker))
+    arrivals, received = [], b""
+    start = time.perf_counter()
+    try:
+        with httpx.stream("POST", f"{url}/generate", json={"prompt": "hi"}, timeout=10) as reply:
+            for chunk in reply.iter_raw():
+                arrivals.append(time.perf_counter() - start)
+                received += chunk
+    except httpx.RemoteProtocolError:
+        assert cut
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert arrivals[0] < 0.25 < 0.6 < arrivals[-1]  # the first event came before the last was sent
+    assert received == b"data: token-0\n\ndata: token-1\n\ndata: token-2\n\n"
+    assert tracker.flush(10)
+    [row] = stored(api, service)
+    assert (row.status, row.features) == (("error", {"prompt": "hi"}) if cut else ("ok", {"prompt": "hi"}))
+    assert row.latency_ms is not None and row.latency_ms >= 600
     tracker.close()
