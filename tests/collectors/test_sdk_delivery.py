@@ -15,7 +15,7 @@ from monitor.sdk import DeliveryOptions, Tracker
 from monitor.sdk.spool import Spool
 from monitor.store import Store
 from tests.collectors.conftest import launch
-from tests.conftest import free_port
+from tests.conftest import RunningServer, free_port
 
 FAST = DeliveryOptions(flush_interval=0.05, backoff_initial=0.05, backoff_max=0.3)
 
@@ -69,7 +69,9 @@ def test_server_killed_and_restarted_loses_no_record_and_never_slows_the_caller(
     assert costs[len(costs) // 2] < 50e-6 and costs[int(len(costs) * 0.99)] < 1e-3, costs[-10:]
 
 
-def test_records_left_in_the_spool_at_exit_are_delivered_by_the_next_process(tmp_path: Path, api) -> None:  # type: ignore[no-untyped-def]
+def test_records_left_in_the_spool_at_exit_are_delivered_by_the_next_process(
+    tmp_path: Path, api: RunningServer
+) -> None:
     _register(api.url, api.token, "later")
     dead = f"http://127.0.0.1:{free_port()}"
     first = Tracker("later", url=dead, spool_dir=tmp_path / "spool", options=FAST, flush_at_exit=False)
@@ -86,7 +88,9 @@ def test_records_left_in_the_spool_at_exit_are_delivered_by_the_next_process(tmp
     assert _stored_ids(api.store_url, "later") == {f"late-{i}" for i in range(20)}
 
 
-def test_records_still_queued_at_process_exit_are_delivered_by_the_exit_hook(tmp_path: Path, api) -> None:  # type: ignore[no-untyped-def]
+def test_records_still_queued_at_process_exit_are_delivered_by_the_exit_hook(
+    tmp_path: Path, api: RunningServer
+) -> None:
     _register(api.url, api.token, "at-exit")
     code = (
         "from monitor.sdk import Tracker, DeliveryOptions; "
@@ -98,7 +102,7 @@ def test_records_still_queued_at_process_exit_are_delivered_by_the_exit_hook(tmp
     assert _stored_ids(api.store_url, "at-exit") == {f"exit-{i}" for i in range(50)}
 
 
-def test_a_forked_worker_gets_a_sender_of_its_own(tmp_path: Path, api) -> None:  # type: ignore[no-untyped-def]
+def test_a_forked_worker_gets_a_sender_of_its_own(tmp_path: Path, api: RunningServer) -> None:
     _register(api.url, api.token, "forked")
     code = (
         "import os; from monitor.sdk import Tracker, DeliveryOptions; "
