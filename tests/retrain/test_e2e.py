@@ -169,6 +169,8 @@ def test_drift_retrain_gate_promotion_hot_swap_and_rollback(stack: Stack) -> Non
     serve, url = _serve(stack)
     try:
         assert httpx.get(f"{url}/version").json()["version"] == "1"
+        assert httpx.get(f"{url}/health").json() == {"status": "ok", "model": "credit", "version": "1"}
+        _bad_payloads_are_refused(url)
         _drifted_traffic_with_labels(stack, client, url)
         load = Load(url)
         load.thread.start()
@@ -197,6 +199,18 @@ def test_drift_retrain_gate_promotion_hot_swap_and_rollback(stack: Stack) -> Non
     assert [d["decision"] for d in models["decisions"]] == ["promote", "promote"]
     moves = [(h["alias"], h["from_version"], h["to_version"]) for h in models["history"]]
     assert moves[:2] == [("previous", "1", "2"), ("champion", "2", "1")]
+
+
+def _bad_payloads_are_refused(url: str) -> None:
+    cases = {
+        b"{not json": "not valid JSON",
+        b'{"rows": []}': "exactly one of dataframe_split, dataframe_records, instances, inputs",
+        b'{"dataframe_split": [1, 2]}': "dataframe_split: expected",
+        b'{"dataframe_records": [{"x1": 1.0}]}': "could not score the input",
+    }
+    for body, message in cases.items():
+        answer = httpx.post(f"{url}/invocations", content=body, headers={"content-type": "application/json"})
+        assert answer.status_code == 400 and message in answer.json()["message"], answer.text
 
 
 def _drifted_traffic_with_labels(stack: Stack, client: httpx.Client, url: str) -> None:
