@@ -11,7 +11,7 @@ runs. Promote and rollback talk to MLflow (imported on first use).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor.config import Settings
 from monitor.errors import ValidationFailed
@@ -19,7 +19,10 @@ from monitor.records import Service
 from monitor.store import Store
 from retrain.notify import emit
 from retrain.records import MODES, TRIGGERS, JobRecord, ModelsOverview, Promotion
-from retrain.registry import CHAMPION, PREVIOUS, Registry, model_name
+from retrain.registry import CHAMPION, PREVIOUS, OnChange, Registry, model_name
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 RETRAIN = "retrain"
 
@@ -73,9 +76,8 @@ def promote(
     """Make ``version`` the champion of ``service`` (the old one becomes ``previous``)."""
     found = store.get_service(service)
     registry = registry or Registry.from_settings(settings, store)
-    done = registry.promote(found, version, actor=actor, reason=reason)
-    announce_promotion(store, settings, found, done, actor, "model.promoted")
-    return done
+    announce = announcer(store, settings, found, actor, "model.promoted")
+    return registry.promote(found, version, actor=actor, reason=reason, on_change=announce)
 
 
 def rollback(
@@ -90,21 +92,19 @@ def rollback(
     """Swap ``champion`` and ``previous`` of ``service``'s model."""
     found = store.get_service(service)
     registry = registry or Registry.from_settings(settings, store)
-    done = registry.rollback(found, actor=actor, reason=reason)
-    announce_promotion(store, settings, found, done, actor, "model.rolled_back")
-    return done
+    announce = announcer(store, settings, found, actor, "model.rolled_back")
+    return registry.rollback(found, actor=actor, reason=reason, on_change=announce)
 
 
-def announce_promotion(
-    store: Store, settings: Settings, service: Service, done: Promotion, actor: str, event: str
-) -> None:
-    """Send the webhook event of a promotion or rollback that changed the champion."""
-    if done.replaced == done.champion:
-        return
-    data = {"service": service.name, "model": done.model_name, "version": done.champion, "replaced": done.replaced}
-    emit(
-        store, settings, event, {**data, "actor": actor}, severity="warning" if event == "model.rolled_back" else "info"
-    )
+def announcer(store: Store, settings: Settings, service: Service, actor: str, event: str) -> OnChange:
+    """A callback that queues the webhook event of an alias change in the change's own transaction."""
+
+    def announce(conn: Connection, done: Promotion) -> None:
+        data = {"service": service.name, "model": done.model_name, "version": done.champion, "replaced": done.replaced}
+        severity = "warning" if event == "model.rolled_back" else "info"
+        emit(store, settings, event, {**data, "actor": actor}, severity=severity, conn=conn)
+
+    return announce
 
 
 def list_models(

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor.config import Settings
 from monitor.store import Store
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 log = logging.getLogger("mlwatch.retrain")
 
@@ -20,7 +23,13 @@ EVENTS = ("retrain.started", "retrain.finished", "retrain.failed", "model.promot
 
 
 def emit(
-    store: Store, settings: Settings, event_type: str, data: dict[str, Any], *, severity: str = "info"
+    store: Store,
+    settings: Settings,
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    severity: str = "info",
+    conn: Connection | None = None,
 ) -> list[str]:
     """Queue ``event_type`` for every matching webhook; returns the event ids (none when not sent)."""
     try:
@@ -30,7 +39,7 @@ def emit(
         return []
     labels = {"service": str(data.get("service", ""))}
     try:
-        return list(events.emit(store, settings, event_type, data, severity=severity, labels=labels))
+        return list(events.emit(store, settings, event_type, data, severity=severity, labels=labels, conn=conn))
     except Exception:  # notifications are best effort; the action itself already happened
         log.exception("could not queue webhook event %s", event_type)
         return []

@@ -35,6 +35,8 @@ ALIASES = (CHAMPION, PREVIOUS)
 SET = "alias.set"
 EXTERNAL = "alias.external_change"
 T = TypeVar("T")
+OnChange = Callable[["Connection", Promotion], None]
+"""Called with the lock's connection after an alias change, before it commits."""
 
 
 _PREPARED: set[str] = set()
@@ -151,8 +153,14 @@ class Registry:
         for key, value in tags.items():
             self._call(self.client.set_model_version_tag, model, version, key, str(value))
 
-    def promote(self, service: Service, version: str, *, actor: str, reason: str) -> Promotion:
-        """Make ``version`` the champion; the old champion becomes ``previous``."""
+    def promote(
+        self, service: Service, version: str, *, actor: str, reason: str, on_change: OnChange | None = None
+    ) -> Promotion:
+        """Make ``version`` the champion; the old champion becomes ``previous``.
+
+        ``on_change`` runs inside the lock's transaction when the champion moved (to queue its
+        webhook event atomically with the recorded history).
+        """
         version = check_version(version)
         model = model_name(service)
         with self.store.exclusive(f"mlwatch.alias:{model}") as conn:
@@ -164,9 +172,12 @@ class Registry:
             if old is not None:
                 self._move(conn, service, PREVIOUS, current.get(PREVIOUS), old, actor, reason)
             self._move(conn, service, CHAMPION, old, version, actor, reason)
-            return Promotion(model, version, old if old is not None else current.get(PREVIOUS), old)
+            done = Promotion(model, version, old if old is not None else current.get(PREVIOUS), old)
+            if on_change is not None:
+                on_change(conn, done)
+            return done
 
-    def rollback(self, service: Service, *, actor: str, reason: str) -> Promotion:
+    def rollback(self, service: Service, *, actor: str, reason: str, on_change: OnChange | None = None) -> Promotion:
         """Swap champion and previous; Conflict when there is no previous version."""
         model = model_name(service)
         with self.store.exclusive(f"mlwatch.alias:{model}") as conn:
@@ -177,7 +188,10 @@ class Registry:
             self._move(conn, service, CHAMPION, old, target, actor, reason)
             if old is not None:
                 self._move(conn, service, PREVIOUS, target, old, actor, reason)
-            return Promotion(model, target, old, old)
+            done = Promotion(model, target, old, old)
+            if on_change is not None:
+                on_change(conn, done)
+            return done
 
     def notice_external_changes(self, service: Service) -> list[AliasChange]:
         """Record alias moves made outside mlwatch (MLflow UI or API) since the last recorded ones."""

@@ -237,10 +237,11 @@ class JobRunner:
             model, candidate.version, {"mlwatch.decision": decision, "mlwatch.gate": verdict.reason}
         )
         if decision == "promote":
-            from retrain.actions import announce_promotion
+            from retrain.actions import announcer
 
-            done = self.registry.promote(service, candidate.version, actor=f"job:{job.id}", reason=verdict.reason)
-            announce_promotion(self.store, self.settings, service, done, f"job:{job.id}", "model.promoted")
+            actor = f"job:{job.id}"
+            announce = announcer(self.store, self.settings, service, actor, "model.promoted")
+            self.registry.promote(service, candidate.version, actor=actor, reason=verdict.reason, on_change=announce)
         return {
             "version": candidate.version,
             "run_id": candidate.run_id,

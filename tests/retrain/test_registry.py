@@ -8,8 +8,10 @@ from collections.abc import Callable
 
 import pytest
 
+from monitor.config import Settings, WebhookConfig
 from monitor.errors import Conflict, NotFound, ValidationFailed
 from monitor.records import Service
+from retrain import actions
 from retrain.registry import Registry, make_client
 
 Versioned = Callable[[int], tuple[Registry, Service]]
@@ -98,3 +100,15 @@ def test_alias_moved_outside_mlwatch_is_recorded_once(versioned: Versioned) -> N
     ]
     assert registry.notice_external_changes(service) == []
     assert registry.history("credit")[0].actor == "mlflow"
+
+
+def test_promotion_and_rollback_queue_their_webhook_events_with_the_change(versioned: Versioned) -> None:
+    registry, _ = versioned(2)
+    settings = Settings(webhooks=(WebhookConfig(name="ops", url="http://127.0.0.1:9/hook"),))
+    for version in ("1", "2"):
+        actions.promote(registry.store, settings, "credit", version, actor="alice", registry=registry)
+    actions.rollback(registry.store, settings, "credit", actor="bob", registry=registry)
+    actions.promote(registry.store, settings, "credit", "1", actor="carol", registry=registry)  # no change, no event
+    events = [d.event_type for d in reversed(registry.store.list_deliveries(receiver="ops"))]
+    assert events == ["model.promoted", "model.promoted", "model.rolled_back"]
+    assert '"actor":"bob"' in registry.store.list_deliveries(receiver="ops")[0].payload.replace(" ", "")
