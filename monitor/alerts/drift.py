@@ -12,12 +12,18 @@ if TYPE_CHECKING:
     from monitor.config import AlertRuleConfig
 
 
+CHECK_OPTIONS = ("min_rows",)
+"""Options every kind over checks takes: ``min_rows`` ignores checks of fewer rows (default 0)."""
+
+
 def checked_services(rule: AlertRuleConfig, source: MetricSource) -> Iterator[tuple[str, CheckView]]:
     """(service, latest usable check) for the rule's service, or every service when it names none."""
     for service in [rule.service] if rule.service else source.services():
         check = source.latest_check(service)
         if check is None or check.status != "ok":
             continue  # nothing judged yet: keep whatever state the alert has
+        if (check.summary.get("rows") or 0) < int(rule.options.get("min_rows", 0)):
+            continue  # too few rows to judge (a window that has barely started): keep the state
         if rule.model_version and check.model_version != rule.model_version:
             continue
         yield service, check
@@ -31,7 +37,7 @@ class DriftShare:
 
     def check(self, rule: AlertRuleConfig) -> None:
         """Threshold is a share."""
-        check_options(rule, ())
+        check_options(rule, CHECK_OPTIONS)
         if not 0 <= rule.threshold <= 1:
             raise ValueError(f"threshold: expected a share between 0 and 1, got {rule.threshold}")
 
@@ -56,7 +62,7 @@ class FeatureDrift:
 
     def check(self, rule: AlertRuleConfig) -> None:
         """Needs ``feature``."""
-        check_options(rule, ())
+        check_options(rule, CHECK_OPTIONS)
         if not rule.feature:
             raise ValueError("feature: required for kind 'feature_drift' (the name of the feature to watch)")
 
@@ -85,7 +91,7 @@ class PredictionDrift:
 
     def check(self, rule: AlertRuleConfig) -> None:
         """No extra fields."""
-        check_options(rule, ())
+        check_options(rule, CHECK_OPTIONS)
 
     def evaluate(self, rule: AlertRuleConfig, source: MetricSource, now: float) -> list[Observation]:
         """One observation per checked service with a prediction drift result."""
@@ -112,7 +118,7 @@ class QualityDecay:
 
     def check(self, rule: AlertRuleConfig) -> None:
         """Mode and source must be known."""
-        check_options(rule, ("mode", "source"))
+        check_options(rule, (*CHECK_OPTIONS, "mode", "source"))
         option_text(rule, "mode", self.MODES)
         option_text(rule, "source", self.SOURCES)
 

@@ -62,6 +62,7 @@ def demo_config(home: str, ports: DemoPorts, speed: float) -> dict[str, Any]:
                 "threshold": 0.3,
                 "for": "0s",
                 "severity": "warning",
+                "options": {"min_rows": 500},
             },
             {
                 "name": "credit-accuracy-decay",
@@ -71,6 +72,7 @@ def demo_config(home: str, ports: DemoPorts, speed: float) -> dict[str, Any]:
                 "threshold": 0.05,
                 "for": "0s",
                 "severity": "critical",
+                "options": {"min_rows": 500},
             },
             {
                 "name": "credit-latency",
