@@ -73,3 +73,10 @@ def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("15m", 900), ("1h", 3600), ("7d", 604800), (30, 30)])
 def test_durations_accept_units(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
+
+
+def test_the_example_configuration_is_valid() -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "mlwatch.yaml"
+    settings = load_settings(example, environ={"MLWATCH_WEBHOOK_SECRET": "s3cret"})
+    assert [a.kind for a in settings.alerts][:3] == ["drift_share", "feature_drift", "quality_decay"]
+    assert settings.retrain_policy("credit").trigger == "on_alert"
