@@ -18,6 +18,27 @@ import click
     help="Time compression: one hour of production lasts 3600/SPEED seconds.",
 )
 @click.option("--minutes", type=click.FloatRange(min=0.1), default=None, help="Stop after this many minutes.")
+@click.option(
+    "--stable-hours",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="Production hours of traffic like the training data before the drift starts.",
+)
+@click.option(
+    "--ramp-hours",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="Production hours over which the drift grows to its full size.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=1),
+    default=40.0,
+    show_default=True,
+    help="Predictions per second sent to the served model.",
+)
 @click.option("--no-browser", is_flag=True, help="Do not open the dashboard in a browser.")
 @click.option("--api-port", type=int, default=8000, show_default=True)
 @click.option("--dashboard-port", type=int, default=8501, show_default=True)
@@ -32,6 +53,9 @@ import click
 def demo(
     speed: float,
     minutes: float | None,
+    stable_hours: float,
+    ramp_hours: float,
+    rate: float,
     no_browser: bool,
     api_port: int,
     dashboard_port: int,
@@ -55,7 +79,16 @@ def demo(
         return
 
     ports = DemoPorts(api=api_port, dashboard=dashboard_port, serve=serve_port, receiver=receiver_port)
-    options = DemoOptions(Path.cwd(), speed=speed, minutes=minutes, ports=ports, open_browser=not no_browser)
+    options = DemoOptions(
+        Path.cwd(),
+        speed=speed,
+        minutes=minutes,
+        ports=ports,
+        open_browser=not no_browser,
+        rows_per_second=rate,
+        stable_hours=stable_hours,
+        ramp_hours=ramp_hours,
+    )
     runner = Demo(options, echo=click.echo)
     signal.signal(signal.SIGTERM, _interrupt)
     try:

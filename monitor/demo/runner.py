@@ -35,6 +35,8 @@ class DemoOptions:
     token: str | None = None
     rows_per_second: float = 40.0
     open_browser: bool = False
+    stable_hours: float = 2.0
+    ramp_hours: float = 2.0
 
 
 class Demo:
@@ -137,7 +139,7 @@ class Demo:
             f"http://127.0.0.1:{ports.serve}",
             f"http://127.0.0.1:{ports.api}",
             self.token,
-            Timeline(stable=2 * hour, ramp=2 * hour),
+            Timeline(stable=self.options.stable_hours * hour, ramp=self.options.ramp_hours * hour),
             rows_per_second=self.options.rows_per_second,
             label_delay=hour / 4,
         )

@@ -1,0 +1,178 @@
+"""`mlwatch demo` in compressed time on a fresh directory: the whole loop, seen from the API."""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from monitor.demo.data import CreditData
+from tests.conftest import free_port
+
+SPEED = 120.0  # one production hour lasts 30 s
+HOUR = 3600.0 / SPEED
+DEADLINE = 420.0
+
+
+def _start_demo(workdir: Path) -> tuple[subprocess.Popen[str], dict[str, int]]:
+    ports = {name: free_port() for name in ("api", "dashboard", "serve", "receiver")}
+    argv = [
+        sys.executable,
+        "-m",
+        "monitor",
+        "demo",
+        "--speed",
+        str(SPEED),
+        "--stable-hours",
+        "2.5",
+        "--ramp-hours",
+        "0.5",
+        "--rate",
+        "80",
+        "--no-browser",
+    ]
+    argv += [arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLWATCH_", "MLFLOW_"))}
+    proc = subprocess.Popen(argv, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return proc, ports
+
+
+def _read_token(proc: subprocess.Popen[str], lines: list[str]) -> str:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        if line.strip().startswith("token "):
+            return line.split()[1]
+    raise AssertionError("the demo ended before printing its token:\n" + "".join(lines))
+
+
+def _stable_accuracy(checks: list[dict[str, Any]]) -> list[float]:
+    """Realized accuracy of version 1 in windows before the drift reached them."""
+    return [
+        c["summary"]["quality"]["accuracy"]
+        for c in checks
+        if c["model_version"] == "1"
+        and c["summary"].get("quality")
+        and not c["summary"]["dataset_drift"]
+        and (c["summary"].get("label_coverage") or 0) > 0.5
+    ]
+
+
+def _recovered_accuracy(checks: list[dict[str, Any]], champion: str) -> list[float]:
+    return [
+        c["summary"]["quality"]["accuracy"]
+        for c in checks
+        if c["model_version"] == champion
+        and c["summary"].get("quality")
+        and (c["summary"].get("label_coverage") or 0) > 0.5
+    ]
+
+
+def _state(api: httpx.Client) -> dict[str, Any]:
+    checks = sorted(
+        api.get("/v1/services/credit/checks", params={"limit": 200}).json(), key=lambda c: c["window_start"]
+    )
+    deliveries = api.get("/v1/webhooks/deliveries", params={"status": "delivered"}).json()
+    models = api.get("/v1/services/credit/models").json()
+    return {"checks": checks, "deliveries": deliveries, "models": models}
+
+
+def _done(state: dict[str, Any]) -> bool:
+    champion = state["models"]["champion"]
+    return (
+        any(c["summary"]["dataset_drift"] for c in state["checks"])
+        and any(d["event_type"] == "alert.firing" for d in state["deliveries"])
+        and champion not in (None, "1")
+        and len(_recovered_accuracy(state["checks"], champion)) >= 2
+        and len(_stable_accuracy(state["checks"])) >= 2
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_demo_detects_drift_alerts_retrains_promotes_recovers_and_stops_cleanly(tmp_path: Path) -> None:
+    proc, ports = _start_demo(tmp_path)
+    lines: list[str] = []
+    try:
+        token = _read_token(proc, lines)
+        api = httpx.Client(
+            base_url=f"http://127.0.0.1:{ports['api']}", headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+        deadline = time.monotonic() + DEADLINE
+        while not _done(state := _state(api)):
+            assert proc.poll() is None, "the demo died:\n" + "".join(lines)
+            assert time.monotonic() < deadline, f"the loop did not complete in {DEADLINE:.0f}s: {_brief(state)}"
+            time.sleep(5)
+        champion = state["models"]["champion"]
+        baseline = statistics.mean(_stable_accuracy(state["checks"]))
+        recovered = statistics.mean(_recovered_accuracy(state["checks"], champion)[-3:])
+        assert abs(recovered - baseline) <= 0.02, _brief(state)
+        decisions = {d["version"]: d["decision"] for d in state["models"]["decisions"]}
+        assert decisions[champion] == "promote"
+        received = httpx.get(f"http://127.0.0.1:{ports['receiver']}/").json()  # the demo's signed receiver
+        assert any(event["type"] == "alert.firing" for event in received)
+    finally:
+        children = _descendants(proc.pid)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        output, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 0, "".join(lines) + output
+    assert "mlwatch demo stopped" in output
+    assert [p for p in children if _alive(p)] == []  # nothing left running
+    assert _processes_in(tmp_path) == []
+
+
+def _brief(state: dict[str, Any]) -> str:
+    checks = [
+        (
+            c["model_version"],
+            round(c["summary"].get("drift_share") or 0, 2),
+            (c["summary"].get("quality") or {}).get("accuracy"),
+        )
+        for c in state["checks"]
+    ]
+    return f"champion={state['models']['champion']} checks={checks} deliveries={len(state['deliveries'])}"
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _processes_in(workdir: Path) -> list[str]:
+    found = []
+    for process in psutil.process_iter(["pid", "cwd", "cmdline"]):
+        try:
+            if process.info["cwd"] and Path(process.info["cwd"]).is_relative_to(workdir):
+                found.append(" ".join(process.info["cmdline"] or []))
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def test_demo_data_drifts_inputs_and_concept_but_keeps_the_default_rate() -> None:
+    data = CreditData(seed=3)
+    before, after = data.sample(20_000, 0.0), data.sample(20_000, 1.0)
+    assert after["income"].median() < 0.75 * before["income"].median()  # covariate shift
+    assert "online" in set(after["region"]) and "online" not in set(before["region"])  # a new category
+    assert abs(after["default"].mean() - before["default"].mean()) < 0.1  # the rate stays comparable
+    same_people = before.drop(columns=["default"])
+    changed = abs(CreditData.default_probability(same_people, 1.0) - CreditData.default_probability(same_people, 0.0))
+    assert changed.mean() > 0.1  # the concept itself changed for identical applicants
