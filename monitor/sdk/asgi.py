@@ -9,9 +9,10 @@ happens in the tracker's sender thread, never on the event loop.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from monitor.sdk.routes import TrackedRoutes
 from monitor.sdk.tracker import Tracker
 
 Scope = MutableMapping[str, Any]
@@ -21,26 +22,15 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class MlwatchASGIMiddleware:
+class MlwatchASGIMiddleware(TrackedRoutes):
     """Records each request to ``paths`` (prefixes; default all) with ``methods`` (default POST)."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        tracker: Tracker,
-        *,
-        paths: Sequence[str] = ("/",),
-        methods: Sequence[str] = ("POST",),
-        max_body_bytes: int = 1024 * 1024,
-    ) -> None:
+    def __init__(self, app: ASGIApp, tracker: Tracker, **routes: Any) -> None:
+        super().__init__(tracker, **routes)
         self.app = app
-        self.tracker = tracker
-        self.paths = tuple(paths)
-        self.methods = frozenset(m.upper() for m in methods)
-        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in self.methods or not scope["path"].startswith(self.paths):
+        if scope["type"] != "http" or not self.wants(scope["method"], scope["path"]):
             await self.app(scope, receive, send)
             return
         exchange = _Exchange(receive, send, self.max_body_bytes)

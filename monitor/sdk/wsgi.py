@@ -11,35 +11,25 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from monitor.sdk.routes import TrackedRoutes
 from monitor.sdk.tracker import Tracker
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-class MlwatchWSGIMiddleware:
+class MlwatchWSGIMiddleware(TrackedRoutes):
     """Records each request to ``paths`` (prefixes; default all) with ``methods`` (default POST)."""
 
-    def __init__(
-        self,
-        app: WSGIApp,
-        tracker: Tracker,
-        *,
-        paths: Sequence[str] = ("/",),
-        methods: Sequence[str] = ("POST",),
-        max_body_bytes: int = 1024 * 1024,
-    ) -> None:
+    def __init__(self, app: WSGIApp, tracker: Tracker, **routes: Any) -> None:
+        super().__init__(tracker, **routes)
         self.app = app
-        self.tracker = tracker
-        self.paths = tuple(paths)
-        self.methods = frozenset(m.upper() for m in methods)
-        self.max_body_bytes = max_body_bytes
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD") not in self.methods or not environ.get("PATH_INFO", "").startswith(self.paths):
+        if not self.wants(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")):
             return self.app(environ, start_response)
         start = time.perf_counter()
         body = _read_body(environ)
