@@ -13,8 +13,10 @@ from monitor.ingest import Ingestor
 from monitor.records import Feature
 from monitor.server import errors
 from monitor.server.auth import TokenAuth
+from monitor.server.body import register_schemas
 from monitor.server.limits import BodyLimit
 from monitor.server.routes import ROUTERS
+from monitor.server.schemas import LabelBatch, PredictionBatch
 from monitor.store import Store
 
 
@@ -34,6 +36,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
+    register_schemas(app, [PredictionBatch, LabelBatch])
     return app
 
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from monitor.errors import ValidationFailed
 from monitor.ingest import Ingestor
 from monitor.server.auth import Principal, require
+from monitor.server.body import json_body, openapi_body
 from monitor.server.routes.services import StoreDep
 from monitor.server.schemas import IngestOut, LabelBatch, PredictionBatch
 
@@ -27,16 +28,28 @@ def _check_size(request: Request, count: int, field: str) -> None:
         raise ValidationFailed(field, f"at most {limit} items per batch, got {count}; split the batch")
 
 
-@router.post("/{service}/predictions", response_model=IngestOut)
-def add_predictions(service: str, body: PredictionBatch, store: StoreDep, request: Request, _: Ingest) -> IngestOut:
+@router.post("/{service}/predictions", response_model=IngestOut, openapi_extra=openapi_body(PredictionBatch))
+def add_predictions(
+    service: str,
+    body: Annotated[PredictionBatch, Depends(json_body(PredictionBatch))],
+    store: StoreDep,
+    request: Request,
+    _: Ingest,
+) -> IngestOut:
     """Store a batch of predictions (whole or not at all); request ids already stored are skipped."""
     _check_size(request, len(body.records), "records")
     result = _ingestor(request).predictions(store.get_service(service), [r.record() for r in body.records])
     return IngestOut(accepted=result.accepted, duplicates=result.duplicates)
 
 
-@router.post("/{service}/labels", response_model=IngestOut)
-def add_labels(service: str, body: LabelBatch, store: StoreDep, request: Request, _: Ingest) -> IngestOut:
+@router.post("/{service}/labels", response_model=IngestOut, openapi_extra=openapi_body(LabelBatch))
+def add_labels(
+    service: str,
+    body: Annotated[LabelBatch, Depends(json_body(LabelBatch))],
+    store: StoreDep,
+    request: Request,
+    _: Ingest,
+) -> IngestOut:
     """Store delayed ground truth, joined to predictions by request id."""
     _check_size(request, len(body.labels), "labels")
     result = _ingestor(request).labels(store.get_service(service), [r.record() for r in body.labels])
