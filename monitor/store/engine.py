@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from monitor.errors import ConfigError
 
@@ -60,3 +64,20 @@ def _sqlite_on_begin(conn: Any) -> None:
 def is_sqlite(engine: Engine) -> bool:
     """True when ``engine`` talks to SQLite."""
     return engine.dialect.name == "sqlite"
+
+
+_TRANSIENT = {"40P01", "40001"}  # PostgreSQL: deadlock detected, serialization failure
+T = TypeVar("T")
+
+
+def retry_transient(transaction: Callable[[], T], attempts: int = 4) -> T:
+    """Run ``transaction`` again when the database aborted it as a deadlock or serialization
+    victim: the whole transaction was rolled back, so running it again is safe."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return transaction()
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) not in _TRANSIENT or attempt == attempts:
+                raise
+            time.sleep(random.uniform(0.005, 0.05) * attempt)
+    raise AssertionError("unreachable")

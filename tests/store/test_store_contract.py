@@ -157,3 +157,23 @@ def test_time_ranges_of_any_length_can_be_counted_and_sampled(store: Store) -> N
     store.add_predictions(service, [_record(i, ts=NOW - i * 86400 * 30) for i in range(24)])  # two years
     assert store.count_window(service, 0, NOW + 1) == 24
     assert len(store.sample_window(service, 0, NOW + 1, 10)) == 10
+
+
+def test_concurrent_batches_into_the_same_minutes_all_land(store: Store) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    service = _service(store)
+
+    def write(writer: int) -> int:
+        total = 0
+        for batch in range(8):  # every batch touches the same minutes, in a different order
+            records = [
+                _record(writer * 10_000 + batch * 100 + i, ts=NOW + (i * (writer + 1)) % 300) for i in range(100)
+            ]
+            total += store.add_predictions(service, records).accepted
+        return total
+
+    with ThreadPoolExecutor(4) as pool:
+        accepted = sum(pool.map(write, range(4)))
+    assert accepted == 4 * 8 * 100
+    assert sum(b.count for b in store.traffic_stats(service, NOW - 60, NOW + 360, 60)) == accepted
