@@ -133,13 +133,15 @@ class RunningServer:
                 self.process.wait()
 
 
-def start_server(workdir: Path, store_url: str, extra_env: dict[str, str] | None = None) -> RunningServer:
+def start_server(
+    workdir: Path, store_url: str, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> RunningServer:
     """Start ``mlwatch server`` in ``workdir`` (its cwd) and wait for /healthz."""
     port = free_port()
     token = f"boot-{uuid.uuid4().hex}"
     env = {**os.environ, "MLWATCH_STORE_URL": store_url, "MLWATCH_BOOTSTRAP_TOKEN": token, **(extra_env or {})}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "server", "--port", str(port)],
+        [sys.executable, "-m", "monitor", "server", "--port", str(port), *args],
         cwd=workdir,
         env=env,
         stdout=subprocess.PIPE,
