@@ -46,28 +46,6 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
 
-class AlertOut(BaseModel):
-    """An alert: its rule and scope, state, value and handling."""
-
-    id: int
-    fingerprint: str
-    rule: str
-    kind: str
-    service: str | None
-    state: str
-    severity: str
-    labels: dict[str, str]
-    value: float | None
-    threshold: float | None
-    summary: str
-    started_at: float
-    fired_at: float | None
-    resolved_at: float | None
-    last_notified_at: float | None
-    acked_by: str | None
-    acked_at: float | None
-
-
 class AckIn(_Body):
     """Acknowledge an alert."""
 
@@ -115,24 +93,6 @@ class RuleOut(BaseModel):
     spec: dict[str, Any]
 
 
-class DeliveryOut(BaseModel):
-    """One event for one receiver with its delivery log."""
-
-    id: int
-    event_id: str
-    receiver: str
-    event_type: str
-    status: str
-    attempts: int
-    created_at: float
-    next_attempt_at: float
-    delivered_at: float | None
-    last_status_code: int | None
-    last_error: str | None
-    last_latency_ms: float | None
-    payload: str
-
-
 class TestEventIn(_Body):
     """Send a test event to one receiver (by name) or to all."""
 
@@ -167,10 +127,6 @@ def _rules_store(request: Request, store: StoreDep) -> Store:
 RulesStore = Annotated[Store, Depends(_rules_store)]
 
 
-def _alert_out(alert: AlertRecord) -> AlertOut:
-    return AlertOut.model_validate(alert, from_attributes=True)
-
-
 def _silence_out(silence: SilenceRecord, now: float) -> SilenceOut:
     return SilenceOut(**asdict(silence), active=silence.active(now))
 
@@ -179,7 +135,7 @@ def _rule_out(rule: StoredRule) -> RuleOut:
     return RuleOut.model_validate(rule, from_attributes=True)
 
 
-@router.get("/v1/alerts", response_model=list[AlertOut])
+@router.get("/v1/alerts", response_model=list[AlertRecord])
 def list_alerts(
     store: StoreDep,
     _: Viewer,
@@ -187,23 +143,23 @@ def list_alerts(
     service: str | None = None,
     rule: str | None = None,
     limit: Limit = 100,
-) -> list[AlertOut]:
+) -> list[AlertRecord]:
     """Alerts, newest first."""
-    return [_alert_out(a) for a in store.list_alerts(state=state, service=service, rule=rule, limit=limit)]
+    return store.list_alerts(state=state, service=service, rule=rule, limit=limit)
 
 
-@router.get("/v1/alerts/{alert_id}", response_model=AlertOut)
-def get_alert(alert_id: ObjectId, store: StoreDep, _: Viewer) -> AlertOut:
+@router.get("/v1/alerts/{alert_id}", response_model=AlertRecord)
+def get_alert(alert_id: ObjectId, store: StoreDep, _: Viewer) -> AlertRecord:
     """One alert."""
-    return _alert_out(store.get_alert(alert_id))
+    return store.get_alert(alert_id)
 
 
-@router.post("/v1/alerts/{alert_id}/ack", response_model=AlertOut)
+@router.post("/v1/alerts/{alert_id}/ack", response_model=AlertRecord)
 def ack_alert(
     alert_id: ObjectId, store: StoreDep, who: Operator, body: Annotated[AckIn | None, Body()] = None
-) -> AlertOut:
+) -> AlertRecord:
     """Acknowledge an alert: it keeps firing until it clears, but sends no more reminders."""
-    return _alert_out(store.ack_alert(alert_id, who.name, time.time(), (body or AckIn()).comment))
+    return store.ack_alert(alert_id, who.name, time.time(), (body or AckIn()).comment)
 
 
 @router.get("/v1/silences", response_model=list[SilenceOut])
@@ -293,7 +249,7 @@ def delete_rule(name: RuleName, store: RulesStore, who: Operator) -> None:
     store.delete_alert_rule(name, actor=who.name)
 
 
-@router.get("/v1/webhooks/deliveries", response_model=list[DeliveryOut])
+@router.get("/v1/webhooks/deliveries", response_model=list[Delivery])
 def list_deliveries(
     store: StoreDep,
     _: Viewer,
@@ -301,14 +257,10 @@ def list_deliveries(
     status: Literal["pending", "delivered", "failed"] | None = None,
     event_id: str | None = None,
     limit: Limit = 100,
-) -> list[DeliveryOut]:
+) -> list[Delivery]:
     """The delivery log, newest first: attempts, last status code, latency and error per event and receiver."""
     found = store.list_deliveries(receiver=receiver, status=status, event_id=event_id, limit=limit)
-    return [_delivery_out(d) for d in found]
-
-
-def _delivery_out(delivery: Delivery) -> DeliveryOut:
-    return DeliveryOut.model_validate(delivery, from_attributes=True)
+    return found
 
 
 @router.get("/v1/webhooks/schema")
