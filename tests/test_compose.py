@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, text
 
 from monitor.cli import main
 from monitor.config import Settings, load_settings
-from tests.conftest import free_port, wait_http
+from tests.conftest import free_port, stop_process, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -223,12 +223,9 @@ def test_compose_processes_run_here_wired_the_same_way(tmp_path: Path, databases
         _exercise_the_stack(wiring)
     finally:
         for proc in procs:
-            proc.terminate()
+            proc.terminate()  # all at once, so the waits below overlap
         for proc in procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc, grace=15)
 
 
 def _exercise_the_stack(wiring: Wiring) -> None:

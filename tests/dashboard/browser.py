@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import RunningServer, free_port, wait_http
+from tests.conftest import RunningServer, free_port, stop_process, wait_http
 
 CHROMIUM = os.environ.get("MLWATCH_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -49,13 +49,7 @@ class Dashboard:
     process: subprocess.Popen[bytes]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 def start_dashboard(workdir: Path, env: dict[str, str]) -> Dashboard:

@@ -27,7 +27,7 @@ from monitor.store import Store
 from retrain.actions import request_retrain
 from retrain.registry import Registry
 from retrain.runner import JobRunner
-from tests.conftest import RunningServer, free_port, start_server, wait_http
+from tests.conftest import RunningServer, free_port, start_server, stop_process, wait_http
 from tests.retrain.scenario import FEATURES, frame
 
 PARAMS = {"estimator": "random_forest", "estimator_params": {"n_estimators": 20, "max_depth": 8, "random_state": 0}}
@@ -60,13 +60,7 @@ def _config(work: Path, store_url: str, mlflow_uri: str) -> None:
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_process(process, grace=15)
 
 
 def _train_first_champion(work: Path, store: Store) -> None:
