@@ -147,7 +147,7 @@ def _rollups(
 ) -> None:
     """The per-minute rows ingest would have written for the same predictions."""
     from monitor.store.latency import BOUNDS
-    from monitor.store.schema import LATENCY_BUCKETS
+    from monitor.store.schema import HISTOGRAM_COLUMNS, LATENCY_BUCKETS
 
     frame = pd.DataFrame(
         {
@@ -162,7 +162,7 @@ def _rollups(
     sums = frame.groupby(keys).agg(count=("latency", "size"), errors=("errors", "sum"), latency_sum=("latency", "sum"))
     hist = frame.groupby([*keys, "bucket"]).size().unstack(fill_value=0)
     hist = hist.reindex(columns=range(LATENCY_BUCKETS), fill_value=0)
-    hist.columns = [f"h{i:02d}" for i in range(LATENCY_BUCKETS)]
+    hist.columns = list(HISTOGRAM_COLUMNS)
     table = sums.join(hist).reset_index()
     names = ["service_id", "model_version", "minute", "count", "errors", "latency_count", "latency_sum", *hist.columns]
     rows = [

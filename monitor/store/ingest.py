@@ -19,7 +19,7 @@ from monitor.store.codec import dumps
 from monitor.store.engine import WRITE, retry_transient
 from monitor.store.latency import BOUNDS
 
-_HIST = [f"h{i:02d}" for i in range(t.LATENCY_BUCKETS)]
+_HIST = t.HISTOGRAM_COLUMNS
 _ROLLUP_SUMS = ["count", "errors", "latency_count", "latency_sum", *_HIST]
 
 

@@ -6,14 +6,14 @@ import math
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, and_, func, select
+from sqlalchemy import ColumnElement, Engine, Select, and_, func, select
 
 from monitor.records import HostSample, Service, StoredPrediction, TrafficBucket
 from monitor.store import schema as t
 from monitor.store.codec import loads
 from monitor.store.latency import quantile
 
-_HIST = [f"h{i:02d}" for i in range(t.LATENCY_BUCKETS)]
+_HIST = t.HISTOGRAM_COLUMNS
 _OVERSAMPLE = 1.25  # draw a little more than asked so that a sample rarely falls short
 
 
@@ -80,10 +80,9 @@ class QueriesMixin:
         return [_stored(r) for r in sorted(rows, key=lambda r: r.ts)]
 
     def _sample_rows(self, service: Service, start: float, end: float, fraction: float) -> list[Any]:
-        p, lab = t.predictions, t.labels
+        p = t.predictions
         query = (
-            select(p, lab.c.label, lab.c.request_id.label("label_request_id"))
-            .select_from(p.outerjoin(lab, and_(lab.c.service_id == p.c.service_id, lab.c.request_id == p.c.request_id)))
+            _with_labels()
             .where(p.c.service_id == service.id, _hours(start, end), p.c.sample_key < fraction)
             .where(p.c.ts >= start, p.c.ts < end)
         )
@@ -98,10 +97,9 @@ class QueriesMixin:
         if newest is None:
             return []
         since = newest - 86400 if since is None else since
-        p, lab = t.predictions, t.labels
+        p = t.predictions
         query = (
-            select(p, lab.c.label, lab.c.request_id.label("label_request_id"))
-            .select_from(p.outerjoin(lab, and_(lab.c.service_id == p.c.service_id, lab.c.request_id == p.c.request_id)))
+            _with_labels()
             .where(p.c.service_id == service.id, _hours(since, newest), p.c.ts >= since)
             .order_by(p.c.ts.desc())
             .limit(limit)
@@ -124,6 +122,13 @@ class QueriesMixin:
 
 
 _MAX_HOUR_LOOKUPS = 24 * 35
+
+
+def _with_labels() -> Select[Any]:
+    """Predictions with their label (NULL until one arrives), joined by service and request id."""
+    p, lab = t.predictions, t.labels
+    joined = p.outerjoin(lab, and_(lab.c.service_id == p.c.service_id, lab.c.request_id == p.c.request_id))
+    return select(p, lab.c.label, lab.c.request_id.label("label_request_id")).select_from(joined)
 
 
 def _hours(start: float, end: float) -> ColumnElement[bool]:

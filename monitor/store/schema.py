@@ -36,6 +36,8 @@ Id = BigInteger().with_variant(Integer(), "sqlite")
 
 LATENCY_BUCKETS = 60
 """Latency histogram columns h00..h59 of ``traffic_minutes`` (see ``monitor.store.latency``)."""
+HISTOGRAM_COLUMNS: tuple[str, ...] = tuple(f"h{i:02d}" for i in range(LATENCY_BUCKETS))
+"""Their names, in bucket order."""
 
 services = Table(
     "services",
@@ -94,7 +96,7 @@ traffic_minutes = Table(
     Column("errors", BigInteger, nullable=False),
     Column("latency_count", BigInteger, nullable=False),
     Column("latency_sum", Float, nullable=False),
-    *(Column(f"h{i:02d}", BigInteger, nullable=False) for i in range(LATENCY_BUCKETS)),
+    *(Column(name, BigInteger, nullable=False) for name in HISTOGRAM_COLUMNS),
 )
 
 host_samples = Table(

@@ -8,7 +8,7 @@ from sqlalchemy import Engine, func, select
 
 from monitor.store import schema as t
 
-_HIST = [f"h{i:02d}" for i in range(t.LATENCY_BUCKETS)]
+_HIST = t.HISTOGRAM_COLUMNS
 
 
 @dataclass(frozen=True, slots=True)
