@@ -143,15 +143,25 @@ class Demo:
             rows_per_second=self.options.rows_per_second,
             label_delay=hour / 4,
         )
-        thread = threading.Thread(target=self.traffic.run, name="demo-traffic", daemon=True)
-        thread.start()
         self.echo("[4/4] replaying traffic: like the training data first, then drifting (Ctrl-C stops)")
-        deadline = None if self.options.minutes is None else time.monotonic() + 60 * self.options.minutes
-        while deadline is None or time.monotonic() < deadline:
-            time.sleep(min(10.0, hour / 2))
-            stats = self.traffic.stats
-            self.echo(f"  traffic    {stats.rows} predictions, {stats.labels} labels, by version {stats.versions}")
-        self.traffic.stop.set()
+        run_traffic(self.traffic, self.options.minutes, min(10.0, hour / 2), self.echo)
+
+
+def run_traffic(traffic: Traffic, minutes: float | None, every: float, echo: Callable[[str], None]) -> None:
+    """Replay in a thread for ``minutes`` (or until interrupted), reporting every ``every`` seconds."""
+    thread = threading.Thread(target=traffic.run, name="demo-traffic", daemon=True)
+    thread.start()
+    deadline = None if minutes is None else time.monotonic() + 60 * minutes
+    try:
+        while thread.is_alive() and (deadline is None or time.monotonic() < deadline):
+            time.sleep(every)
+            stats = traffic.stats
+            echo(
+                f"  traffic    {stats.rows} predictions, {stats.labels} labels, {stats.failures} failed calls, "
+                f"by version {stats.versions}"
+            )
+    finally:
+        traffic.stop.set()
         thread.join(15)
 
 
@@ -162,14 +172,5 @@ def replay_only(model_url: str, speed: float, minutes: float | None, echo: Calla
     traffic = Traffic(
         model_url, api, os.environ.get("MLWATCH_TOKEN", ""), Timeline(2 * hour, 2 * hour), label_delay=hour / 4
     )
-    thread = threading.Thread(target=traffic.run, name="demo-traffic", daemon=True)
-    thread.start()
     echo(f"replaying traffic to {model_url}, labels to {api}")
-    deadline = None if minutes is None else time.monotonic() + 60 * minutes
-    try:
-        while thread.is_alive() and (deadline is None or time.monotonic() < deadline):
-            time.sleep(10)
-            echo(f"{traffic.stats.rows} predictions, {traffic.stats.labels} labels, {traffic.stats.failures} failures")
-    finally:
-        traffic.stop.set()
-        thread.join(15)
+    run_traffic(traffic, minutes, 10.0, echo)
