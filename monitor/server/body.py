@@ -15,15 +15,22 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 def json_body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
     """A dependency that reads the request body and validates it as ``model``."""
+    return decoded_body(lambda raw: model.model_validate_json(raw or b"null"))
 
-    async def read(request: Request) -> M:
+
+def decoded_body(decode: Callable[[bytes], T]) -> Callable[[Request], Awaitable[T]]:
+    """A dependency that reads the request body and returns ``decode(body)``; the
+    pydantic ValidationError it may raise is answered like any other invalid request."""
+
+    async def read(request: Request) -> T:
         raw = await request.body()
         try:
-            return model.model_validate_json(raw or b"null")
+            return decode(raw)
         except ValidationError as exc:
             raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from exc
 

@@ -29,7 +29,7 @@ def _scalar(value: Any) -> Any:
     raise ValueError(f"expected a number, string, boolean or null, got {type(value).__name__}")
 
 
-def _prediction(value: Any) -> Any:
+def prediction_value(value: Any) -> Any:
     if isinstance(value, list):
         return [_scalar(v) for v in value]
     return _scalar(value)
@@ -45,7 +45,7 @@ _SCALAR_SCHEMA = {"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "bo
 Scalar = Annotated[Any, AfterValidator(_scalar), WithJsonSchema(_SCALAR_SCHEMA)]
 PredictionValue = Annotated[
     Any,
-    AfterValidator(_prediction),
+    AfterValidator(prediction_value),
     WithJsonSchema({"anyOf": [*_SCALAR_SCHEMA["anyOf"], {"type": "array", "items": _SCALAR_SCHEMA}]}),
 ]
 Label = Annotated[Any, AfterValidator(_label), WithJsonSchema({"anyOf": _SCALAR_SCHEMA["anyOf"][:3]})]
@@ -55,7 +55,8 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
 
-def _epoch(value: datetime | None) -> float:
+def epoch(value: datetime | None) -> float:
+    """Epoch seconds of ``value`` (UTC when it has no zone); now when None."""
     if value is None:
         return datetime.now(UTC).timestamp()
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
@@ -117,7 +118,7 @@ class PredictionIn(_Body):
         """As a store record; a missing request id gets a random one (no de-duplication then)."""
         return PredictionRecord(
             request_id=self.request_id or uuid.uuid4().hex,
-            ts=_epoch(self.timestamp),
+            ts=epoch(self.timestamp),
             features=self.features,
             prediction=self.prediction,
             probabilities=self.probabilities,
@@ -142,7 +143,7 @@ class LabelIn(_Body):
 
     def record(self) -> LabelRecord:
         """As a store record."""
-        return LabelRecord(self.request_id, self.label, _epoch(self.timestamp))
+        return LabelRecord(self.request_id, self.label, epoch(self.timestamp))
 
 
 class LabelBatch(_Body):
@@ -161,7 +162,7 @@ class HostSampleIn(_Body):
 
     def record(self) -> HostSample:
         """As a store record."""
-        return HostSample(_epoch(self.timestamp), self.kind, self.name, self.metrics)
+        return HostSample(epoch(self.timestamp), self.kind, self.name, self.metrics)
 
 
 class HostSampleBatch(_Body):

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, select, text, upda
 from monitor.errors import Conflict, NotFound
 from monitor.store import schema as t
 from monitor.store.codec import dumps, loads
-from monitor.store.engine import WRITE
+from monitor.store.engine import write_transaction
 
 ALERT_STATES = ("pending", "firing", "resolved")
 _ALERT_LOCK = 0x6D6C7761  # "mlwa": the PostgreSQL advisory lock of alert evaluation
@@ -134,7 +134,7 @@ class AlertsMixin:
         found = self.get_alert(alert_id)
         if found.state == "resolved":
             raise Conflict(f"alert {alert_id} is already resolved; only pending or firing alerts can be acknowledged")
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with write_transaction(self.engine) as conn:
             self.update_alert(conn, alert_id, {"acked_by": actor, "acked_at": now})
             write_audit(conn, actor, "alert.ack", f"alert:{alert_id}", {"rule": found.rule, "comment": comment})
         return self.get_alert(alert_id)
@@ -150,7 +150,7 @@ class AlertsMixin:
             "created_by": created_by,
             "comment": comment,
         }
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with write_transaction(self.engine) as conn:
             silence_id = _new_id(conn.execute(t.silences.insert().values(**values)))
             write_audit(conn, created_by, "silence.create", f"silence:{silence_id}", {**values, "matchers": matchers})
         return SilenceRecord(silence_id, dict(matchers), starts_at, ends_at, created_by, comment)
@@ -169,7 +169,7 @@ class AlertsMixin:
     def end_silence(self, silence_id: int, actor: str, now: float) -> SilenceRecord:
         """End a silence now (it stays listed, with its new end time); audited."""
         s = t.silences
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with write_transaction(self.engine) as conn:
             row = conn.execute(select(s).where(s.c.id == silence_id)).first()
             if row is None:
                 raise NotFound(f"unknown silence {silence_id}; list silences with GET /v1/silences")
@@ -200,7 +200,7 @@ class AlertsMixin:
         """Create or replace an API-managed rule; Conflict for a rule that comes from the config file."""
         r = t.alert_rules
         now = time.time()
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with write_transaction(self.engine) as conn:
             row = conn.execute(select(r).where(r.c.name == name)).first()
             if row is not None and row.source == "config":
                 raise Conflict(f"alert rule {name!r} comes from mlwatch.yaml; change it there, or use another name")
@@ -217,7 +217,7 @@ class AlertsMixin:
         found = self.get_alert_rule(name)
         if found.source == "config":
             raise Conflict(f"alert rule {name!r} comes from mlwatch.yaml; remove it there")
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with write_transaction(self.engine) as conn:
             conn.execute(delete(t.alert_rules).where(t.alert_rules.c.name == name))
             write_audit(conn, actor, "alert_rule.delete", f"alert_rule:{name}", {"spec": found.spec})
 
@@ -225,7 +225,7 @@ class AlertsMixin:
         """Make the config-sourced rules exactly ``specs`` (name -> spec); API rules of other names stay."""
         r = t.alert_rules
         now = time.time()
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with write_transaction(self.engine) as conn:
             stored = {row.name: row for row in conn.execute(select(r))}
             for name, row in stored.items():
                 if row.source == "config" and name not in specs:

@@ -13,7 +13,7 @@ from monitor.errors import NotFound, ValidationFailed
 from monitor.records import CheckRecord, SampledColumns, Service
 from monitor.store import schema as t
 from monitor.store.codec import dumps, loads
-from monitor.store.engine import WRITE
+from monitor.store.engine import write_transaction
 from monitor.store.queries import _OVERSAMPLE
 
 CHECK_STATUSES = ("ok", "no_data", "error")
@@ -56,7 +56,7 @@ class ChecksMixin:
             "results": dumps(results),
             "error": error,
         }
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with write_transaction(self.engine) as conn:
             key = conn.execute(t.checks.insert().values(**values)).inserted_primary_key
         assert key is not None
         return int(key[0])
@@ -116,7 +116,7 @@ class ChecksMixin:
 
     def set_check_report(self, check_id: int, html: bytes) -> None:
         """Keep the rendered HTML report of a check."""
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with write_transaction(self.engine) as conn:
             result = conn.execute(update(t.checks).where(t.checks.c.id == check_id).values(report_html=html))
         if not result.rowcount:
             raise NotFound(f"unknown check {check_id}")

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Engine, select
 from monitor.errors import ValidationFailed
 from monitor.store import schema as t
 from monitor.store.codec import dumps, loads
-from monitor.store.engine import WRITE
+from monitor.store.engine import write_transaction
 from retrain.records import DecisionRecord
 
 DECISIONS = ("promote", "reject", "pending")
@@ -45,7 +45,7 @@ class DecisionsMixin:
             "reason": reason,
             "created_at": time.time(),
         }
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with write_transaction(self.engine) as conn:
             key = conn.execute(t.model_decisions.insert().values(**values)).inserted_primary_key
         assert key is not None
         new_id = int(key[0])

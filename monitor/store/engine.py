@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import random
+import threading
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import TracebackType
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
@@ -17,6 +22,74 @@ from monitor.errors import ConfigError
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE = {"mlwatch_write": True}
 """Execution option that makes a SQLite transaction take the write lock at BEGIN."""
+
+try:
+    import fcntl
+except ImportError:  # Windows: writers of other processes fall back on SQLite's busy timeout
+    fcntl = None  # type: ignore[assignment]
+
+
+class WriteGate:
+    """Queues SQLite writers, threads and processes alike, in front of the database's one write lock.
+
+    SQLite makes a writer that finds the lock taken poll for it, sleeping 1, 2, 5, 10... ms
+    between tries, so two API workers ingesting at once spent much of their time asleep
+    while the lock was free. A blocking ``flock`` on a file beside the database wakes the
+    next writer as soon as the previous one commits. Re-entrant within a thread.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+        self._pid = 0
+
+    def __enter__(self) -> None:
+        self._thread_lock.acquire()
+        self._depth += 1
+        if self._depth > 1 or self._path is None or fcntl is None:
+            return
+        try:
+            if self._fd is None or self._pid != os.getpid():  # a forked child needs its own open file
+                self._fd, self._pid = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644), os.getpid()
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._depth -= 1
+            self._thread_lock.release()
+            raise
+
+    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None and fcntl is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._thread_lock.release()
+
+
+_GATES: weakref.WeakKeyDictionary[Engine, WriteGate] = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that writes; it commits on leaving the block and rolls back on an error.
+
+    On SQLite it first queues at the engine's ``WriteGate``, then takes the write lock at
+    BEGIN (IMMEDIATE), so it never fails half-way for want of the lock.
+    """
+    gate = _GATES.get(engine)
+    with gate or _NO_GATE, engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        yield conn
+
+
+class _NoGate:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+
+_NO_GATE = _NoGate()
 
 
 def make_engine(url: str) -> Engine:
@@ -35,11 +108,14 @@ def make_engine(url: str) -> Engine:
 
 
 def _sqlite_engine(url: str, database: str | None) -> Engine:
-    if database and database != ":memory:":
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    path = None
+    if database and database != ":memory:" and not database.startswith("file:"):
+        path = Path(database).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
     event.listen(engine, "connect", _sqlite_on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)
+    _GATES[engine] = WriteGate(path.with_name(path.name + "-writelock") if path else None)
     return engine
 
 
@@ -48,6 +124,9 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     # a deferred transaction that later writes fails with SQLITE_BUSY without waiting.
     dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
+    # Only takes effect on a new, empty database; 16 KiB pages made batch ingest of 20-feature
+    # rows 15% faster than the default 4 KiB (benchmarks/bench_ingest.py).
+    cursor.execute("PRAGMA page_size=16384")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from bisect import bisect_left
@@ -16,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from monitor.records import HostSample, IngestResult, LabelRecord, PredictionRecord, Service
 from monitor.store import schema as t
 from monitor.store.codec import dumps
-from monitor.store.engine import WRITE, retry_transient
+from monitor.store.engine import retry_transient, write_transaction
 from monitor.store.latency import BOUNDS
 
 _HIST = t.HISTOGRAM_COLUMNS
@@ -39,7 +40,7 @@ class IngestMixin:
             return IngestResult(0, 0)
 
         def write() -> list[PredictionRecord]:
-            with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+            with write_transaction(self.engine) as conn:
                 fresh = _insert_new_predictions(conn, service.id, records)
                 _add_rollups(conn, service.id, fresh)
                 return fresh
@@ -62,7 +63,7 @@ class IngestMixin:
             }
             for r in records
         ]
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with write_transaction(self.engine) as conn:
             stmt = _insert(conn, t.labels)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["service_id", "request_id"],
@@ -77,7 +78,7 @@ class IngestMixin:
             {"host": host, "ts": s.ts, "kind": s.kind, "name": s.name, "metrics": dumps(s.metrics)} for s in samples
         ]
         if rows:
-            with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+            with write_transaction(self.engine) as conn:
                 conn.execute(t.host_samples.insert(), rows)
         return IngestResult(accepted=len(rows), duplicates=0)
 
@@ -93,24 +94,30 @@ def _insert_new_predictions(
 ) -> list[PredictionRecord]:
     """Insert the records whose request id is new; return those.
 
-    SQLite serializes writers (BEGIN IMMEDIATE), so reading the existing ids first is exact
-    and lets the insert go through the driver's executemany, twice as fast as RETURNING.
-    PostgreSQL writers run concurrently, so there ON CONFLICT ... RETURNING decides.
+    PostgreSQL writers run concurrently, so there ON CONFLICT ... RETURNING decides. SQLite
+    serializes writers (BEGIN IMMEDIATE), so the driver's executemany with ON CONFLICT DO
+    NOTHING (twice as fast as RETURNING) is exact: when it changed fewer rows than it was
+    given, the new rows are the ones whose id is above the largest id before the insert.
     """
     unique = list({r.request_id: r for r in reversed(records)}.values())[::-1]
+    rows = _prediction_rows(service_id, unique)
     if conn.dialect.name == "postgresql":
-        stored = _copy_new_predictions(conn, _prediction_rows(service_id, unique))
+        stored = _copy_new_predictions(conn, rows)
         return [r for r in unique if r.request_id in stored]
-    existing = _existing_request_ids(conn, service_id, [r.request_id for r in unique])
-    fresh = [r for r in unique if r.request_id not in existing]
-    if not fresh:
-        return fresh
+    before = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM predictions").scalar_one()
     marks = ", ".join("?" * 11)
-    conn.exec_driver_sql(
-        f"INSERT INTO predictions ({_PREDICTION_COLUMNS}) VALUES ({marks})",
-        _prediction_rows(service_id, fresh),
+    inserted = conn.exec_driver_sql(
+        f"INSERT INTO predictions ({_PREDICTION_COLUMNS}) VALUES ({marks}) "
+        "ON CONFLICT (service_id, request_id) DO NOTHING",
+        rows,
+    ).rowcount
+    if inserted == len(unique):
+        return unique
+    query = select(t.predictions.c.request_id).where(
+        t.predictions.c.service_id == service_id, t.predictions.c.id > before
     )
-    return fresh
+    stored = set(conn.execute(query).scalars())
+    return [r for r in unique if r.request_id in stored]
 
 
 def _copy_new_predictions(conn: Connection, rows: list[tuple[Any, ...]]) -> set[str]:
@@ -134,16 +141,6 @@ def _copy_new_predictions(conn: Connection, rows: list[tuple[Any, ...]]) -> set[
     stored = {row[0] for row in cursor.fetchall()}
     cursor.execute("TRUNCATE mlwatch_incoming")  # a later batch in this transaction must not see these rows
     return stored
-
-
-def _existing_request_ids(conn: Connection, service_id: int, request_ids: list[str]) -> set[str]:
-    found: set[str] = set()
-    column = t.predictions.c.request_id
-    for i in range(0, len(request_ids), 900):
-        chunk = request_ids[i : i + 900]
-        query = select(column).where(t.predictions.c.service_id == service_id, column.in_(chunk))
-        found.update(conn.execute(query).scalars())
-    return found
 
 
 def _prediction_rows(service_id: int, records: Sequence[PredictionRecord]) -> list[tuple[Any, ...]]:
@@ -185,10 +182,15 @@ def _add_rollups(conn: Connection, service_id: int, records: Sequence[Prediction
     rows = [
         {"service_id": service_id, "model_version": v, "minute": m, **sums} for (v, m), sums in sorted(groups.items())
     ]
-    stmt = _insert(conn, t.traffic_minutes)
+    conn.execute(_rollup_upsert(conn.dialect.name), rows)
+
+
+@functools.cache
+def _rollup_upsert(dialect: str) -> Any:
+    """The statement that adds a batch's sums to its rollup rows (built once: it has 64 columns)."""
     table = t.traffic_minutes
-    stmt = stmt.on_conflict_do_update(
+    stmt = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    return stmt.on_conflict_do_update(
         index_elements=["service_id", "model_version", "minute"],
         set_={c: table.c[c] + stmt.excluded[c] for c in _ROLLUP_SUMS},
     )
-    conn.execute(stmt, rows)

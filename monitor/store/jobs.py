@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, select, update
 from monitor.errors import Conflict, NotFound, ValidationFailed
 from monitor.store import schema as t
 from monitor.store.codec import dumps, loads
-from monitor.store.engine import WRITE
+from monitor.store.engine import write_transaction
 from monitor.store.locks import LocksMixin
 from retrain.records import ACTIVE_STATUSES, JOB_STATUSES, JobRecord
 
@@ -60,7 +60,7 @@ class JobsMixin(LocksMixin):
         now = time.time() if now is None else now
         j = t.jobs
         query = select(j.c.id).where(j.c.status == "queued", j.c.kind.in_(kinds)).order_by(j.c.created_at).limit(1)
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with write_transaction(self.engine) as conn:
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             found = conn.execute(query).scalar()
@@ -101,7 +101,7 @@ class JobsMixin(LocksMixin):
     ) -> bool:
         """Record progress (0..1) and a log line, beat the heartbeat; True when cancel was requested."""
         now = time.time() if now is None else now
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with write_transaction(self.engine) as conn:
             row = conn.execute(select(t.jobs.c.log, t.jobs.c.cancel_requested).where(t.jobs.c.id == job_id)).first()
             if row is None:
                 raise NotFound(f"unknown job {job_id}")
@@ -131,7 +131,7 @@ class JobsMixin(LocksMixin):
         if status == "succeeded":
             values["progress"] = 1.0
         j = t.jobs
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with write_transaction(self.engine) as conn:
             conn.execute(update(j).where(j.c.id == job_id, j.c.status.in_(ACTIVE_STATUSES)).values(**values))
         return self.get_job(job_id)
 
@@ -139,7 +139,7 @@ class JobsMixin(LocksMixin):
         """Cancel a queued job at once, or ask a running one to stop; Conflict if it already finished."""
         now = time.time() if now is None else now
         j = t.jobs
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with write_transaction(self.engine) as conn:
             row = conn.execute(select(j.c.status).where(j.c.id == job_id)).first()
             if row is None:
                 raise NotFound(f"unknown job {job_id}")
@@ -156,7 +156,7 @@ class JobsMixin(LocksMixin):
         now = time.time() if now is None else now
         j = t.jobs
         stale = (j.c.status == "running", j.c.heartbeat_at < now - heartbeat_timeout)
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with write_transaction(self.engine) as conn:
             ids = [int(i) for i in conn.execute(select(j.c.id).where(*stale)).scalars()]
             if ids:
                 message = f"worker stopped reporting for over {heartbeat_timeout:.0f}s; job abandoned"

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, text
 
-from monitor.store.engine import WRITE
+from monitor.store.engine import write_transaction
 
 
 class LocksMixin:
@@ -23,7 +23,7 @@ class LocksMixin:
     @contextmanager
     def exclusive(self, name: str) -> Iterator[Connection]:
         """Hold the lock ``name`` for the duration of the block; yields the transaction's connection."""
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with write_transaction(self.engine) as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"), {"name": name})
             yield conn

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, Table, and_, func, or_, select, updat
 from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor.store import schema as t
-from monitor.store.engine import WRITE
+from monitor.store.engine import write_transaction
 
 DELIVERY_STATUSES = ("pending", "delivered", "failed")
 
@@ -74,7 +74,7 @@ class OutboxMixin:
     @contextmanager
     def write_transaction(self) -> Iterator[Connection]:
         """A write transaction (``BEGIN IMMEDIATE`` on SQLite) for changes that must land together."""
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with write_transaction(self.engine) as conn:
             yield conn
 
     def enqueue_deliveries(self, entries: Sequence[OutboxEntry], *, conn: Connection | None = None) -> int:

@@ -16,7 +16,7 @@ from monitor.errors import NotFound, ValidationFailed
 from monitor.records import ReferenceInfo, Service
 from monitor.store import schema as t
 from monitor.store.codec import dumps, loads
-from monitor.store.engine import WRITE
+from monitor.store.engine import write_transaction
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,7 +64,7 @@ class ReferencesMixin:
 
     def _upsert_reference(self, service_id: int, version: str, values: dict[str, Any]) -> None:
         r = t.references
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with write_transaction(self.engine) as conn:
             where = (r.c.service_id == service_id, r.c.model_version == version)
             found = conn.execute(select(r.c.id).where(*where)).scalar()
             if found is None:
@@ -92,7 +92,7 @@ class ReferencesMixin:
         """
         r = t.references
         where = (r.c.service_id == service.id, r.c.model_version == reference_version)
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with write_transaction(self.engine) as conn:
             row = conn.execute(select(r.c.stats).where(*where).with_for_update()).first()
             if row is None:
                 raise NotFound(f"service {service.name!r} has no reference for model version {reference_version!r}")

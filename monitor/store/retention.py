@@ -6,7 +6,7 @@ from sqlalchemy import Engine, delete
 
 from monitor.config import RetentionConfig
 from monitor.store import schema as t
-from monitor.store.engine import WRITE
+from monitor.store.engine import write_transaction
 
 
 class RetentionMixin:
@@ -23,7 +23,7 @@ class RetentionMixin:
             "traffic_minutes": (t.traffic_minutes, t.traffic_minutes.c.minute, (now - retention.traffic_rollups) // 60),
         }
         deleted = {}
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with write_transaction(self.engine) as conn:
             for name, (table, column, cut) in cuts.items():
                 deleted[name] = conn.execute(delete(table).where(column < cut)).rowcount
         return deleted

@@ -13,7 +13,7 @@ from monitor.errors import NotFound
 from monitor.records import AuditEntry, Feature, Service
 from monitor.store import schema as t
 from monitor.store.codec import dumps, loads
-from monitor.store.engine import WRITE
+from monitor.store.engine import write_transaction
 
 ROLES = ("ingest", "viewer", "operator", "admin")
 
@@ -48,7 +48,7 @@ class ServicesMixin:
             "config": dumps(config or {}),
             "updated_at": now,
         }
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with write_transaction(self.engine) as conn:
             found = conn.execute(select(t.services.c.id).where(t.services.c.name == name)).scalar()
             if found is None:
                 conn.execute(t.services.insert().values(name=name, created_at=now, **values))
@@ -76,7 +76,7 @@ class ServicesMixin:
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
         token = f"mlw_{secrets.token_urlsafe(32)}"
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with write_transaction(self.engine) as conn:
             conn.execute(
                 t.api_tokens.insert().values(
                     name=name or role, role=role, token_hash=hash_token(token), created_at=time.time(), revoked=False
@@ -96,7 +96,7 @@ class ServicesMixin:
 
     def revoke_token(self, token: str) -> bool:
         """Revoke a token; True when it existed."""
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with write_transaction(self.engine) as conn:
             result = conn.execute(
                 update(t.api_tokens).where(t.api_tokens.c.token_hash == hash_token(token)).values(revoked=True)
             )
@@ -104,7 +104,7 @@ class ServicesMixin:
 
     def audit(self, actor: str, action: str, target: str, details: dict[str, Any] | None = None) -> None:
         """Record who did what to which object."""
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with write_transaction(self.engine) as conn:
             conn.execute(
                 t.audit_log.insert().values(
                     ts=time.time(), actor=actor, action=action, target=target, details=dumps(details or {})

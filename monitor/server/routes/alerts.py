@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
@@ -28,7 +28,7 @@ from monitor.config import AlertRuleConfig, Settings, parse_duration
 from monitor.errors import Conflict, NotFound, ValidationFailed
 from monitor.server.auth import Principal, require
 from monitor.server.routes.services import StoreDep
-from monitor.server.schemas import ObjectId
+from monitor.server.schemas import ObjectId, epoch
 from monitor.store import Store
 from monitor.store.alerts import AlertRecord, SilenceRecord, StoredRule, write_audit
 from monitor.store.outbox import Delivery
@@ -173,7 +173,7 @@ def list_silences(store: StoreDep, _: Viewer, active: bool = False) -> list[Sile
 def create_silence(body: SilenceIn, store: StoreDep, who: Operator) -> SilenceOut:
     """Silence matching alerts until ``ends_at`` (or for ``duration``)."""
     now = time.time()
-    starts = _epoch(body.starts_at) if body.starts_at else now
+    starts = epoch(body.starts_at) if body.starts_at else now
     ends = _silence_end(body, starts)
     if ends <= now:
         raise ValidationFailed("ends_at", "expected a time in the future")
@@ -189,11 +189,7 @@ def _silence_end(body: SilenceIn, starts: float) -> float:
     if body.duration is not None:
         return starts + parse_duration(body.duration)
     assert body.ends_at is not None
-    return _epoch(body.ends_at)
-
-
-def _epoch(value: datetime) -> float:
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    return epoch(body.ends_at)
 
 
 @router.delete("/v1/silences/{silence_id}", response_model=SilenceOut)

@@ -8,10 +8,12 @@ from fastapi import APIRouter, Depends, Request
 
 from monitor.errors import ValidationFailed
 from monitor.ingest import Ingestor
+from monitor.records import PredictionRecord
 from monitor.server.auth import Principal, require
-from monitor.server.body import json_body, openapi_body
+from monitor.server.body import decoded_body, json_body, openapi_body
 from monitor.server.routes.services import StoreDep
 from monitor.server.schemas import IngestOut, LabelBatch, PredictionBatch
+from monitor.server.wire import decode_predictions
 
 router = APIRouter(prefix="/v1/services", tags=["ingest"])
 Ingest = Annotated[Principal, Depends(require("ingest"))]
@@ -31,14 +33,14 @@ def _check_size(request: Request, count: int, field: str) -> None:
 @router.post("/{service}/predictions", response_model=IngestOut, openapi_extra=openapi_body(PredictionBatch))
 def add_predictions(
     service: str,
-    body: Annotated[PredictionBatch, Depends(json_body(PredictionBatch))],
+    records: Annotated[list[PredictionRecord], Depends(decoded_body(decode_predictions))],
     store: StoreDep,
     request: Request,
     _: Ingest,
 ) -> IngestOut:
     """Store a batch of predictions (whole or not at all); request ids already stored are skipped."""
-    _check_size(request, len(body.records), "records")
-    result = _ingestor(request).predictions(store.get_service(service), [r.record() for r in body.records])
+    _check_size(request, len(records), "records")
+    result = _ingestor(request).predictions(store.get_service(service), records)
     return IngestOut(accepted=result.accepted, duplicates=result.duplicates)
 
 
