@@ -24,15 +24,24 @@ def main() -> list[Result]:
     per_sample = (time.process_time() - start) / SAMPLES * 1000.0
     return [
         Result(f"agent: CPU per sample (host + {count // SAMPLES - 1} process/GPU records)", per_sample, "ms", "<= 5"),
-        Result("agent: CPU per sample when it also rescans names", _with_rescan(), "ms", "<= 5"),
+        Result("agent: CPU per sample when it also rescans names (every 30 s)", _with_rescan(), "ms", "<= 5"),
+        Result("agent: CPU per sample with a full name scan (every 10 min)", _with_full_scan(), "ms", "<= 5"),
     ]
 
 
 def _with_rescan() -> float:
-    """Worst case: a sample that also walks the process table for --process-name (every 30 s)."""
+    """A sample that also looks for new processes named by --process-name."""
     collector = ProcessCollector(names=["postgres"], rescan=0.0)
     collector.collect()
     start = time.process_time()
     for _ in range(SAMPLES // 4):
         collector.collect()
+    return (time.process_time() - start) / (SAMPLES // 4) * 1000.0
+
+
+def _with_full_scan() -> float:
+    """The worst sample: the periodic scan that reads the name of every process on the host."""
+    start = time.process_time()
+    for _ in range(SAMPLES // 4):
+        ProcessCollector(names=["postgres"]).collect()
     return (time.process_time() - start) / (SAMPLES // 4) * 1000.0

@@ -68,11 +68,13 @@ class FakeProcess:
     threads: int = 4
     alive: bool = True
     info: dict[str, Any] = field(default_factory=dict)
+    name_reads: int = 0
 
     def __post_init__(self) -> None:
         self.info = {"name": self.process_name}
 
     def name(self) -> str:
+        self.name_reads += 1
         return self.process_name
 
     @contextmanager
@@ -133,5 +135,5 @@ class FakePsutil:
             raise self.NoSuchProcess(pid)
         return self.processes[pid]
 
-    def process_iter(self, attrs: list[str]) -> list[FakeProcess]:
-        return list(self.processes.values())
+    def pids(self) -> list[int]:
+        return list(self.processes)

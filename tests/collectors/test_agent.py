@@ -11,6 +11,7 @@ import time
 import pytest
 
 from monitor.agent import Agent, GpuCollector, HostCollector, ProcessCollector, default_collectors
+from monitor.agent.process import FULL_RESCAN_SECONDS
 from monitor.records import HostSample
 from monitor.sdk.transport import Retryable
 from monitor.store import Store
@@ -52,6 +53,25 @@ def test_process_collector_finds_by_pid_and_name_and_forgets_exited_ones(caplog:
     model.alive = False
     assert [s.name for s in collector.collect()] == ["12/gunicorn"]
     assert collector.watched_pids() == (12,)
+
+
+def test_name_rescans_read_only_new_processes_until_the_periodic_full_scan() -> None:
+    clock = Clock()
+    bash, model = FakeProcess(11, "bash"), FakeProcess(12, "model-server")
+    ps = FakePsutil([bash, model])
+    collector = ProcessCollector(names=["model-server"], psutil=ps, clock=clock, rescan=1.0)
+    assert collector.watched_pids() == () and collector.collect() and collector.watched_pids() == (12,)
+    clock.now += 1.0
+    late = FakeProcess(13, "model-server")
+    ps.processes[13] = late
+    collector.collect()
+    assert collector.watched_pids() == (12, 13)
+    assert bash.name_reads == 1  # not read again by the second scan
+    clock.now += FULL_RESCAN_SECONDS
+    del ps.processes[11]
+    ps.processes[11] = FakeProcess(11, "model-server")  # the PID was reused by a new process
+    collector.collect()
+    assert collector.watched_pids() == (12, 13, 11)
 
 
 def test_gpu_collector_reads_every_gpu_and_the_memory_of_watched_processes(caplog: pytest.LogCaptureFixture) -> None:
