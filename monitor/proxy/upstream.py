@@ -161,6 +161,17 @@ class Upstream:
             self._idle.pop().close()
 
 
+BUFFER_BYTES = 1024 * 1024
+"""Replies with a Content-Length up to this are read whole before they are passed on."""
+
+
+def _int(value: bytes) -> int | None:
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
 class _Stale(Exception):
     """The connection closed before any byte of the reply came."""
 
@@ -205,11 +216,24 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(UpstreamError(f"unreadable reply: {exc}"))
             return
-        if self._headers_done and self._stream is None and self._waiter is not None and not self._waiter.done():
-            # the headers came but not the whole body: hand the reply on now, the body as it comes
+        if (
+            self._headers_done
+            and self._stream is None
+            and self._waiter is not None
+            and not self._waiter.done()
+            and not self._small_body()
+        ):
+            # the headers came but not the whole of a large or open-ended body: hand the reply
+            # on now, the body as it comes
             self._stream = BodyStream(b"".join(self._body), self._timeout)
             self._body = []
             self._waiter.set_result(Reply(self.parser.get_status_code(), self._headers, b"", self._stream))
+
+    def _small_body(self) -> bool:
+        """A body of known length up to ``BUFFER_BYTES``: wait for it whole, which keeps the
+        connection pooled; servers often send the headers and the body in two writes."""
+        length = next((_int(v) for k, v in self._headers if k.lower() == b"content-length"), None)
+        return length is not None and length <= BUFFER_BYTES
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))

@@ -223,3 +223,61 @@ def test_a_streamed_reply_is_passed_on_as_it_comes_and_a_cut_one_is_cut_and_reco
     assert (row.status, row.features) == (("error", {"prompt": "hi"}) if cut else ("ok", {"prompt": "hi"}))
     assert row.latency_ms is not None and row.latency_ms >= 600
     tracker.close()
+
+
+class _SplitWrites:
+    """A keep-alive upstream that sends a reply's headers and its body in two writes, 50 ms apart."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.connections = 0
+
+    async def serve(self, ready: threading.Event, stop: threading.Event) -> None:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.connections += 1
+            try:
+                while True:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                    await reader.readexactly(length)
+                    body = b'{"predictions": [2]}'
+                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 20\r\n\r\n")
+                    await writer.drain()
+                    await asyncio.sleep(0.05)
+                    writer.write(body)
+                    await writer.drain()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", self.port)
+        ready.set()
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+        server.close()
+
+
+def test_a_reply_whose_body_comes_after_its_headers_is_passed_whole_on_a_pooled_connection(
+    api: RunningServer, tmp_path: Path
+) -> None:
+    upstream, ready, stop = _SplitWrites(), threading.Event(), threading.Event()
+    thread = threading.Thread(target=asyncio.run, args=(upstream.serve(ready, stop),), daemon=True)
+    thread.start()
+    ready.wait(10)
+    register(api, "split-writes")
+    tracker = Tracker("split-writes", url=api.url, token=api.token, spool_dir=tmp_path, flush_at_exit=False)
+    url, server, proxy_thread = _run_proxy(ProxyApp(f"http://127.0.0.1:{upstream.port}", tracker))
+    try:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            replies = [client.post("/invocations", json={"inputs": [[1.0, 2.0]]}) for _ in range(3)]
+    finally:
+        server.should_exit = True
+        proxy_thread.join(10)
+        stop.set()
+        thread.join(10)
+    assert [(r.status_code, r.headers["content-length"], r.json()) for r in replies] == [
+        (200, "20", {"predictions": [2]})
+    ] * 3
+    assert upstream.connections == 1  # kept alive between the three calls, not one connection each
+    assert tracker.flush(10)
+    assert [r.prediction for r in stored(api, "split-writes")] == [2, 2, 2]
+    tracker.close()
