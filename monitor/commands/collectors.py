@@ -73,6 +73,7 @@ def proxy(
         access_log=False,
         server_header=False,
         date_header=False,  # the upstream's own Server and Date headers pass through
+        proxy_headers=False,  # X-Forwarded-* pass through to the model server as they came
     )
 
 
