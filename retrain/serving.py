@@ -84,9 +84,11 @@ class ChampionLoader:
 
         uri = self.client.get_model_version_download_uri(self.model, version)
         path = mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=self.tracking_uri)
-        model = mlflow.pyfunc.load_model(path)
+        # suppress_warnings: no comparison of the model's pip requirements with the installed
+        # packages, a scan of site-packages that held the GIL from requests in flight.
+        model = mlflow.pyfunc.load_model(path, suppress_warnings=True)
         predict = _typed_predict(model)
-        example = model.metadata.load_input_example(path)
+        example = getattr(model, "input_example", None)
         if example is not None:
             predict(example)
         return LoadedModel(version, predict, time.time())
