@@ -7,7 +7,8 @@
    imports. Baseline: fitting the same pipeline on the same rows alone.
 2. A real ``mlwatch serve`` process answers a client calling it in a loop; a rollback moves
    the alias and the server swaps versions. The worst latency in the second around the
-   swap is compared with the median; baseline: the same ratio over a second without a swap.
+   swap is compared with the median; baseline: the same ratio over a second without a swap
+   (the machine's own noise: a closed-loop client's slowest call of a second is 1.5-2x its median).
 """
 
 from __future__ import annotations
