@@ -17,7 +17,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from monitor.records import HostSample, IngestResult, LabelRecord, PredictionRecord, Service
 from monitor.store import schema as t
 from monitor.store.codec import dumps
-from monitor.store.engine import retry_transient, write_transaction
+from monitor.store.engine import is_sqlite, retry_transient, write_transaction
+from monitor.store.group_commit import GroupCommit, Request
 from monitor.store.latency import BOUNDS
 
 _HIST = t.HISTOGRAM_COLUMNS
@@ -38,15 +39,23 @@ class IngestMixin:
         """Store a batch whole or not at all; request ids already stored (or repeated) are skipped."""
         if not records:
             return IngestResult(0, 0)
+        if is_sqlite(self.engine):
+            fresh = self._prediction_groups.submit((service.id, records))
+        else:
 
-        def write() -> list[PredictionRecord]:
-            with write_transaction(self.engine) as conn:
-                fresh = _insert_new_predictions(conn, service.id, records)
-                _add_rollups(conn, service.id, fresh)
-                return fresh
+            def write() -> list[PredictionRecord]:
+                with write_transaction(self.engine) as conn:
+                    fresh = _insert_new_predictions(conn, service.id, records)
+                    _add_rollups(conn, [(service.id, fresh)])
+                    return fresh
 
-        fresh = retry_transient(write)
+            fresh = retry_transient(write)
         return IngestResult(accepted=len(fresh), duplicates=len(records) - len(fresh))
+
+    @functools.cached_property
+    def _prediction_groups(self) -> GroupCommit[list[PredictionRecord], _Batch]:
+        """SQLite: batches of concurrent threads share a transaction (PostgreSQL writers run side by side)."""
+        return GroupCommit(functools.partial(_write_prediction_group, self.engine))
 
     def add_labels(self, service: Service, records: Sequence[LabelRecord]) -> IngestResult:
         """Store ground truth; re-sending a label for a request id replaces it (last one wins)."""
@@ -164,11 +173,47 @@ def _prediction_rows(service_id: int, records: Sequence[PredictionRecord]) -> li
     ]
 
 
-def _add_rollups(conn: Connection, service_id: int, records: Sequence[PredictionRecord]) -> None:
-    """Fold the batch into per-minute traffic rows (count, errors, latency histogram)."""
-    groups: dict[tuple[str, int], dict[str, float]] = defaultdict(lambda: dict.fromkeys(_ROLLUP_SUMS, 0))
+_Batch = tuple[int, Sequence[PredictionRecord]]
+"""A service id and the predictions to store for it."""
+
+
+def _write_prediction_group(engine: Engine, requests: Sequence[Request[list[PredictionRecord], _Batch]]) -> None:
+    """Write several callers' batches in one transaction, each under its own savepoint."""
+    written: list[tuple[int, list[PredictionRecord]]] = []
+    with write_transaction(engine) as conn:
+        for request in requests:
+            service_id, records = request.item
+            try:
+                with conn.begin_nested():
+                    fresh = _insert_new_predictions(conn, service_id, records)
+            except Exception as exc:  # this batch is rolled back alone and its caller gets the error
+                request.finish(error=exc)
+                continue
+            written.append((service_id, fresh))
+        _add_rollups(conn, written)
+    for request, (_, fresh) in zip([r for r in requests if not r.finished], written, strict=True):
+        request.finish(fresh)
+
+
+def _add_rollups(conn: Connection, batches: Sequence[tuple[int, Sequence[PredictionRecord]]]) -> None:
+    """Fold batches into per-minute traffic rows (count, errors, latency histogram)."""
+    groups: _Sums = defaultdict(lambda: dict.fromkeys(_ROLLUP_SUMS, 0))
+    for service_id, records in batches:
+        _fold(groups, service_id, records)
+    if not groups:
+        return
+    # Sorted, so that concurrent batches lock the same rollup rows in the same order (no deadlock).
+    rows = [{"service_id": s, "model_version": v, "minute": m, **sums} for (s, v, m), sums in sorted(groups.items())]
+    conn.execute(_rollup_upsert(conn.dialect.name), rows)
+
+
+_Sums = dict[tuple[int, str, int], dict[str, float]]
+"""Rollup sums by (service id, model version, minute)."""
+
+
+def _fold(groups: _Sums, service_id: int, records: Sequence[PredictionRecord]) -> None:
     for r in records:
-        group = groups[(r.model_version or "", int(r.ts // 60))]
+        group = groups[(service_id, r.model_version or "", int(r.ts // 60))]
         group["count"] += 1
         if r.status != "ok":
             group["errors"] += 1
@@ -176,13 +221,6 @@ def _add_rollups(conn: Connection, service_id: int, records: Sequence[Prediction
             group["latency_count"] += 1
             group["latency_sum"] += r.latency_ms
             group[_HIST[bisect_left(BOUNDS, r.latency_ms)]] += 1
-    if not groups:
-        return
-    # Sorted, so that concurrent batches lock the same rollup rows in the same order (no deadlock).
-    rows = [
-        {"service_id": service_id, "model_version": v, "minute": m, **sums} for (v, m), sums in sorted(groups.items())
-    ]
-    conn.execute(_rollup_upsert(conn.dialect.name), rows)
 
 
 @functools.cache

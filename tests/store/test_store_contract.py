@@ -177,3 +177,24 @@ def test_concurrent_batches_into_the_same_minutes_all_land(store: Store) -> None
         accepted = sum(pool.map(write, range(4)))
     assert accepted == 4 * 8 * 100
     assert sum(b.count for b in store.traffic_stats(service, NOW - 60, NOW + 360, 60)) == accepted
+
+
+def test_a_failing_batch_among_concurrent_ones_fails_alone(store: Store) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    service = _service(store)
+
+    def write(writer: int) -> str:
+        records = [_record(writer * 1000 + i) for i in range(50)]
+        if writer % 3 == 0:
+            records[-1] = _record(writer * 1000 + 49, status=None)  # NOT NULL violation at the end
+        try:
+            return f"stored {store.add_predictions(service, records).accepted}"
+        except Exception as exc:  # the outcome under test
+            return type(exc).__name__
+
+    with ThreadPoolExecutor(6) as pool:
+        outcomes = list(pool.map(write, range(12)))
+    assert [o == "stored 50" for o in outcomes] == [w % 3 != 0 for w in range(12)], outcomes
+    assert store.count_window(service, NOW - 1, NOW + 1) == 8 * 50
+    assert sum(b.count for b in store.traffic_stats(service, NOW - 60, NOW + 60, 60)) == 8 * 50
