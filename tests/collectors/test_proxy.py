@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -151,42 +152,60 @@ def test_unreachable_and_timed_out_upstreams_become_502_and_504_recorded_as_erro
     tracker.close()
 
 
-class _Streaming:
-    """An upstream that streams server-sent events in chunks, 0.3 s apart (optionally cut before the end)."""
+class _LoopbackUpstream:
+    """An HTTP upstream written by hand on a loopback port, run in a thread by ``_running``."""
 
-    def __init__(self, cut: bool = False) -> None:
+    def __init__(self) -> None:
         self.port = free_port()
-        self.cut = cut
+
+    async def answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
 
     async def serve(self, ready: threading.Event, stop: threading.Event) -> None:
-        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
-            for i in range(3):
-                event = f"data: token-{i}\n\n".encode()
-                writer.write(b"%x\r\n%s\r\n" % (len(event), event))
-                await writer.drain()
-                await asyncio.sleep(0.3)
-            if not self.cut:
-                writer.write(b"0\r\n\r\n")
-            writer.close()
-
-        server = await asyncio.start_server(answer, "127.0.0.1", self.port)
+        server = await asyncio.start_server(self.answer, "127.0.0.1", self.port)
         ready.set()
         while not stop.is_set():
             await asyncio.sleep(0.05)
         server.close()
 
 
-@pytest.fixture(params=[False, True], ids=["whole", "cut"])
-def streaming_upstream(request: pytest.FixtureRequest) -> Iterator[tuple[str, bool]]:
-    stream, ready, stop = _Streaming(cut=request.param), threading.Event(), threading.Event()
-    thread = threading.Thread(target=asyncio.run, args=(stream.serve(ready, stop),), daemon=True)
+@contextmanager
+def _running(upstream: _LoopbackUpstream) -> Iterator[str]:
+    ready, stop = threading.Event(), threading.Event()
+    thread = threading.Thread(target=asyncio.run, args=(upstream.serve(ready, stop),), daemon=True)
     thread.start()
     ready.wait(10)
-    yield f"http://127.0.0.1:{stream.port}", request.param
-    stop.set()
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{upstream.port}"
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+class _Streaming(_LoopbackUpstream):
+    """An upstream that streams server-sent events in chunks, 0.3 s apart (optionally cut before the end)."""
+
+    def __init__(self, cut: bool = False) -> None:
+        super().__init__()
+        self.cut = cut
+
+    async def answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        for i in range(3):
+            event = f"data: token-{i}\n\n".encode()
+            writer.write(b"%x\r\n%s\r\n" % (len(event), event))
+            await writer.drain()
+            await asyncio.sleep(0.3)
+        if not self.cut:
+            writer.write(b"0\r\n\r\n")
+        writer.close()
+
+
+@pytest.fixture(params=[False, True], ids=["whole", "cut"])
+def streaming_upstream(request: pytest.FixtureRequest) -> Iterator[tuple[str, bool]]:
+    with _running(_Streaming(cut=request.param)) as url:
+        yield url, request.param
 
 
 def test_a_streamed_reply_is_passed_on_as_it_comes_and_a_cut_one_is_cut_and_recorded_as_an_error(
@@ -225,55 +244,43 @@ def test_a_streamed_reply_is_passed_on_as_it_comes_and_a_cut_one_is_cut_and_reco
     tracker.close()
 
 
-class _SplitWrites:
+class _SplitWrites(_LoopbackUpstream):
     """A keep-alive upstream that sends a reply's headers and its body in two writes, 50 ms apart."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        super().__init__()
         self.connections = 0
 
-    async def serve(self, ready: threading.Event, stop: threading.Event) -> None:
-        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            self.connections += 1
-            try:
-                while True:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-                    await reader.readexactly(length)
-                    body = b'{"predictions": [2]}'
-                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 20\r\n\r\n")
-                    await writer.drain()
-                    await asyncio.sleep(0.05)
-                    writer.write(body)
-                    await writer.drain()
-            except (asyncio.IncompleteReadError, ConnectionError):
-                writer.close()
-
-        server = await asyncio.start_server(answer, "127.0.0.1", self.port)
-        ready.set()
-        while not stop.is_set():
-            await asyncio.sleep(0.05)
-        server.close()
+    async def answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                await reader.readexactly(length)
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 20\r\n\r\n")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+                writer.write(b'{"predictions": [2]}')
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
 
 
 def test_a_reply_whose_body_comes_after_its_headers_is_passed_whole_on_a_pooled_connection(
     api: RunningServer, tmp_path: Path
 ) -> None:
-    upstream, ready, stop = _SplitWrites(), threading.Event(), threading.Event()
-    thread = threading.Thread(target=asyncio.run, args=(upstream.serve(ready, stop),), daemon=True)
-    thread.start()
-    ready.wait(10)
+    upstream = _SplitWrites()
     register(api, "split-writes")
     tracker = Tracker("split-writes", url=api.url, token=api.token, spool_dir=tmp_path, flush_at_exit=False)
-    url, server, proxy_thread = _run_proxy(ProxyApp(f"http://127.0.0.1:{upstream.port}", tracker))
-    try:
-        with httpx.Client(base_url=url, timeout=10) as client:
-            replies = [client.post("/invocations", json={"inputs": [[1.0, 2.0]]}) for _ in range(3)]
-    finally:
-        server.should_exit = True
-        proxy_thread.join(10)
-        stop.set()
-        thread.join(10)
+    with _running(upstream) as upstream_url:
+        url, server, proxy_thread = _run_proxy(ProxyApp(upstream_url, tracker))
+        try:
+            with httpx.Client(base_url=url, timeout=10) as client:
+                replies = [client.post("/invocations", json={"inputs": [[1.0, 2.0]]}) for _ in range(3)]
+        finally:
+            server.should_exit = True
+            proxy_thread.join(10)
     assert [(r.status_code, r.headers["content-length"], r.json()) for r in replies] == [
         (200, "20", {"predictions": [2]})
     ] * 3
