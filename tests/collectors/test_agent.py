@@ -11,7 +11,7 @@ import time
 import pytest
 
 from monitor.agent import Agent, GpuCollector, HostCollector, ProcessCollector, default_collectors
-from monitor.agent.process import FULL_RESCAN_SECONDS
+from monitor.agent.process import RECHECK_SHARE
 from monitor.records import HostSample
 from monitor.sdk.transport import Retryable
 from monitor.store import Store
@@ -55,23 +55,28 @@ def test_process_collector_finds_by_pid_and_name_and_forgets_exited_ones(caplog:
     assert collector.watched_pids() == (12,)
 
 
-def test_name_rescans_read_only_new_processes_until_the_periodic_full_scan() -> None:
+def test_name_rescans_read_new_processes_and_a_share_of_the_others_in_turn() -> None:
     clock = Clock()
-    bash, model = FakeProcess(11, "bash"), FakeProcess(12, "model-server")
-    ps = FakePsutil([bash, model])
+    others = [FakeProcess(100 + i, "bash") for i in range(2 * RECHECK_SHARE)]
+    model = FakeProcess(12, "model-server")
+    ps = FakePsutil([*others, model])
     collector = ProcessCollector(names=["model-server"], psutil=ps, clock=clock, rescan=1.0)
-    assert collector.watched_pids() == () and collector.collect() and collector.watched_pids() == (12,)
+    assert collector.collect() and collector.watched_pids() == (12,)
+    assert all(p.name_reads == 1 for p in others)  # the first scan reads every name
     clock.now += 1.0
     late = FakeProcess(13, "model-server")
     ps.processes[13] = late
     collector.collect()
     assert collector.watched_pids() == (12, 13)
-    assert bash.name_reads == 1  # not read again by the second scan
-    clock.now += FULL_RESCAN_SECONDS
-    del ps.processes[11]
-    ps.processes[11] = FakeProcess(11, "model-server")  # the PID was reused by a new process
-    collector.collect()
-    assert collector.watched_pids() == (12, 13, 11)
+    assert sum(p.name_reads for p in others) == len(others) + 2  # a twentieth of them read again
+    reused = others[-1].pid
+    ps.processes[reused] = FakeProcess(reused, "model-server")  # that PID now is another process
+    for _ in range(RECHECK_SHARE):
+        clock.now += 1.0
+        collector.collect()
+    assert collector.watched_pids() == (12, 13, reused)
+    rechecks = sum(p.name_reads for p in others) - len(others)
+    assert rechecks <= (RECHECK_SHARE + 1) * -(-(len(others) + 2) // RECHECK_SHARE)  # a share per rescan, no more
 
 
 def test_gpu_collector_reads_every_gpu_and_the_memory_of_watched_processes(caplog: pytest.LogCaptureFixture) -> None:
