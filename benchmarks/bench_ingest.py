@@ -5,14 +5,18 @@ driver's bare ``executemany`` of the same rows into a table with the same indexe
 (the floor the database allows); (b) through the HTTP API with batches of 500 and
 4 concurrent clients, against (a) on the same backend, with one API worker and with two
 (one per core of the target machines; SQLite writers of both queue at one file lock).
+SQLite figures are the median of three rounds, each into a fresh store; one more figure shows
+the rate into a store that already holds 400k rows of the same hour.
 Targets: >= 100,000 rows/s direct SQLite, >= 30,000 rows/s API SQLite, >= 30,000 rows/s
 direct PostgreSQL.
 """
 
 from __future__ import annotations
 
+import functools
 import random
 import sqlite3
+import statistics
 import tempfile
 import time
 import uuid
@@ -36,6 +40,7 @@ DIRECT_BATCH = 10_000
 API_ROWS = 100_000
 API_BATCH = 500
 CLIENTS = 4
+ROUNDS = 3
 
 
 def _records(n: int, prefix: str) -> list[PredictionRecord]:
@@ -63,70 +68,85 @@ def _open(url: str) -> tuple[Store, object]:
     return store, service
 
 
-def _direct(url: str) -> tuple[float, float]:
-    store, service = _open(url)
-    records = _records(DIRECT_ROWS, "d")
-
-    def run(rows: list[PredictionRecord]) -> float:
-        start = time.perf_counter()
-        for i in range(0, len(rows), DIRECT_BATCH):
-            store.add_predictions(service, rows[i : i + DIRECT_BATCH])  # type: ignore[arg-type]
-        return time.perf_counter() - start
-
-    seconds = run(records)  # timed untraced: tracemalloc slows allocation-heavy code threefold
-    _, peak = traced_peak_mb(lambda: run(_records(2 * DIRECT_BATCH, "traced")))  # peak of two batches
-    store.close()
-    return DIRECT_ROWS / seconds, peak
+def _direct(urls: list[str]) -> tuple[float, float]:
+    """Median rows/s of one round per store in ``urls`` (fresh ones), and the peak memory."""
+    rates, peak = [], 0.0
+    for round_, url in enumerate(urls):
+        store, service = _open(url)
+        rates.append(DIRECT_ROWS / _insert_all(store, service, _records(DIRECT_ROWS, f"d{round_}-")))
+        if round_ == 0:  # timed above untraced: tracemalloc slows allocation-heavy code threefold
+            traced = _records(2 * DIRECT_BATCH, "traced")
+            _, peak = traced_peak_mb(functools.partial(_insert_all, store, service, traced))
+        store.close()
+    return statistics.median(rates), peak
 
 
-def _raw_sqlite(path: Path) -> float:
-    """Bare sqlite3 executemany of the same rows into a table with the same pages and indexes."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA page_size=16384")
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute(
-        "CREATE TABLE p (id INTEGER PRIMARY KEY, service_id INT, request_id TEXT, ts REAL, hour INT, "
-        "sample_key REAL, features TEXT, prediction TEXT, probabilities TEXT, latency_ms REAL, model_version TEXT, "
-        "status TEXT)"
-    )
-    conn.execute("CREATE UNIQUE INDEX u ON p (service_id, request_id)")
-    conn.execute("CREATE INDEX s ON p (service_id, hour, sample_key, ts)")
-    rows = [
-        (
-            1,
-            r.request_id,
-            r.ts,
-            int(r.ts // 3600),
-            random.random(),
-            orjson.dumps(r.features).decode(),
-            "1",
-            "[0.3,0.7]",
-            r.latency_ms,
-            "1",
-            "ok",
-        )
-        for r in _records(DIRECT_ROWS, "raw")
-    ]
+def _insert_all(store: Store, service: object, rows: list[PredictionRecord]) -> float:
     start = time.perf_counter()
     for i in range(0, len(rows), DIRECT_BATCH):
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT INTO p VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?)", rows[i : i + DIRECT_BATCH])
-        conn.execute("COMMIT")
-    seconds = time.perf_counter() - start
-    conn.close()
-    return DIRECT_ROWS / seconds
+        store.add_predictions(service, rows[i : i + DIRECT_BATCH])  # type: ignore[arg-type]
+    return time.perf_counter() - start
 
 
-def _api(workdir: Path, url: str, workers: int = 1) -> tuple[float, float]:
+def _direct_after_growth(url: str) -> float:
+    """Rows/s of the third 200k rows into one store: every row falls in the same hour, so the
+    indexes' random inserts spread over ever more pages (what a store sees late in a busy hour)."""
+    store, service = _open(url)
+    for round_ in range(2):
+        _insert_all(store, service, _records(DIRECT_ROWS, f"g{round_}-"))
+    rate = DIRECT_ROWS / _insert_all(store, service, _records(DIRECT_ROWS, "g2-"))
+    store.close()
+    return rate
+
+
+def _raw_sqlite(paths: list[Path]) -> float:
+    """Bare sqlite3 executemany of the same rows into a table with the same pages and indexes:
+    the median of one round per (fresh) database file."""
+    rates = []
+    for round_, path in enumerate(paths):
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("PRAGMA page_size=16384")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(
+            "CREATE TABLE p (id INTEGER PRIMARY KEY, service_id INT, request_id TEXT, ts REAL, hour INT, "
+            "sample_key REAL, features TEXT, prediction TEXT, probabilities TEXT, latency_ms REAL, "
+            "model_version TEXT, status TEXT)"
+        )
+        conn.execute("CREATE UNIQUE INDEX u ON p (service_id, request_id)")
+        conn.execute("CREATE INDEX s ON p (service_id, hour, sample_key, ts)")
+        rows = [
+            (
+                *(1, r.request_id, r.ts, int(r.ts // 3600), random.random(), orjson.dumps(r.features).decode()),
+                *("1", "[0.3,0.7]", r.latency_ms, "1", "ok"),
+            )
+            for r in _records(DIRECT_ROWS, f"raw{round_}-")
+        ]
+        start = time.perf_counter()
+        for i in range(0, len(rows), DIRECT_BATCH):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("INSERT INTO p VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?)", rows[i : i + DIRECT_BATCH])
+            conn.execute("COMMIT")
+        rates.append(DIRECT_ROWS / (time.perf_counter() - start))
+        conn.close()
+    return statistics.median(rates)
+
+
+def _api(workdir: Path, urls: list[str], workers: int = 1) -> tuple[float, float]:
+    """Median rows/s of one round per store in ``urls``, each behind a server of its own."""
+    rates = [_api_round(workdir, url, workers, f"a{round_}-") for round_, url in enumerate(urls)]
+    return statistics.median(rates), max_rss_mb()
+
+
+def _api_round(workdir: Path, url: str, workers: int, prefix: str) -> float:
     store, _ = _open(url)
     store.close()
-    server = start_server(workdir, url, args=("--workers", str(workers)))
-    records = _records(API_ROWS, "a")
+    records = _records(API_ROWS, prefix)
     bodies = [
-        orjson.dumps({"records": [{**_as_json(r)} for r in records[i : i + API_BATCH]]})
+        orjson.dumps({"records": [_as_json(r) for r in records[i : i + API_BATCH]]})
         for i in range(0, API_ROWS, API_BATCH)
     ]
+    server = start_server(workdir, url, args=("--workers", str(workers)))
     headers = {"Authorization": f"Bearer {server.token}", "content-type": "application/json"}
     try:
         with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
@@ -141,7 +161,7 @@ def _api(workdir: Path, url: str, workers: int = 1) -> tuple[float, float]:
         assert set(statuses) == {200}, set(statuses)
     finally:
         server.stop()
-    return API_ROWS / seconds, max_rss_mb()
+    return API_ROWS / seconds
 
 
 def _as_json(r: PredictionRecord) -> dict[str, object]:
@@ -180,22 +200,29 @@ def main() -> list[Result]:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        raw = _raw_sqlite(work / "raw.db")
-        direct, peak = _direct(f"sqlite:///{work / 'direct.db'}")
+
+        def sqlite_urls(name: str) -> list[str]:
+            return [f"sqlite:///{work / f'{name}{r}.db'}" for r in range(ROUNDS)]
+
+        raw = _raw_sqlite([work / f"raw{r}.db" for r in range(ROUNDS)])
+        direct, peak = _direct(sqlite_urls("direct"))
         results.append(
             Result("ingest: direct store -> SQLite (vs bare sqlite3)", direct, "r/s", ">= 100000", raw, peak)
         )
-        api, rss = _api(work, f"sqlite:///{work / 'api.db'}")
+        grown = _direct_after_growth(f"sqlite:///{work / 'grown.db'}")
+        name = "ingest: direct -> SQLite holding 400k rows of the hour (vs fresh)"
+        results.append(Result(name, grown, "r/s", "", direct))
+        api, rss = _api(work, sqlite_urls("api"))
         results.append(
             Result("ingest: HTTP API, batches of 500 -> SQLite (vs direct)", api, "r/s", ">= 30000", direct, rss)
         )
-        api2, rss2 = _api(work, f"sqlite:///{work / 'api2.db'}", workers=2)
+        api2, rss2 = _api(work, sqlite_urls("api2-"), workers=2)
         results.append(
             Result("ingest: HTTP API, 2 workers, batches of 500 -> SQLite (vs 1)", api2, "r/s", ">= 30000", api, rss2)
         )
         with _postgres_schema() as pg:
             if pg:
-                pg_direct, pg_peak = _direct(pg)
+                pg_direct, pg_peak = _direct([pg])
                 results.append(
                     Result(
                         "ingest: direct store -> PostgreSQL (vs direct SQLite)",
@@ -208,7 +235,7 @@ def main() -> list[Result]:
                 )
         with _postgres_schema() as pg:
             if pg:
-                pg_api, pg_rss = _api(work, pg)
+                pg_api, pg_rss = _api(work, [pg])
                 results.append(
                     Result(
                         "ingest: HTTP API, batches of 500 -> PostgreSQL (vs API SQLite)",

@@ -19,12 +19,14 @@ class Result:
     name: str
     value: float
     unit: str
-    target: str  # e.g. ">= 100000" or "<= 3"
+    target: str  # e.g. ">= 100000" or "<= 3"; "" for a figure shown for information
     baseline: float | None = None  # same unit, measured in the same run
     peak_mb: float | None = None
 
     @property
     def ok(self) -> bool:
+        if not self.target:
+            return True
         op, _, bound = self.target.partition(" ")
         limit = float(bound)
         return self.value >= limit if op == ">=" else self.value <= limit
@@ -63,7 +65,6 @@ def report(results: list[Result]) -> int:
     for r in results:
         ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "-"
         peak = f"{r.peak_mb:.0f}" if r.peak_mb is not None else "-"
-        print(
-            f"{r.name:58} {r.value:>10.4g} {r.unit:<3} {r.target:>14} {ratio:>12} {peak:>8}  {'yes' if r.ok else 'NO'}"
-        )
+        target = r.target or "-"
+        print(f"{r.name:58} {r.value:>10.4g} {r.unit:<3} {target:>14} {ratio:>12} {peak:>8}  {'yes' if r.ok else 'NO'}")
     return 0 if all(r.ok for r in results) else 1
