@@ -8,7 +8,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -77,19 +77,8 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     BEGIN (IMMEDIATE), so it never fails half-way for want of the lock.
     """
     gate = _GATES.get(engine)
-    with gate or _NO_GATE, engine.connect().execution_options(**WRITE) as conn, conn.begin():
+    with gate or nullcontext(), engine.connect().execution_options(**WRITE) as conn, conn.begin():
         yield conn
-
-
-class _NoGate:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *_: object) -> None:
-        return None
-
-
-_NO_GATE = _NoGate()
 
 
 def make_engine(url: str) -> Engine:

@@ -23,14 +23,13 @@ T = TypeVar("T")
 class Request(Generic[R, T]):
     """One caller's write: its input, and its result or error once the group is written."""
 
-    __slots__ = ("_wake", "error", "finished", "item", "lead", "result")
+    __slots__ = ("_wake", "error", "finished", "item", "result")
 
     def __init__(self, item: T) -> None:
         self.item = item
         self.result: R | None = None
         self.error: BaseException | None = None
         self.finished = False
-        self.lead = False
         self._wake = threading.Event()  # set when finished, or when made the leader
 
     def finish(self, result: R | None = None, error: BaseException | None = None) -> None:
@@ -57,9 +56,9 @@ class GroupCommit(Generic[R, T]):
         request: Request[R, T] = Request(item)
         with self._lock:
             self._queue.append(request)
-            request.lead = not self._leading
+            lead = not self._leading
             self._leading = True
-        if not request.lead:
+        if not lead:
             request._wake.wait()  # finished by a leader, or made the leader
         if not request.finished:
             self._lead()
@@ -82,8 +81,6 @@ class GroupCommit(Generic[R, T]):
                     request.finish(error=RuntimeError("the write ended without a result for this request"))
             with self._lock:
                 if self._queue:
-                    successor = self._queue[0]
-                    successor.lead = True
-                    successor._wake.set()  # it leads the next group, which holds its own request
+                    self._queue[0]._wake.set()  # unfinished, it leads the next group, which holds its own request
                 else:
                     self._leading = False

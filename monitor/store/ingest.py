@@ -25,9 +25,9 @@ _HIST = t.HISTOGRAM_COLUMNS
 _ROLLUP_SUMS = ["count", "errors", "latency_count", "latency_sum", *_HIST]
 
 
-def _insert(conn: Connection, table: Table) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
+def _insert(dialect: str, table: Table) -> Any:
+    """INSERT for ``table`` in the dialect named, which has ON CONFLICT (upsert) clauses."""
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
 class IngestMixin:
@@ -73,7 +73,7 @@ class IngestMixin:
             for r in records
         ]
         with write_transaction(self.engine) as conn:
-            stmt = _insert(conn, t.labels)
+            stmt = _insert(conn.dialect.name, t.labels)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["service_id", "request_id"],
                 set_={"label": stmt.excluded.label, "ts": stmt.excluded.ts, "received_at": stmt.excluded.received_at},
@@ -179,7 +179,7 @@ _Batch = tuple[int, Sequence[PredictionRecord]]
 
 def _write_prediction_group(engine: Engine, requests: Sequence[Request[list[PredictionRecord], _Batch]]) -> None:
     """Write several callers' batches in one transaction, each under its own savepoint."""
-    written: list[tuple[int, list[PredictionRecord]]] = []
+    written: list[tuple[Request[list[PredictionRecord], _Batch], list[PredictionRecord]]] = []
     with write_transaction(engine) as conn:
         for request in requests:
             service_id, records = request.item
@@ -189,9 +189,9 @@ def _write_prediction_group(engine: Engine, requests: Sequence[Request[list[Pred
             except Exception as exc:  # this batch is rolled back alone and its caller gets the error
                 request.finish(error=exc)
                 continue
-            written.append((service_id, fresh))
-        _add_rollups(conn, written)
-    for request, (_, fresh) in zip([r for r in requests if not r.finished], written, strict=True):
+            written.append((request, fresh))
+        _add_rollups(conn, [(request.item[0], fresh) for request, fresh in written])
+    for request, fresh in written:  # only once the transaction is committed
         request.finish(fresh)
 
 
@@ -227,7 +227,7 @@ def _fold(groups: _Sums, service_id: int, records: Sequence[PredictionRecord]) -
 def _rollup_upsert(dialect: str) -> Any:
     """The statement that adds a batch's sums to its rollup rows (built once: it has 64 columns)."""
     table = t.traffic_minutes
-    stmt = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    stmt = _insert(dialect, table)
     return stmt.on_conflict_do_update(
         index_elements=["service_id", "model_version", "minute"],
         set_={c: table.c[c] + stmt.excluded[c] for c in _ROLLUP_SUMS},

@@ -255,8 +255,7 @@ def list_deliveries(
     limit: Limit = 100,
 ) -> list[Delivery]:
     """The delivery log, newest first: attempts, last status code, latency and error per event and receiver."""
-    found = store.list_deliveries(receiver=receiver, status=status, event_id=event_id, limit=limit)
-    return found
+    return store.list_deliveries(receiver=receiver, status=status, event_id=event_id, limit=limit)
 
 
 @router.get("/v1/webhooks/schema")
