@@ -32,6 +32,7 @@ from sqlalchemy import create_engine, text
 from benchmarks.harness import Result, max_rss_mb, traced_peak_mb
 from monitor.records import Feature, PredictionRecord
 from monitor.store import Store
+from monitor.store.schema import sample_level
 from tests.conftest import postgres_base_url, start_server
 
 FEATURES = 20
@@ -109,23 +110,24 @@ def _raw_sqlite(paths: list[Path]) -> float:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(
-            "CREATE TABLE p (id INTEGER PRIMARY KEY, service_id INT, request_id TEXT, ts REAL, hour INT, "
-            "sample_key REAL, features TEXT, prediction TEXT, probabilities TEXT, latency_ms REAL, "
+            "CREATE TABLE p (id INTEGER PRIMARY KEY, service_id INT, request_id TEXT, ts REAL, minute INT, "
+            "sample_key REAL, sample_level INT, features TEXT, prediction TEXT, probabilities TEXT, latency_ms REAL, "
             "model_version TEXT, status TEXT)"
         )
         conn.execute("CREATE UNIQUE INDEX u ON p (service_id, request_id)")
-        conn.execute("CREATE INDEX s ON p (service_id, hour, sample_key, ts)")
+        conn.execute("CREATE INDEX s ON p (service_id, minute, sample_level)")
+        keys = [random.random() for _ in range(DIRECT_ROWS)]
         rows = [
             (
-                *(1, r.request_id, r.ts, int(r.ts // 3600), random.random(), orjson.dumps(r.features).decode()),
+                *(1, r.request_id, r.ts, int(r.ts // 60), key, sample_level(key), orjson.dumps(r.features).decode()),
                 *("1", "[0.3,0.7]", r.latency_ms, "1", "ok"),
             )
-            for r in _records(DIRECT_ROWS, f"raw{round_}-")
+            for r, key in zip(_records(DIRECT_ROWS, f"raw{round_}-"), keys, strict=True)
         ]
         start = time.perf_counter()
         for i in range(0, len(rows), DIRECT_BATCH):
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany("INSERT INTO p VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?)", rows[i : i + DIRECT_BATCH])
+            conn.executemany("INSERT INTO p VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?,?)", rows[i : i + DIRECT_BATCH])
             conn.execute("COMMIT")
         rates.append(DIRECT_ROWS / (time.perf_counter() - start))
         conn.close()

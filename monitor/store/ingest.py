@@ -93,7 +93,7 @@ class IngestMixin:
 
 
 _PREDICTION_COLUMNS = (
-    "service_id, request_id, ts, hour, sample_key, features, prediction, probabilities, "
+    "service_id, request_id, ts, minute, sample_key, sample_level, features, prediction, probabilities, "
     "latency_ms, model_version, status"
 )
 
@@ -114,7 +114,7 @@ def _insert_new_predictions(
         stored = _copy_new_predictions(conn, rows)
         return [r for r in unique if r.request_id in stored]
     before = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM predictions").scalar_one()
-    marks = ", ".join("?" * 11)
+    marks = ", ".join("?" * 12)
     inserted = conn.exec_driver_sql(
         f"INSERT INTO predictions ({_PREDICTION_COLUMNS}) VALUES ({marks}) "
         "ON CONFLICT (service_id, request_id) DO NOTHING",
@@ -154,14 +154,15 @@ def _copy_new_predictions(conn: Connection, rows: list[tuple[Any, ...]]) -> set[
 
 def _prediction_rows(service_id: int, records: Sequence[PredictionRecord]) -> list[tuple[Any, ...]]:
     # The hot path of ingest: one comprehension, no per-row helper calls for the common case.
-    dumps, opt, rand = orjson.dumps, orjson.OPT_NON_STR_KEYS, random.random
+    dumps, opt, rand, level = orjson.dumps, orjson.OPT_NON_STR_KEYS, random.random, t.sample_level
     return [
         (
             service_id,
             r.request_id,
             r.ts,
-            int(r.ts // 3600),
-            rand(),
+            int(r.ts // 60),
+            (key := rand()),
+            level(key),
             dumps(r.features, option=opt).decode(),
             None if r.prediction is None else dumps(r.prediction).decode(),
             None if r.probabilities is None else dumps(r.probabilities, option=opt).decode(),

@@ -43,29 +43,34 @@ class QueriesMixin:
         """Time of the newest stored prediction of ``service``."""
         p = t.predictions
         with self.engine.connect() as conn:
-            hour = conn.execute(select(func.max(p.c.hour)).where(p.c.service_id == service.id)).scalar()
-            if hour is None:
+            minute = conn.execute(select(func.max(p.c.minute)).where(p.c.service_id == service.id)).scalar()
+            if minute is None:
                 return None
-            return conn.execute(select(func.max(p.c.ts)).where(p.c.service_id == service.id, p.c.hour == hour)).scalar()
+            return conn.execute(
+                select(func.max(p.c.ts)).where(p.c.service_id == service.id, p.c.minute == minute)
+            ).scalar()
 
     def count_window(self, service: Service, start: float, end: float) -> int:
-        """Number of predictions with ``start <= ts < end`` (an index-only count)."""
+        """Number of predictions with ``start <= ts < end``.
+
+        The index counts the whole minutes inside the window; only the rows of the (at most
+        two) minutes it cuts through are read, to compare their ``ts``.
+        """
         p = t.predictions
+        first, last = _minute(start), _minute(end)
+        inside = select(func.count()).where(p.c.service_id == service.id, p.c.minute > first, p.c.minute < last)
+        edges = select(func.count()).where(
+            p.c.service_id == service.id, p.c.minute.in_(sorted({first, last})), p.c.ts >= start, p.c.ts < end
+        )
         with self.engine.connect() as conn:
-            return int(
-                conn.execute(
-                    select(func.count()).where(
-                        p.c.service_id == service.id, _hours(start, end), p.c.ts >= start, p.c.ts < end
-                    )
-                ).scalar_one()
-            )
+            return int(conn.execute(inside).scalar_one()) + int(conn.execute(edges).scalar_one())
 
     def sample_window(self, service: Service, start: float, end: float, limit: int) -> list[StoredPrediction]:
         """A uniform sample of at most ``limit`` predictions of the window, with their labels.
 
         Reads only about ``limit`` rows however large the window: rows carry a random
-        ``sample_key``, and the index (service, hour, sample_key) answers
-        ``sample_key < limit / count`` hour by hour.
+        ``sample_key``, and the index (service, minute, sample_level) finds the rows with
+        ``sample_key < limit / count`` among at most twice as many, minute by minute.
         """
         total = self.count_window(service, start, end)
         wanted = min(limit, total)
@@ -80,14 +85,17 @@ class QueriesMixin:
         return [_stored(r) for r in sorted(rows, key=lambda r: r.ts)]
 
     def _sample_rows(self, service: Service, start: float, end: float, fraction: float) -> list[Any]:
+        """The window's rows with ``sample_key < fraction``, with their labels."""
         p = t.predictions
-        query = (
-            _with_labels()
-            .where(p.c.service_id == service.id, _hours(start, end), p.c.sample_key < fraction)
-            .where(p.c.ts >= start, p.c.ts < end)
+        query = _with_labels().where(
+            p.c.service_id == service.id,
+            p.c.sample_level >= _level_for(fraction),  # the index's share: 2**-level >= fraction
+            p.c.sample_key < fraction,
+            p.c.ts >= start,
+            p.c.ts < end,
         )
         with self.engine.connect() as conn:
-            return list(conn.execute(query).all())
+            return [row for minutes in _minute_lookups(start, end) for row in conn.execute(query.where(minutes))]
 
     def recent_predictions(
         self, service: Service, limit: int = 100, *, since: float | None = None
@@ -100,8 +108,9 @@ class QueriesMixin:
         p = t.predictions
         query = (
             _with_labels()
-            .where(p.c.service_id == service.id, _hours(since, newest), p.c.ts >= since)
-            .order_by(p.c.ts.desc())
+            .where(p.c.service_id == service.id, p.c.minute.between(_minute(since), _minute(newest)))
+            .where(p.c.ts >= since)
+            .order_by(p.c.minute.desc(), p.c.ts.desc())  # the index gives minutes newest first
             .limit(limit)
         )
         with self.engine.connect() as conn:
@@ -121,7 +130,10 @@ class QueriesMixin:
             return [(r.host, HostSample(r.ts, r.kind, r.name, loads(r.metrics))) for r in conn.execute(query)]
 
 
-_MAX_HOUR_LOOKUPS = 24 * 35
+_LOOKUP_MINUTES = 1440
+"""Minutes per sampling query: each is an index lookup of its own, listed in the query."""
+_MAX_LOOKUP_MINUTES = 1440 * 35
+"""Longer windows are sampled by one range scan of the index instead."""
 
 
 def _with_labels() -> Select[Any]:
@@ -131,16 +143,30 @@ def _with_labels() -> Select[Any]:
     return select(p, lab.c.label, lab.c.request_id.label("label_request_id")).select_from(joined)
 
 
-def _hours(start: float, end: float) -> ColumnElement[bool]:
-    """Condition on ``hour`` for a time range.
+def _minute(ts: float) -> int:
+    """The ``minute`` column's value for a time (as ingest computes it)."""
+    return int(ts // 60)
 
-    Up to five weeks it lists the hours: equality lookups let the index then range on
-    ``sample_key`` (or ``ts``) within each hour. Longer ranges use a plain range.
+
+def _level_for(fraction: float) -> int:
+    """The largest sample level whose share, 2**-level, is still at least ``fraction``."""
+    mantissa, exponent = math.frexp(min(1.0, fraction))
+    return min(t.SAMPLE_LEVELS, -exponent + (mantissa == 0.5))
+
+
+def _minute_lookups(start: float, end: float) -> list[ColumnElement[bool]]:
+    """Conditions on ``minute`` that together cover a time range, a day of minutes each.
+
+    Listing the minutes lets the index go straight to each minute's sampled levels; past
+    five weeks the lists would be long, and one range scan of the index does better.
     """
-    first, last = math.floor(start / 3600), math.floor(end / 3600)
-    if last - first < _MAX_HOUR_LOOKUPS:
-        return t.predictions.c.hour.in_(range(first, last + 1))
-    return t.predictions.c.hour.between(first, last)
+    first, last = _minute(start), _minute(end)
+    minute = t.predictions.c.minute
+    if last - first >= _MAX_LOOKUP_MINUTES:
+        return [minute.between(first, last)]
+    return [
+        minute.in_(range(day, min(day + _LOOKUP_MINUTES, last + 1))) for day in range(first, last + 1, _LOOKUP_MINUTES)
+    ]
 
 
 def _order(item: tuple[tuple[float, str | None], list[Any]]) -> tuple[float, str]:
