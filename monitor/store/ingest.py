@@ -130,12 +130,24 @@ def _insert_new_predictions(
 
 
 def _copy_new_predictions(conn: Connection, rows: list[tuple[Any, ...]]) -> set[str]:
-    """PostgreSQL: COPY the batch into a session temp table, then move the new rows over.
+    """PostgreSQL: COPY the batch into ``predictions``, or, when a request id is already
+    stored, into a session temp table whose new rows are then moved over.
 
-    COPY is seven times faster than multi-row INSERTs here; ``ON CONFLICT DO NOTHING
-    RETURNING`` keeps concurrent writers exact about which request ids were new.
+    COPY is seven times faster than multi-row INSERTs here, and straight into the table
+    it is faster again than through the temp table. A re-sent id makes that COPY fail
+    whole (and a concurrent writer's id makes it wait for that writer's outcome); the temp
+    table's ``ON CONFLICT DO NOTHING RETURNING`` then says exactly which ids were new.
     """
+    from psycopg.errors import UniqueViolation  # only PostgreSQL stores need the driver
+
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        with conn.begin_nested(), cursor.copy(f"COPY predictions ({_PREDICTION_COLUMNS}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return {row[1] for row in rows}
+    except UniqueViolation:
+        pass  # rolled back to the savepoint
     cursor.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS mlwatch_incoming ON COMMIT DELETE ROWS AS "
         f"SELECT {_PREDICTION_COLUMNS} FROM predictions WITH NO DATA"

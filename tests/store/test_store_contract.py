@@ -198,3 +198,24 @@ def test_a_failing_batch_among_concurrent_ones_fails_alone(store: Store) -> None
     assert [o == "stored 50" for o in outcomes] == [w % 3 != 0 for w in range(12)], outcomes
     assert store.count_window(service, NOW - 1, NOW + 1) == 8 * 50
     assert sum(b.count for b in store.traffic_stats(service, NOW - 60, NOW + 60, 60)) == 8 * 50
+
+
+def test_batches_resent_concurrently_store_each_request_id_once(store: Store) -> None:
+    """Writers racing with overlapping request ids (a client retrying while its first try is in
+    flight): each id is stored and counted once, and the acceptances add up to exactly that."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    service = _service(store)
+    ids = list(range(300))
+
+    def write(writer: int) -> tuple[int, int]:
+        order = ids[writer * 50 :] + ids[: writer * 50]  # the same ids, starting at different places
+        result = store.add_predictions(service, [_record(i) for i in order])
+        return result.accepted, result.duplicates
+
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = list(pool.map(write, range(4)))
+    assert sum(accepted for accepted, _ in outcomes) == len(ids)
+    assert all(accepted + duplicates == len(ids) for accepted, duplicates in outcomes)
+    assert store.count_window(service, NOW - 1, NOW + 1) == len(ids)
+    assert sum(b.count for b in store.traffic_stats(service, NOW - 60, NOW + 60, 60)) == len(ids)

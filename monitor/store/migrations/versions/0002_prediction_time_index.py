@@ -1,8 +1,9 @@
-"""predictions: index by (service, minute, sample level) instead of (service, hour, sample key, ts)
+"""predictions: index by (service, minute, sample level) instead of (service, hour, sample key, ts); no FK
 
 Keys holding ``sample_key`` or ``ts`` put each new row's index entry at a random place, so
 SQLite wrote most index pages again at every commit. ``minute`` and ``sample_level`` take
 few values, so new entries go next to each other. ``hour`` is dropped: ``minute`` does its job.
+The foreign key to services goes too: PostgreSQL checked it with a query per inserted row.
 
 Revision ID: 0002
 Revises: 0001
@@ -45,6 +46,7 @@ def upgrade() -> None:
         batch_op.alter_column("sample_level", existing_type=sa.SmallInteger(), nullable=False)
         batch_op.drop_index("ix_predictions_service_id_hour_sample_key_ts")
         batch_op.drop_column("hour")
+        batch_op.drop_constraint("fk_predictions_service_id_services", type_="foreignkey")
         batch_op.create_index(
             "ix_predictions_service_id_minute_sample_level", ["service_id", "minute", "sample_level"], unique=False
         )
@@ -59,6 +61,9 @@ def downgrade() -> None:
         batch_op.drop_index("ix_predictions_service_id_minute_sample_level")
         batch_op.drop_column("sample_level")
         batch_op.drop_column("minute")
+        batch_op.create_foreign_key(
+            "fk_predictions_service_id_services", "services", ["service_id"], ["id"], ondelete="CASCADE"
+        )
         batch_op.create_index(
             "ix_predictions_service_id_hour_sample_key_ts", ["service_id", "hour", "sample_key", "ts"], unique=False
         )
