@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy import Connection, Dialect, Engine, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor.records import HostSample, IngestResult, LabelRecord, PredictionRecord, Service
@@ -217,7 +217,8 @@ def _add_rollups(conn: Connection, batches: Sequence[tuple[int, Sequence[Predict
         return
     # Sorted, so that concurrent batches lock the same rollup rows in the same order (no deadlock).
     rows = [{"service_id": s, "model_version": v, "minute": m, **sums} for (s, v, m), sums in sorted(groups.items())]
-    conn.execute(_rollup_upsert(conn.dialect.name), rows)
+    sql, order = _rollup_upsert(conn.dialect)
+    conn.exec_driver_sql(sql, [tuple(row[name] for name in order) for row in rows] if order else rows)
 
 
 _Sums = dict[tuple[int, str, int], dict[str, float]]
@@ -236,12 +237,20 @@ def _fold(groups: _Sums, service_id: int, records: Sequence[PredictionRecord]) -
             group[_HIST[bisect_left(BOUNDS, r.latency_ms)]] += 1
 
 
-@functools.cache
-def _rollup_upsert(dialect: str) -> Any:
-    """The statement that adds a batch's sums to its rollup rows (built once: it has 64 columns)."""
+@functools.lru_cache(maxsize=8)
+def _rollup_upsert(dialect: Dialect) -> tuple[str, Sequence[str] | None]:
+    """The statement that adds a batch's sums to its rollup rows, compiled once for the driver,
+    and the order of its parameters where they are positional.
+
+    It has 64 columns and a row per minute of the batch: run through SQLAlchemy, processing
+    each parameter cost more than the upsert itself (5 ms instead of 2.7 ms for 500 rows
+    spread over an hour).
+    """
     table = t.traffic_minutes
-    stmt = _insert(dialect, table)
-    return stmt.on_conflict_do_update(
+    stmt = _insert(dialect.name, table)
+    stmt = stmt.on_conflict_do_update(
         index_elements=["service_id", "model_version", "minute"],
         set_={c: table.c[c] + stmt.excluded[c] for c in _ROLLUP_SUMS},
     )
+    compiled = stmt.compile(dialect=dialect)
+    return str(compiled), compiled.positiontup
