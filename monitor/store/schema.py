@@ -107,6 +107,7 @@ labels = Table(
     Column("ts", Float, nullable=False),
     Column("received_at", Float, nullable=False),
     UniqueConstraint("service_id", "request_id"),
+    Index(None, "service_id", "received_at"),  # the scheduler asks for the newest often; appends only
 )
 
 traffic_minutes = Table(

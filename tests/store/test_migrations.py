@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from monitor.errors import StoreError
+from monitor.records import Feature, PredictionRecord
 from monitor.store import Store
 from monitor.store.engine import make_engine
 from monitor.store.migrate import alembic_config, current_revision, head_revision, upgrade
@@ -77,4 +79,30 @@ def test_predictions_stored_before_the_minute_index_keep_their_times_and_sample(
     assert store.count_window(service, times[-1], NOW) == len(keys)
     assert store.last_prediction_at(service) == times[0]
     assert {p.request_id for p in store.sample_window(service, times[-1], NOW, 4)} == {"r7", "r6", "r5", "r4"}
+    store.close()
+
+
+def test_the_minute_index_migration_can_be_undone_and_redone(store_url: str) -> None:
+    store = Store.open(store_url, migrate=True)
+    service = store.upsert_service("svc", task="classification", features=(Feature("x"),))
+    times = [NOW - 5000 * i for i in range(6)]
+    records = [
+        PredictionRecord(request_id=f"r{i}", ts=ts, features={"x": 1.0}, prediction=1) for i, ts in enumerate(times)
+    ]
+    store.add_predictions(service, records)
+    store.close()
+
+    engine = make_engine(store_url)
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0001")
+    with engine.connect() as conn:
+        hours = conn.execute(text("SELECT hour FROM predictions ORDER BY id")).scalars().all()
+    assert hours == [int(ts // 3600) for ts in times]
+    upgrade(engine)
+    engine.dispose()
+
+    store = Store.open(store_url, migrate=True)
+    assert store.count_window(store.get_service("svc"), min(times), NOW + 1) == len(times)
     store.close()

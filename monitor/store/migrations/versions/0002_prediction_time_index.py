@@ -4,6 +4,7 @@ Keys holding ``sample_key`` or ``ts`` put each new row's index entry at a random
 SQLite wrote most index pages again at every commit. ``minute`` and ``sample_level`` take
 few values, so new entries go next to each other. ``hour`` is dropped: ``minute`` does its job.
 The foreign key to services goes too: PostgreSQL checked it with a query per inserted row.
+Labels get an index on (service, received_at): the scheduler reads the newest one every cycle.
 
 Revision ID: 0002
 Revises: 0001
@@ -51,8 +52,11 @@ def upgrade() -> None:
             "ix_predictions_service_id_minute_sample_level", ["service_id", "minute", "sample_level"], unique=False
         )
 
+    op.create_index("ix_labels_service_id_received_at", "labels", ["service_id", "received_at"], unique=False)
+
 
 def downgrade() -> None:
+    op.drop_index("ix_labels_service_id_received_at", table_name="labels")
     with op.batch_alter_table("predictions") as batch_op:
         batch_op.add_column(sa.Column("hour", sa.Integer(), nullable=True))
     op.execute(f"UPDATE predictions SET hour = {_floor('ts', 3600)}")
