@@ -6,10 +6,11 @@
     │   ├── NotFound           unknown service, check, alert, job, ...
     │   └── Conflict           the request contradicts stored state
     ├── ValidationFailed       a payload does not match what was expected
-    └── AuthError              missing, unknown or insufficient token
+    ├── AuthError              missing, unknown or insufficient token
+    └── Unavailable            a service mlwatch relies on (MLflow) cannot be reached
 
 Every message says what was expected, what came, and how to fix it. The HTTP API maps
-them to 4xx answers (see ``monitor.server.errors``).
+them to 4xx answers, and ``Unavailable`` to 503 (see ``monitor.server.errors``).
 """
 
 from __future__ import annotations
@@ -50,3 +51,7 @@ class AuthError(MlwatchError):
     def __init__(self, message: str, *, status: int = 401) -> None:
         super().__init__(message)
         self.status = status
+
+
+class Unavailable(MlwatchError):
+    """A service mlwatch relies on did not answer (refused, or timed out); try again later."""

@@ -6,12 +6,13 @@ MlwatchError
     ├── TrainerError                       a trainer failed or returned something unusable
     │   └── FineTuneUnsupported            the champion's estimator cannot continue training
     ├── RegistryError                      MLflow's registry refused or failed a call
+    │   └── RegistryUnavailable            ... because MLflow could not be reached (also Unavailable)
     └── JobCancelled                       an operator cancelled the running job
 """
 
 from __future__ import annotations
 
-from monitor.errors import MlwatchError
+from monitor.errors import MlwatchError, Unavailable
 
 
 class RetrainError(MlwatchError):
@@ -28,6 +29,10 @@ class FineTuneUnsupported(TrainerError):
 
 class RegistryError(RetrainError):
     """The MLflow registry refused or failed an operation."""
+
+
+class RegistryUnavailable(RegistryError, Unavailable):
+    """MLflow's tracking server refused the connection or did not answer in time."""
 
 
 class JobCancelled(RetrainError):

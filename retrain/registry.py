@@ -20,7 +20,7 @@ from monitor.errors import Conflict, NotFound, ValidationFailed
 from monitor.records import Service
 from monitor.store import Store
 from monitor.store.decisions import audit_on
-from retrain.errors import RegistryError
+from retrain.errors import RegistryError, RegistryUnavailable
 from retrain.records import AliasChange, ModelVersionInfo, Promotion
 
 if TYPE_CHECKING:
@@ -146,6 +146,7 @@ class Registry:
             self.client.create_registered_model(model)
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                _raise_if_unreachable(exc)
                 raise RegistryError(f"could not create registered model {model!r}: {exc.message}") from exc
 
     def tag_version(self, model: str, version: str, tags: dict[str, str]) -> None:
@@ -256,7 +257,23 @@ class Registry:
                 raise NotFound(f"MLflow: {exc.message}") from exc
             if exc.error_code == "RESOURCE_ALREADY_EXISTS":
                 raise Conflict(f"MLflow: {exc.message}") from exc
+            _raise_if_unreachable(exc)
             raise RegistryError(f"MLflow registry call {getattr(fn, '__name__', fn)} failed: {exc.message}") from exc
+
+
+def _raise_if_unreachable(exc: BaseException) -> None:
+    """RegistryUnavailable when ``exc`` comes from a connection that failed, timed out or kept
+    getting 5xx answers.
+
+    MLflow's REST client wraps those in a plain MlflowException, without an error code.
+    """
+    from requests.exceptions import ConnectionError, RetryError, Timeout
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionError | RetryError | Timeout):
+            raise RegistryUnavailable(f"MLflow cannot be reached: {seen}") from exc
+        seen = seen.__cause__ or seen.__context__
 
 
 def _details(model: str, alias: str, old: str | None, new: str | None, reason: str) -> dict[str, Any]:

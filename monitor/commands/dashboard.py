@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from monitor.commands import settings_from
+from monitor.commands import settings_from, use_interactive_mlflow_budget
 
 
 def streamlit_argv(app: Path, host: str, port: int) -> list[str]:
@@ -40,6 +40,7 @@ def dashboard(ctx: click.Context, host: str, port: int) -> None:
 
     settings = settings_from(ctx)  # fail here, with the message, rather than inside Streamlit
     env = dict(os.environ, MLWATCH_STORE_URL=settings.store_url)
+    use_interactive_mlflow_budget(env)
     config = (ctx.find_root().obj or {}).get("config")
     if config:
         env["MLWATCH_CONFIG"] = os.path.abspath(config)

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from monitor.commands import settings_from
+from monitor.commands import settings_from, use_interactive_mlflow_budget
 
 
 @click.command()
@@ -23,6 +23,7 @@ def server(ctx: click.Context, host: str | None, port: int | None, workers: int,
     config = (ctx.find_root().obj or {}).get("config")
     if config:
         os.environ["MLWATCH_CONFIG"] = os.path.abspath(config)  # read again by each worker process
+    use_interactive_mlflow_budget()  # inherited by the worker processes
     uvicorn.run(
         "monitor.server.app:app_from_environment",
         factory=True,

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from monitor.errors import AuthError, Conflict, MlwatchError, NotFound, ValidationFailed
+from monitor.errors import AuthError, Conflict, MlwatchError, NotFound, Unavailable, ValidationFailed
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,10 @@ async def _mlwatch(_: Request, exc: MlwatchError) -> JSONResponse:
         return error_response(409, "conflict", str(exc))
     if isinstance(exc, ValidationFailed):
         return error_response(422, "invalid_request", str(exc), [{"field": exc.field, "message": exc.message}])
+    if isinstance(exc, Unavailable):
+        answer = error_response(503, "unavailable", str(exc))
+        answer.headers["Retry-After"] = "30"
+        return answer
     return error_response(400, "bad_request", str(exc))
 
 

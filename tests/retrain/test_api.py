@@ -12,7 +12,7 @@ import pytest
 
 from monitor.store import Store
 from retrain.registry import make_client
-from tests.conftest import RunningServer, start_server
+from tests.conftest import RunningServer, free_port, start_server
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +98,25 @@ def test_the_api_does_not_import_mlflow_at_start_up() -> None:
     code = "import sys; import monitor.server.app, retrain.actions; print('mlflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_an_unreachable_mlflow_is_a_503_that_says_so(tmp_path: Path) -> None:
+    """Nothing listens at the tracking URI: registry calls answer 503 with Retry-After within the
+    server's short MLflow retry budget, not a 400 after MLflow's default of minutes."""
+    mlflow_uri = f"http://127.0.0.1:{free_port()}"
+    env = {"MLWATCH_MLFLOW_TRACKING_URI": mlflow_uri}
+    running = start_server(tmp_path, f"sqlite:///{tmp_path / 'mlwatch.db'}", env)
+    try:
+        with running.client() as client:
+            body = {"name": "credit", "task": "classification", "model_name": "credit", "features": [{"name": "x1"}]}
+            assert client.post("/v1/services", json=body).status_code == 200
+            for answer in (
+                client.get("/v1/services/credit/models"),
+                client.post("/v1/services/credit/promote", json={"version": "1"}),
+            ):
+                assert answer.status_code == 503, answer.text
+                assert answer.json()["error"] == "unavailable"
+                assert "MLflow cannot be reached" in answer.json()["message"]
+                assert answer.headers["Retry-After"] == "30"
+    finally:
+        running.stop()
