@@ -8,12 +8,20 @@ worker agrees on them. Each tick, for each service:
 - a checked window whose labels were incomplete is checked again when labels were
   received after its last check, at most once per ``recheck_after`` seconds, so quality
   decay shows up as late labels arrive.
+
+Several workers may run the schedule: a window is checked under a store lease named after
+it, and whoever gets the lease looks again whether the check is still due (another worker
+may have just finished it). A worker that dies mid-check loses the lease after
+``lease_seconds``, and the window is taken up again.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
+import socket
+import uuid
 from dataclasses import dataclass
 
 from monitor.drift.check import CheckRunner
@@ -45,12 +53,20 @@ class CheckSchedule:
     """Decides which windows to check now, and runs them."""
 
     def __init__(
-        self, store: Store, runner: CheckRunner, *, recheck_windows: int = 6, recheck_after: float = 900.0
+        self,
+        store: Store,
+        runner: CheckRunner,
+        *,
+        recheck_windows: int = 6,
+        recheck_after: float = 900.0,
+        lease_seconds: float = 1800.0,
     ) -> None:
         self.store = store
         self.runner = runner
         self.recheck_windows = recheck_windows
         self.recheck_after = recheck_after
+        self.lease_seconds = lease_seconds
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     def tick(self, now: float) -> list[CheckRecord]:
         """Run every check that is due at ``now``, for every service."""
@@ -69,8 +85,25 @@ class CheckSchedule:
         for i, window in enumerate(windows):
             check = latest.get((window.start, window.end))
             if self._due(service, window, check, labels_at, now, newest=i == 0):
-                done.append(self.runner.run(service, window.start, window.end, trigger="schedule"))
+                ran = self._run_leased(service, window, windows, now, newest=i == 0)
+                if ran is not None:
+                    done.append(ran)
         return done
+
+    def _run_leased(
+        self, service: Service, window: Window, windows: list[Window], now: float, *, newest: bool
+    ) -> CheckRecord | None:
+        """Check ``window`` (one of ``windows``) unless another worker holds it or has just checked it."""
+        lease = f"check:{service.id}:{window.start!r}:{window.end!r}"
+        if not self.store.take_lease(lease, self.holder, self.lease_seconds, now):
+            return None
+        try:
+            check = self._latest_checks(service, windows).get((window.start, window.end))  # read again
+            if not self._due(service, window, check, self.store.last_label_received_at(service), now, newest=newest):
+                return None
+            return self.runner.run(service, window.start, window.end, trigger="schedule")
+        finally:
+            self.store.release_lease(lease, self.holder)
 
     def _latest_checks(self, service: Service, windows: list[Window]) -> dict[tuple[float, float], CheckRecord]:
         oldest = min(w.start for w in windows)

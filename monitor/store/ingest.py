@@ -11,23 +11,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Dialect, Engine, Table, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Dialect, Engine, select
 
 from monitor.records import HostSample, IngestResult, LabelRecord, PredictionRecord, Service
 from monitor.store import schema as t
 from monitor.store.codec import dumps
-from monitor.store.engine import is_sqlite, retry_transient, write_transaction
+from monitor.store.engine import is_sqlite, retry_transient, upsert_insert, write_transaction
 from monitor.store.group_commit import GroupCommit, Request
 from monitor.store.latency import BOUNDS
 
 _HIST = t.HISTOGRAM_COLUMNS
 _ROLLUP_SUMS = ["count", "errors", "latency_count", "latency_sum", *_HIST]
-
-
-def _insert(dialect: str, table: Table) -> Any:
-    """INSERT for ``table`` in the dialect named, which has ON CONFLICT (upsert) clauses."""
-    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
 class IngestMixin:
@@ -73,7 +67,7 @@ class IngestMixin:
             for r in records
         ]
         with write_transaction(self.engine) as conn:
-            stmt = _insert(conn.dialect.name, t.labels)
+            stmt = upsert_insert(conn.dialect.name, t.labels)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["service_id", "request_id"],
                 set_={"label": stmt.excluded.label, "ts": stmt.excluded.ts, "received_at": stmt.excluded.received_at},
@@ -247,7 +241,7 @@ def _rollup_upsert(dialect: Dialect) -> tuple[str, Sequence[str] | None]:
     spread over an hour).
     """
     table = t.traffic_minutes
-    stmt = _insert(dialect.name, table)
+    stmt = upsert_insert(dialect.name, table)
     stmt = stmt.on_conflict_do_update(
         index_elements=["service_id", "model_version", "minute"],
         set_={c: table.c[c] + stmt.excluded[c] for c in _ROLLUP_SUMS},

@@ -296,3 +296,11 @@ api_tokens = Table(
     Column("last_used_at", Float),
     Column("revoked", Boolean, nullable=False),
 )
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(200), primary_key=True),  # what is claimed, e.g. check:<service>:<window>
+    Column("holder", String(200), nullable=False),
+    Column("expires_at", Float, nullable=False),
+)

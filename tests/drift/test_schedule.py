@@ -88,3 +88,21 @@ def test_configured_reference_files_are_loaded_and_reloaded_when_changed(sqlite_
     sync_configured_references(settings, store)
     assert store.reference_info(service).row_count == 400  # type: ignore[union-attr]
     store.close()
+
+
+def test_workers_running_the_schedule_together_check_a_window_once(store: Store) -> None:
+    """Three workers tick at the same moment: the due window is checked by exactly one of them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    now = time.time()
+    window = complete_windows(3600.0, now, 1)[0]
+    service = register(store, window=3600.0)
+    store.set_reference(service, make_scenario(500, seed=1).frame)
+    ingest(store, service, make_scenario(300, seed=4), start=window.start)
+    schedules = [CheckSchedule(store, CheckRunner(store), recheck_windows=2) for _ in range(3)]
+
+    with ThreadPoolExecutor(3) as pool:
+        done = [check for checks in pool.map(lambda s: s.tick(now), schedules) for check in checks]
+    assert [(c.window_start, c.window_end) for c in done] == [(window.start, window.end)]
+    assert len(store.list_checks(service)) == 1
+    assert all(s.tick(now) == [] for s in schedules)

@@ -219,3 +219,15 @@ def test_batches_resent_concurrently_store_each_request_id_once(store: Store) ->
     assert all(accepted + duplicates == len(ids) for accepted, duplicates in outcomes)
     assert store.count_window(service, NOW - 1, NOW + 1) == len(ids)
     assert sum(b.count for b in store.traffic_stats(service, NOW - 60, NOW + 60, 60)) == len(ids)
+
+
+def test_a_lease_has_one_holder_until_released_or_expired(store: Store) -> None:
+    assert store.take_lease("check:1", "worker-a", 60, now=NOW)
+    assert not store.take_lease("check:1", "worker-b", 60, now=NOW + 30)
+    assert store.take_lease("check:1", "worker-a", 60, now=NOW + 30)  # the holder may extend it
+    assert store.take_lease("check:2", "worker-b", 60, now=NOW + 30)  # other names are independent
+    assert store.take_lease("check:1", "worker-b", 60, now=NOW + 90)  # expired: taken over
+    store.release_lease("check:1", "worker-a")  # no longer the holder: changes nothing
+    assert not store.take_lease("check:1", "worker-a", 60, now=NOW + 100)
+    store.release_lease("check:1", "worker-b")
+    assert store.take_lease("check:1", "worker-a", 60, now=NOW + 100)
