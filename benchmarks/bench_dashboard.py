@@ -32,6 +32,7 @@ import orjson
 import pandas as pd
 
 from benchmarks.harness import Result
+from monitor.store.schema import sample_level
 
 SERVICES = 10
 ROWS = int(os.environ.get("MLWATCH_BENCH_DASHBOARD_ROWS", 10_000_000))
@@ -123,15 +124,17 @@ def _service_rows(conn: sqlite3.Connection, service_id: int, n: int, now: float)
     pool = [orjson.dumps({f"f{j}": round(random.random(), 3) for j in range(FEATURES)}).decode() for _ in range(997)]
     for start in range(0, count, _CHUNK):
         stop = min(count, start + _CHUNK)
+        keys = [random.random() for _ in range(start, stop)]
         rows = [
-            (service_id, f"r{n}-{i:09d}", float(ts[i]), int(ts[i] // 3600), random.random(), pool[i % 997],
+            (service_id, f"r{n}-{i:09d}", float(ts[i]), int(ts[i] // 60), key, sample_level(key), pool[i % 997],
              str(i % 2), None, float(latency[i]), str(version[i]), "error" if errors[i] else "ok")
-            for i in range(start, stop)
+            for i, key in zip(range(start, stop), keys, strict=True)
         ]  # fmt: skip
         with conn:
             conn.executemany(
-                "INSERT INTO predictions (service_id, request_id, ts, hour, sample_key, features, prediction, "
-                "probabilities, latency_ms, model_version, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO predictions (service_id, request_id, ts, minute, sample_key, sample_level, features, "
+                "prediction, probabilities, latency_ms, model_version, status) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
     _rollups(conn, service_id, ts, latency, version, errors)
