@@ -48,6 +48,8 @@ class LoadedModel:
     version: str
     predict: Callable[[pd.DataFrame], Any]
     loaded_at: float
+    predict_proba: Callable[[pd.DataFrame], list[dict[str, float]]] | None = None
+    """Class probabilities per row, keyed by class, for classifiers whose flavor exposes them."""
 
 
 class RequestGate:
@@ -108,12 +110,14 @@ class ModelSlot:
 
 
 class ChampionLoader:
-    """Resolves the champion alias and loads a version as a pyfunc model."""
+    """Resolves the champion alias and loads a version as a pyfunc model (with its class
+    probabilities too, unless ``probabilities`` is false)."""
 
-    def __init__(self, client: MlflowClient, model: str, tracking_uri: str) -> None:
+    def __init__(self, client: MlflowClient, model: str, tracking_uri: str, *, probabilities: bool = True) -> None:
         self.client = client
         self.model = model
         self.tracking_uri = tracking_uri
+        self.probabilities = probabilities
 
     def champion(self) -> str | None:
         """The version the ``champion`` alias points at, or None."""
@@ -134,25 +138,53 @@ class ChampionLoader:
         # suppress_warnings: no comparison of the model's pip requirements with the installed
         # packages, a scan of site-packages that held the GIL from requests in flight.
         model = mlflow.pyfunc.load_model(path, suppress_warnings=True)
-        predict = _typed_predict(model)
+        typed = _typed_input(model)
+
+        def predict(frame: pd.DataFrame) -> Any:
+            return model.predict(typed(frame))
+
+        proba = _class_probabilities(model, typed) if self.probabilities else None
         example = getattr(model, "input_example", None)
         if example is not None:
             predict(example)
-        return LoadedModel(version, predict, time.time())
+            if proba is not None:
+                proba(example)
+        return LoadedModel(version, predict, time.time(), proba)
 
 
-def _typed_predict(model: Any) -> Callable[[pd.DataFrame], Any]:
-    """``model.predict`` that first turns integer columns into floats where the signature wants doubles."""
+def _typed_input(model: Any) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """Turns integer columns into floats where the model's signature wants doubles."""
     schema = model.metadata.get_input_schema()
     doubles = (
         {c.name for c in schema.inputs if str(c.type) in ("DataType.double", "DataType.float")} if schema else set()
     )
 
-    def predict(frame: pd.DataFrame) -> Any:
+    def typed(frame: pd.DataFrame) -> pd.DataFrame:
         cast = {c: "float64" for c in doubles if c in frame.columns and frame[c].dtype.kind in "iub"}
-        return model.predict(frame.astype(cast) if cast else frame)
+        return frame.astype(cast) if cast else frame
 
-    return predict
+    return typed
+
+
+def _class_probabilities(
+    model: Any, typed: Callable[[pd.DataFrame], pd.DataFrame]
+) -> Callable[[pd.DataFrame], list[dict[str, float]]] | None:
+    """``predict_proba`` of the flavor's own model (scikit-learn and the like), rows keyed by
+    class as checks key predictions; None when the model has no such method."""
+    from monitor.drift.reference import value_key
+
+    try:
+        raw = model.get_raw_model()
+    except Exception:  # pyfunc flavors without a raw model (custom python models, ...)
+        return None
+    if not callable(getattr(raw, "predict_proba", None)) or not hasattr(raw, "classes_"):
+        return None
+    classes = [value_key(c) for c in raw.classes_]
+
+    def proba(frame: pd.DataFrame) -> list[dict[str, float]]:
+        return [dict(zip(classes, map(float, row), strict=True)) for row in raw.predict_proba(typed(frame))]
+
+    return proba
 
 
 class AliasPoller:
@@ -284,17 +316,32 @@ async def _score(request: Request, loaded: LoadedModel | None, model: str, track
         return _error(400, "BAD_REQUEST", f"the model could not score the input: {exc}")
     latency = (time.perf_counter() - start) * 1000.0 / max(1, len(frame))
     if tracker is not None:
-        _log(tracker, request.headers.get("x-request-id"), frame, predictions, latency, loaded.version)
+        # Before answering, so that it counts as the request's work (a version being loaded
+        # waits for it): class probabilities cost a second pass over the rows.
+        await run_in_threadpool(_log, tracker, request.headers.get("x-request-id"), frame, predictions, latency, loaded)
     return JSONResponse({"predictions": predictions}, headers={"X-Model-Version": loaded.version})
 
 
 def _log(
-    tracker: Tracker, base: str | None, frame: pd.DataFrame, predictions: list[Any], latency: float, version: str
+    tracker: Tracker, base: str | None, frame: pd.DataFrame, predictions: list[Any], latency: float, loaded: LoadedModel
 ) -> None:
+    """Log each scored row, with its class probabilities where the model gives them."""
+    probabilities: list[dict[str, float]] | list[None] = [None] * len(frame)
+    if loaded.predict_proba is not None:
+        try:
+            probabilities = loaded.predict_proba(frame)
+        except Exception:  # the answer stands; only the probabilities are missing from the log
+            log.warning("class probabilities of version %s failed; logged without them", loaded.version, exc_info=True)
     rows = frame.to_dict(orient="records")
-    for i, (features, prediction) in enumerate(zip(rows, predictions, strict=False)):
-        request_id = f"{base}-{i}" if base else None
-        tracker.log(features, prediction, latency_ms=latency, model_version=version, request_id=request_id)
+    for i, (features, prediction, proba) in enumerate(zip(rows, predictions, probabilities, strict=False)):
+        tracker.log(
+            features,
+            prediction,
+            probabilities=proba,
+            latency_ms=latency,
+            model_version=loaded.version,
+            request_id=f"{base}-{i}" if base else None,
+        )
 
 
 def run_server(
@@ -306,8 +353,9 @@ def run_server(
     port: int = 5001,
     poll_interval: float = 5.0,
     log_level: str = "warning",
+    probabilities: bool = True,
 ) -> None:
-    """Serve ``service``'s champion until interrupted."""
+    """Serve ``service``'s champion until interrupted; ``probabilities``: log class probabilities."""
     import uvicorn
     from threadpoolctl import threadpool_limits
 
@@ -321,7 +369,7 @@ def run_server(
     found = store.get_service(service)
     model = model_name(found)
     client = make_client(settings.mlflow_tracking_uri, store)
-    loader = ChampionLoader(client, model, settings.mlflow_tracking_uri)
+    loader = ChampionLoader(client, model, settings.mlflow_tracking_uri, probabilities=probabilities)
     slot = ModelSlot()
     gate = RequestGate()
     poller = AliasPoller(loader, slot, poll_interval, gate)

@@ -109,14 +109,29 @@ def rollback(ctx: click.Context, service: str, reason: str) -> None:
 @click.option("--port", type=int, default=5001, show_default=True)
 @click.option("--poll-interval", type=float, default=5.0, show_default=True, help="Seconds between alias checks.")
 @click.option("--log-level", default="warning", show_default=True)
+@click.option(
+    "--probabilities/--no-probabilities",
+    default=True,
+    show_default=True,
+    help="Log class probabilities of classifiers that give them (a second pass over each request's rows).",
+)
 @click.pass_context
-def serve(ctx: click.Context, service: str, host: str, port: int, poll_interval: float, log_level: str) -> None:
+def serve(
+    ctx: click.Context, service: str, host: str, port: int, poll_interval: float, log_level: str, probabilities: bool
+) -> None:
     """Serve models:/<model>@champion of SERVICE over HTTP, hot-swapping on promotion."""
     from retrain.serving import run_server
 
     with _store(ctx) as (store, settings):
         _run(
             lambda: run_server(
-                store, settings, service, host=host, port=port, poll_interval=poll_interval, log_level=log_level
+                store,
+                settings,
+                service,
+                host=host,
+                port=port,
+                poll_interval=poll_interval,
+                log_level=log_level,
+                probabilities=probabilities,
             )
         )

@@ -232,6 +232,12 @@ def _predictions_carry_their_version(stack: Stack) -> None:
     deadline = time.monotonic() + 30
     versions: set[str | None] = set()
     while time.monotonic() < deadline and versions != {"1", "2"}:
-        versions = {p.model_version for p in stack.store.recent_predictions(service, limit=5000)}
+        logged = stack.store.recent_predictions(service, limit=5000)
+        versions = {p.model_version for p in logged}
         time.sleep(0.3)
     assert versions == {"1", "2"}
+    # mlwatch serve logs the classifier's probabilities too (what label-free estimates need)
+    assert logged and all(isinstance(p.probabilities, dict) for p in logged)
+    assert all(set(p.probabilities) == {"0", "1"} for p in logged)
+    assert all(abs(sum(p.probabilities.values()) - 1) < 1e-6 for p in logged)
+    assert all(p.probabilities[str(p.prediction)] >= 0.5 for p in logged)

@@ -90,7 +90,12 @@ def test_retrain_promotion_serving_and_rollback_through_a_remote_registry(remote
     loader = ChampionLoader(remote.registry.client, "credit", uri)
     assert loader.champion() == "2"
     loaded = loader.load("2")
-    assert len(loaded.predict(frame(5, seed=3).drop(columns="label"))) == 5
+    rows = frame(5, seed=3).drop(columns="label")
+    predictions = list(loaded.predict(rows))
+    assert len(predictions) == 5 and loaded.predict_proba is not None
+    probabilities = loaded.predict_proba(rows)  # keyed by class, as checks key predictions
+    assert [max(p, key=p.__getitem__) for p in probabilities] == [str(int(v)) for v in predictions]
+    assert ChampionLoader(remote.registry.client, "credit", uri, probabilities=False).load("2").predict_proba is None
     done = actions.rollback(remote.store, remote.settings, "credit", actor="test", registry=remote.registry)
     assert (done.champion, done.previous) == ("1", "2") and loader.champion() == "1"
 
