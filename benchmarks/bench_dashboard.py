@@ -87,8 +87,9 @@ def dataset() -> Path:
     return path
 
 
-def generate(path: Path) -> float:
-    """Create the schema through the store, then bulk-insert rows with sqlite3; returns the end time."""
+def generate(path: Path, rows: int = ROWS) -> float:
+    """Create the schema through the store, then bulk-insert ``rows`` predictions (over all
+    services) with sqlite3; returns the end time."""
     from monitor.records import Feature
     from monitor.store import Store
 
@@ -106,7 +107,7 @@ def generate(path: Path) -> float:
     conn.execute("PRAGMA synchronous=OFF")
     conn.execute("PRAGMA cache_size=-1000000")
     for n, service_id in enumerate(ids):
-        _service_rows(conn, service_id, n, now)
+        _service_rows(conn, service_id, n, now, rows // SERVICES)
     _checks(conn, ids, now)
     _host_samples(conn, now)
     conn.execute("ANALYZE")
@@ -114,8 +115,7 @@ def generate(path: Path) -> float:
     return now
 
 
-def _service_rows(conn: sqlite3.Connection, service_id: int, n: int, now: float) -> None:
-    count = ROWS // SERVICES
+def _service_rows(conn: sqlite3.Connection, service_id: int, n: int, now: float, count: int) -> None:
     rng = np.random.default_rng(n)
     ts = np.sort(now - rng.random(count) * DAYS * 86400)
     latency = rng.lognormal(math.log(10 + 3 * n), 0.5, count)
