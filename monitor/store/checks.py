@@ -14,7 +14,6 @@ from monitor.records import CheckRecord, SampledColumns, Service
 from monitor.store import schema as t
 from monitor.store.codec import dumps, loads
 from monitor.store.engine import write_transaction
-from monitor.store.queries import _OVERSAMPLE
 
 CHECK_STATUSES = ("ok", "no_data", "error")
 CHECK_TRIGGERS = ("schedule", "manual", "api")
@@ -25,8 +24,7 @@ class ChecksMixin:
     """Store methods that record checks and read them back, newest first, and the check's read path."""
 
     engine: Engine
-    count_window: Callable[[Service, float, float], int]  # from QueriesMixin
-    _sample_rows: Callable[[Service, float, float, float], list[Any]]  # from QueriesMixin
+    _sampled_rows: Callable[[Service, float, float, int], list[Any]]  # from QueriesMixin
 
     def add_check(
         self,
@@ -89,15 +87,7 @@ class ChecksMixin:
         A check needs columns, not row objects: decoding each JSON column with one parser
         call instead of one per row halves the cost of reading a 20k-row sample.
         """
-        total = self.count_window(service, start, end)
-        fraction = _OVERSAMPLE * limit / total if total else 1.0
-        rows: list[Any] = []
-        while total:
-            rows = self._sample_rows(service, start, end, min(1.0, fraction))
-            if len(rows) >= min(limit, total) or fraction >= 1.0:
-                break
-            fraction *= 2
-        rows = sorted(rows, key=lambda r: r.sample_key)[:limit]
+        rows = self._sampled_rows(service, start, end, limit)
         return SampledColumns(
             features=_decode([r.features for r in rows]),
             predictions=_decode([r.prediction for r in rows]),

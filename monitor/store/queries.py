@@ -72,17 +72,19 @@ class QueriesMixin:
         ``sample_key``, and the index (service, minute, sample_level) finds the rows with
         ``sample_key < limit / count`` among at most twice as many, minute by minute.
         """
+        return [_stored(r) for r in sorted(self._sampled_rows(service, start, end, limit), key=lambda r: r.ts)]
+
+    def _sampled_rows(self, service: Service, start: float, end: float, limit: int) -> list[Any]:
+        """The rows of ``sample_window``'s sample (with their labels), by ``sample_key``."""
         total = self.count_window(service, start, end)
-        wanted = min(limit, total)
         fraction = _OVERSAMPLE * limit / total if total else 1.0
         rows: list[Any] = []
         while total:
             rows = self._sample_rows(service, start, end, min(1.0, fraction))
-            if len(rows) >= wanted or fraction >= 1.0:
+            if len(rows) >= min(limit, total) or fraction >= 1.0:
                 break
             fraction *= 2  # a small window can fall short of its expected size: widen and retry
-        rows = sorted(rows, key=lambda r: r.sample_key)[:limit]
-        return [_stored(r) for r in sorted(rows, key=lambda r: r.ts)]
+        return sorted(rows, key=lambda r: r.sample_key)[:limit]
 
     def _sample_rows(self, service: Service, start: float, end: float, fraction: float) -> list[Any]:
         """The window's rows with ``sample_key < fraction``, with their labels."""
