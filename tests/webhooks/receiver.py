@@ -57,6 +57,7 @@ class Receiver:
         self.steps: deque[Step] = deque()
         self.policy: Callable[[], Step] | None = None
         self.received: list[Received] = []
+        self.aborted = 0  # requests whose body ended before its Content-Length
         self.lock = threading.Lock()
         self.server = _Server(("127.0.0.1", port), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -98,7 +99,12 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                length = int(self.headers.get("content-length", 0))
+                body = self.rfile.read(length)
+                if len(body) < length:  # the sender went away mid-request (killed): nothing was delivered
+                    with receiver.lock:
+                        receiver.aborted += 1
+                    return
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 ok = receiver.secret is None or verify(receiver.secret, headers, body, now=time.time())
                 step = receiver.next_step()
