@@ -1,8 +1,9 @@
 """Ingest throughput for 20-feature predictions.
 
 (a) direct ``Store.add_predictions`` batches into SQLite and PostgreSQL, against the
-driver's bare ``executemany`` of the same rows into a table with the same indexes
-(the floor the database allows); (b) through the HTTP API with batches of 500 and
+driver's bare ``executemany`` of the same rows into a table with the same pages and indexes,
+with SQLite's default checkpoints in the writer's commits (the store moves those to a
+background thread, engine.Checkpointer); (b) through the HTTP API with batches of 500 and
 4 concurrent clients, against (a) on the same backend, with one API worker and with two
 (one per core of the target machines; SQLite writers of both queue at one file lock).
 SQLite figures are the median of three rounds, each into a fresh store; one more figure shows

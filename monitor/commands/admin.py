@@ -6,7 +6,7 @@ import click
 
 from monitor.commands import settings_from
 from monitor.store import ROLES, Store
-from monitor.store.engine import make_engine
+from monitor.store.engine import dispose, make_engine
 from monitor.store.migrate import current_revision, head_revision, upgrade
 
 
@@ -44,4 +44,4 @@ def db_upgrade(ctx: click.Context) -> None:
         upgrade(engine)
         click.echo(f"store schema: {before or 'empty'} -> {head_revision()}")
     finally:
-        engine.dispose()
+        dispose(engine)

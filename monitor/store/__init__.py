@@ -16,7 +16,7 @@ from monitor.errors import StoreError
 from monitor.store.alerts import AlertsMixin
 from monitor.store.checks import ChecksMixin
 from monitor.store.decisions import DecisionsMixin
-from monitor.store.engine import is_sqlite, make_engine
+from monitor.store.engine import dispose, is_sqlite, make_engine
 from monitor.store.ingest import IngestMixin
 from monitor.store.jobs import JobsMixin
 from monitor.store.migrate import current_revision, head_revision, upgrade
@@ -67,5 +67,5 @@ class Store(
         return store
 
     def close(self) -> None:
-        """Release every pooled connection."""
-        self.engine.dispose()
+        """Stop background checkpoints and release every pooled connection."""
+        dispose(self.engine)
