@@ -19,6 +19,7 @@ import base64
 import functools
 import hashlib
 import hmac
+import json
 import secrets
 from dataclasses import dataclass
 
@@ -32,6 +33,9 @@ SCRYPT_P = 1
 _KEY_BYTES = 32
 ACTION_ROLES = frozenset({"operator", "admin"})
 DASHBOARD_ROLES = frozenset({"viewer", "operator", "admin"})
+SESSION_COOKIE = "mlwatch_session"
+SESSION_SECONDS = 8 * 3600
+"""How long a browser stays signed in across reloads (the dashboard process restarting ends it sooner)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +100,40 @@ def _token_login(settings: Settings, store: Store, token: str) -> Viewer:
     if role not in DASHBOARD_ROLES:
         raise AuthError(f"an {role} token cannot open the dashboard; use a viewer, operator or admin token", status=403)
     return Viewer(f"token:{token[:8]}", role)
+
+
+def session_cookie(viewer: Viewer, key: bytes, now: float) -> str:
+    """A signed value that lets the browser that holds it back in as ``viewer`` until it expires.
+
+    ``<payload>.<HMAC-SHA256 of payload>``, both base64url without padding; the payload names
+    the viewer, their role and the expiry, and carries no password or token.
+    """
+    fields = {"n": viewer.name, "r": viewer.role, "e": int(now) + SESSION_SECONDS}
+    payload = _b64url(json.dumps(fields, separators=(",", ":")).encode())
+    return f"{payload}.{_sign(key, payload)}"
+
+
+def viewer_from_cookie(value: object, key: bytes, now: float) -> Viewer | None:
+    """The viewer a cookie from ``session_cookie`` names, or None when it is missing, forged or expired."""
+    if not isinstance(value, str):
+        return None
+    payload, _, signature = value.partition(".")
+    if not payload or not hmac.compare_digest(signature.encode(), _sign(key, payload).encode()):
+        return None
+    try:
+        fields = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        name, role, expires = str(fields["n"]), str(fields["r"]), float(fields["e"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    return Viewer(name, role) if now < expires and role in DASHBOARD_ROLES else None
+
+
+def _sign(key: bytes, payload: str) -> str:
+    return _b64url(hmac.new(key, payload.encode(), hashlib.sha256).digest())
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:

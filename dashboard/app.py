@@ -12,6 +12,7 @@ from dashboard import session
 st.set_page_config(page_title="mlwatch", page_icon=":material/monitor_heart:", layout="wide")
 
 who = session.viewer()
+session.send_cookie()
 if who is None:
     # Same (root) URL as the overview, so that signing in lands on the overview.
     pages = [st.Page("pages/login.py", title="Log in", icon=":material/login:", url_path="", default=True)]

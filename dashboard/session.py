@@ -1,7 +1,13 @@
-"""Who is logged in, and the time range every page shows (kept in ``st.session_state``)."""
+"""Who is logged in, and the time range every page shows (kept in ``st.session_state``).
+
+A log-in also leaves a signed cookie (``access.session_cookie``), so reloading the page or
+opening another tab does not ask again; the key that signs it lives as long as the dashboard
+process, so restarting the dashboard signs everyone out.
+"""
 
 from __future__ import annotations
 
+import secrets
 import time
 
 import streamlit as st
@@ -14,24 +20,53 @@ VIEWER_KEY = "viewer"
 RANGE_KEY = "time_range"
 DEFAULT_RANGE = "Last 24 hours"
 FLASH_KEY = "flash"
+COOKIE_KEY = "session_cookie"  # a cookie value to send the browser, "" to delete it
+LOGGED_OUT_KEY = "logged_out"  # this session logged out: ignore the cookie it started with
+
+
+@st.cache_resource
+def _session_key() -> bytes:
+    return secrets.token_bytes(32)
 
 
 def viewer() -> Viewer | None:
-    """The logged-in viewer of this browser session, if any."""
+    """The logged-in viewer of this browser session, if any (restored from its cookie after a reload)."""
     found = st.session_state.get(VIEWER_KEY)
-    return found if isinstance(found, Viewer) else None
+    if isinstance(found, Viewer):
+        return found
+    if st.session_state.get(LOGGED_OUT_KEY):
+        return None
+    restored = access.viewer_from_cookie(st.context.cookies.get(access.SESSION_COOKIE), _session_key(), time.time())
+    if restored is not None:
+        st.session_state[VIEWER_KEY] = restored
+    return restored
 
 
 def log_in(username: str, secret: str) -> Viewer:
     """Check a username and password (or an API token) and remember the viewer; AuthError if refused."""
     who = access.authenticate(data.settings(), data.store(), username, secret)
     st.session_state[VIEWER_KEY] = who
+    st.session_state.pop(LOGGED_OUT_KEY, None)
+    st.session_state[COOKIE_KEY] = access.session_cookie(who, _session_key(), time.time())
     return who
 
 
 def log_out() -> None:
-    """Forget the viewer of this session."""
+    """Forget the viewer of this session, and of the browser's cookie."""
     st.session_state.pop(VIEWER_KEY, None)
+    st.session_state[LOGGED_OUT_KEY] = True
+    st.session_state[COOKIE_KEY] = ""
+
+
+def send_cookie() -> None:
+    """Set (or delete) the session cookie in the browser, once, after a log-in or log-out."""
+    value = st.session_state.pop(COOKIE_KEY, None)
+    if value is None:
+        return
+    lifetime = access.SESSION_SECONDS if value else 0
+    # The value is base64url and "." only: nothing in it can end the string or the script.
+    cookie = f"{access.SESSION_COOKIE}={value}; Path=/; Max-Age={lifetime}; SameSite=Strict"
+    st.html(f"<script>document.cookie = {cookie!r};</script>", unsafe_allow_javascript=True)
 
 
 def flash(message: str) -> None:

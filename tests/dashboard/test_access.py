@@ -12,7 +12,15 @@ import pytest
 from click.testing import CliRunner
 from streamlit.testing.v1 import AppTest
 
-from dashboard.access import Viewer, authenticate, hash_password, verify_password
+from dashboard.access import (
+    SESSION_SECONDS,
+    Viewer,
+    authenticate,
+    hash_password,
+    session_cookie,
+    verify_password,
+    viewer_from_cookie,
+)
 from monitor.cli import main
 from monitor.config import Settings, UserConfig
 from monitor.errors import AuthError
@@ -66,6 +74,29 @@ def test_wrong_password_unknown_user_and_ingest_tokens_are_refused(settings: Set
         authenticate(settings, store, "", store.create_token("ingest"))
     with pytest.raises(AuthError, match="invalid or revoked token"):
         authenticate(settings, store, "", "mlw_not-a-token")
+
+
+KEY = b"k" * 32
+
+
+def test_a_session_cookie_brings_its_viewer_back_until_it_expires() -> None:
+    now = 1_800_000_000.0
+    cookie = session_cookie(Viewer("olga", "operator"), KEY, now)
+    assert viewer_from_cookie(cookie, KEY, now + 60) == Viewer("olga", "operator")
+    assert viewer_from_cookie(cookie, KEY, now + SESSION_SECONDS - 1) == Viewer("olga", "operator")
+    assert viewer_from_cookie(cookie, KEY, now + SESSION_SECONDS + 1) is None
+    assert viewer_from_cookie(cookie, b"another dashboard process" * 2, now) is None
+    assert set(cookie) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
+
+
+def test_a_forged_or_mangled_session_cookie_brings_nobody_back() -> None:
+    now = 1_800_000_000.0
+    payload, _, signature = session_cookie(Viewer("vera", "viewer"), KEY, now).partition(".")
+    forged = session_cookie(Viewer("vera", "admin"), b"x" * 32, now).partition(".")[0]
+    for value in (None, "", payload, f"{forged}.{signature}", f"{payload}.{signature[:-2]}", "a.b.c", "%%%.###"):
+        assert viewer_from_cookie(value, KEY, now) is None, value
+    ingest = session_cookie(Viewer("token:abc", "ingest"), KEY, now)
+    assert viewer_from_cookie(ingest, KEY, now) is None  # a role that cannot open the dashboard
 
 
 def test_the_login_page_signs_in_a_configured_user(open_app: Open) -> None:

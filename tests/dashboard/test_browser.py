@@ -125,6 +125,22 @@ def test_overview_lists_the_services_and_every_page_renders_without_exceptions(s
         screenshot(page, name.lower())
 
 
+def test_a_reload_keeps_the_viewer_signed_in_until_they_log_out(stack: Stack, browser_page: Any) -> None:
+    page = browser_page
+    log_in(page, stack.dashboard.url, stack.token)
+    page.reload()
+    page.get_by_role("heading", name="Services").wait_for(timeout=WAIT_MS)  # no login page in between
+    wait_streamlit(page)
+    assert page.get_by_role("button", name="Log in").count() == 0
+    page.get_by_test_id("stSidebar").get_by_role("button", name="Log out").click()
+    page.get_by_role("button", name="Log in").wait_for(timeout=WAIT_MS)
+    page.reload()
+    wait_streamlit(page)
+    page.get_by_role("button", name="Log in").wait_for(timeout=WAIT_MS)
+    assert page.get_by_role("heading", name="Services").count() == 0
+    no_exception_box(page)
+
+
 def test_retrain_shows_live_progress_and_promote_moves_the_champion(stack: Stack, browser_page: Any) -> None:
     page = browser_page
     log_in(page, stack.dashboard.url, stack.token)
