@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.queues
 import shutil
 import sqlite3
 import threading
@@ -57,3 +59,23 @@ def test_the_checkpoint_thread_starts_with_the_first_write_and_stops_with_the_st
     assert not any(thread.is_alive() for thread in started)
     store.audit("test", "wrote", "after close")  # the engine reconnects; the thread stays stopped
     assert set(_checkpoint_threads()) == before
+
+
+def _write_in_child(store: Store, results: multiprocessing.queues.Queue[list[str]]) -> None:
+    store.engine.dispose(close=False)  # SQLAlchemy's advice for a forked child: new connections, same engine
+    store.audit("child", "wrote", "after fork")
+    results.put([thread.name for thread in _checkpoint_threads() if thread.is_alive()])
+
+
+def test_a_forked_child_that_writes_starts_its_own_checkpoint_thread(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'm.db'}")
+    store.audit("parent", "wrote", "before fork")  # the parent's thread runs; a fork does not copy it
+    context = multiprocessing.get_context("fork")
+    results: multiprocessing.queues.Queue[list[str]] = context.Queue()
+    child = context.Process(target=_write_in_child, args=(store, results))
+    child.start()
+    names = results.get(timeout=30)
+    child.join(30)
+    assert child.exitcode == 0
+    assert names == ["mlwatch-checkpoint m.db"]
+    store.close()
