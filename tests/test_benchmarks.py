@@ -1,10 +1,15 @@
-"""The benchmarks' own data generators write what the store reads (they bypass it for speed)."""
+"""The benchmarks' runner, and their own data generators (which bypass the store for speed)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+import pytest
+
+from benchmarks import __main__ as runner
 from benchmarks import bench_dashboard
+from benchmarks.harness import Result
 from monitor.store import Store
 
 
@@ -22,3 +27,26 @@ def test_the_dashboard_benchmark_data_set_reads_back_through_the_store(tmp_path:
         assert sum(b.count for b in store.traffic_stats(service, start - 60, now + 60, 3600)) == per_service
     finally:
         store.close()
+
+
+def test_each_benchmark_module_runs_in_an_interpreter_of_its_own_and_reports_back() -> None:
+    sys.modules.pop("benchmarks.bench_agent", None)
+    results = runner._isolated("bench_agent")
+    assert "benchmarks.bench_agent" not in sys.modules  # it ran, and was imported, elsewhere
+    assert [r.name for r in results] == [
+        "agent: CPU per sample (host + 7 process/GPU records)",
+        "agent: CPU per sample when it also rescans names (every 30 s)",
+        "agent: CPU of the first sample, which reads every process name",
+    ]
+    assert all(isinstance(r, Result) and r.value > 0 and r.unit == "ms" and r.target == "<= 5" for r in results)
+
+
+def test_a_benchmark_that_dies_is_reported_as_a_missed_target() -> None:
+    [result] = runner._isolated("bench_no_such_module")
+    assert not result.ok
+    assert result.name.startswith("bench_no_such_module: exited with status 1")
+
+
+def test_unknown_benchmark_names_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert runner.main(["ingest", "nope"]) == 2
+    assert "unknown benchmark(s): nope" in capsys.readouterr().out
