@@ -57,12 +57,17 @@ class ServicesMixin:
         return self.get_service(name)
 
     def get_service(self, name: str) -> Service:
-        """The service called ``name``; NotFound lists the known ones."""
+        """The service called ``name``; NotFound if none.
+
+        The message never lists the other services: any token may ask for any name, and the
+        names of services it was not asking about are not its business.
+        """
         with self.engine.connect() as conn:
             row = conn.execute(select(t.services).where(t.services.c.name == name)).first()
         if row is None:
-            known = ", ".join(s.name for s in self.list_services()) or "none registered yet"
-            raise NotFound(f"unknown service {name!r} (known: {known}); register it with POST /v1/services")
+            raise NotFound(
+                f"unknown service {name!r}; list services with GET /v1/services or register it with POST /v1/services"
+            )
         return _service(row)
 
     def list_services(self) -> list[Service]:
