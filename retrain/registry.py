@@ -12,6 +12,7 @@ alias history MLflow lacks is written to the audit log in the same transaction.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -35,6 +36,7 @@ ALIASES = (CHAMPION, PREVIOUS)
 SET = "alias.set"
 EXTERNAL = "alias.external_change"
 T = TypeVar("T")
+log = logging.getLogger("mlwatch.retrain")
 OnChange = Callable[["Connection", Promotion], None]
 """Called with the lock's connection after an alias change, before it commits."""
 
@@ -65,12 +67,30 @@ def model_name(service: Service) -> str:
     return service.model_name or service.name
 
 
+MAX_VERSION = 2**63 - 1
+"""MLflow numbers versions in a 64-bit integer column; a larger number is no version at all."""
+_SHOWN = 40
+"""Characters of a refused value repeated in its error message."""
+
+
 def check_version(version: object) -> str:
-    """A version as MLflow numbers it ('7'); ValidationFailed for anything else."""
+    """A version as MLflow numbers it ('7'); ValidationFailed for anything else.
+
+    Checked before MLflow sees it: a number past 64 bits made MLflow's SQL store fail with
+    its own internal error instead of answering "not found".
+    """
     text = str(version).strip()
-    if not text.isdigit() or int(text) < 1:
-        raise ValidationFailed("version", f"expected a model version number such as '3', got {version!r}")
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_VERSION:
+        raise ValidationFailed(
+            "version",
+            f"expected a model version number from 1 to {MAX_VERSION}, such as '3', got {_shown(version)}",
+        )
     return str(int(text))
+
+
+def _shown(value: object) -> str:
+    text = repr(value) if isinstance(value, str) else repr(str(value))
+    return text if len(text) <= _SHOWN else f"{text[: _SHOWN - 4]}...'"
 
 
 class Registry:
@@ -91,7 +111,7 @@ class Registry:
     def aliases(self, model: str) -> dict[str, str]:
         """Alias → version of ``model`` ({} when the model is not registered yet)."""
         try:
-            registered = self._call(self.client.get_registered_model, model)
+            registered = self._call(_model(model), self.client.get_registered_model, model)
         except NotFound:
             return {}
         return {str(k): str(v) for k, v in (registered.aliases or {}).items()}
@@ -106,13 +126,14 @@ class Registry:
 
     def version(self, model: str, version: str) -> ModelVersionInfo:
         """One version with its run's metrics; NotFound names the model and version."""
-        found = self._call(self.client.get_model_version, model, check_version(version))
+        version = check_version(version)
+        found = self._call(_version(model, version), self.client.get_model_version, model, version)
         return self._info(found, self.aliases(model))
 
     def versions(self, model: str, *, limit: int = 50) -> list[ModelVersionInfo]:
         """The newest versions of ``model``, newest first."""
         try:
-            found = self._call(self.client.search_model_versions, f"name = '{model}'", max_results=limit)
+            found = self._call(_model(model), self.client.search_model_versions, f"name = '{model}'", max_results=limit)
         except NotFound:
             return []
         aliases = self.aliases(model)
@@ -147,12 +168,12 @@ class Registry:
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 _raise_if_unreachable(exc)
-                raise RegistryError(f"could not create registered model {model!r}: {exc.message}") from exc
+                raise _refused("create", _model(model), exc) from exc
 
     def tag_version(self, model: str, version: str, tags: dict[str, str]) -> None:
         """Set tags on a version (decision, metrics, job id)."""
         for key, value in tags.items():
-            self._call(self.client.set_model_version_tag, model, version, key, str(value))
+            self._call(_version(model, version), self.client.set_model_version_tag, model, version, key, str(value))
 
     def promote(
         self, service: Service, version: str, *, actor: str, reason: str, on_change: OnChange | None = None
@@ -165,7 +186,7 @@ class Registry:
         version = check_version(version)
         model = model_name(service)
         with self.store.exclusive(f"mlwatch.alias:{model}") as conn:
-            self._call(self.client.get_model_version, model, version)
+            self._call(_version(model, version), self.client.get_model_version, model, version)
             current = self.aliases(model)
             old = current.get(CHAMPION)
             if old == version:
@@ -214,7 +235,7 @@ class Registry:
         self, conn: Connection, service: Service, alias: str, old: str | None, new: str, actor: str, reason: str
     ) -> None:
         model = model_name(service)
-        self._call(self.client.set_registered_model_alias, model, alias, new)
+        self._call(_version(model, new), self.client.set_registered_model_alias, model, alias, new)
         audit_on(conn, actor, SET, service.name, _details(model, alias, old, new, reason))
 
     def _recorded(self, service: str) -> dict[str, str]:
@@ -232,7 +253,7 @@ class Registry:
         metrics: dict[str, float] = {}
         if found.run_id:
             try:
-                metrics = dict(self._call(self.client.get_run, found.run_id).data.metrics)
+                metrics = dict(self._call(f"run {found.run_id!r}", self.client.get_run, found.run_id).data.metrics)
             except NotFound:
                 metrics = {}
         return ModelVersionInfo(
@@ -246,19 +267,42 @@ class Registry:
         )
 
     @staticmethod
-    def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Call MLflow; its exceptions become NotFound, Conflict or RegistryError."""
+    def _call(subject: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call MLflow about ``subject``; its exceptions become NotFound, Conflict or RegistryError.
+
+        The messages are mlwatch's own: MLflow's text can carry its SQL store's internals
+        (a driver's overflow error, table names), so it goes to the log, never to the caller.
+        """
         from mlflow.exceptions import MlflowException
 
         try:
             return fn(*args, **kwargs)
         except MlflowException as exc:
             if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-                raise NotFound(f"MLflow: {exc.message}") from exc
+                raise NotFound(f"unknown {subject}; GET /v1/services/<service>/models lists its versions") from exc
             if exc.error_code == "RESOURCE_ALREADY_EXISTS":
-                raise Conflict(f"MLflow: {exc.message}") from exc
+                raise Conflict(f"{subject} already exists in the MLflow registry") from exc
             _raise_if_unreachable(exc)
-            raise RegistryError(f"MLflow registry call {getattr(fn, '__name__', fn)} failed: {exc.message}") from exc
+            raise _refused(getattr(fn, "__name__", "call"), subject, exc) from exc
+
+
+def _model(model: str) -> str:
+    return f"model {model!r}"
+
+
+def _version(model: str, version: str) -> str:
+    return f"version {version!r} of model {model!r}"
+
+
+def _refused(action: str, subject: str, exc: Exception) -> RegistryError:
+    """mlwatch's error for an MLflow failure that is neither "not found" nor "exists"; MLflow's
+    own text is logged for the operator."""
+    code = getattr(exc, "error_code", None) or "unknown"
+    log.warning("MLflow %s on %s failed (%s): %s", action, subject, code, exc)
+    return RegistryError(
+        f"the MLflow registry could not {action.replace('_', ' ')} ({subject}, MLflow error code {code}); "
+        "its details are in mlwatch's log"
+    )
 
 
 def _raise_if_unreachable(exc: BaseException) -> None:
@@ -272,7 +316,11 @@ def _raise_if_unreachable(exc: BaseException) -> None:
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, ConnectionError | RetryError | Timeout):
-            raise RegistryUnavailable(f"MLflow cannot be reached: {seen}") from exc
+            log.warning("MLflow cannot be reached: %s", seen)
+            raise RegistryUnavailable(
+                f"MLflow cannot be reached ({type(seen).__name__}); "
+                "check that its tracking server is up, then try again"
+            ) from exc
         seen = seen.__cause__ or seen.__context__
 
 

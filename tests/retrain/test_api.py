@@ -68,7 +68,13 @@ def test_jobs_are_reported_and_cancelled_once(client: httpx.Client) -> None:
 
 
 def test_promote_refuses_unknown_and_malformed_versions(client: httpx.Client) -> None:
-    assert "not found" in _error(client.post("/v1/services/credit/promote", json={"version": "7"}), 404)
+    assert "unknown version '7' of model 'credit'" in _error(
+        client.post("/v1/services/credit/promote", json={"version": "7"}), 404
+    )
+    for huge in (10**30, str(10**30), "1e30"):
+        message = _error(client.post("/v1/services/credit/promote", json={"version": huge}), 422)
+        assert message.startswith("version: expected a model version number from 1 to 9223372036854775807")
+        assert "SQLite" not in message
     assert "expected a model version number" in _error(
         client.post("/v1/services/credit/promote", json={"version": "v7"}), 422
     )

@@ -12,6 +12,7 @@ from monitor.config import Settings, WebhookConfig
 from monitor.errors import Conflict, NotFound, ValidationFailed
 from monitor.records import Service
 from retrain import actions
+from retrain.errors import RegistryError
 from retrain.registry import Registry, make_client
 
 Versioned = Callable[[int], tuple[Registry, Service]]
@@ -51,11 +52,41 @@ def test_rollback_without_a_previous_version_is_a_conflict(versioned: Versioned)
 
 def test_promote_refuses_unknown_and_malformed_versions(versioned: Versioned) -> None:
     registry, service = versioned(1)
-    with pytest.raises(NotFound, match="not found"):
+    with pytest.raises(NotFound, match=rf"^unknown version '9' of model '{service.model_name}'; GET /v1/services/"):
         registry.promote(service, "9", actor="a", reason="r")
     with pytest.raises(ValidationFailed, match="version: expected a model version number"):
         registry.promote(service, "v2", actor="a", reason="r")
     assert registry.history("credit") == []
+
+
+@pytest.mark.parametrize("version", [str(10**30), str(2**63), "1e30", "0", "-3", "\u0663", 10**30])
+def test_versions_beyond_int64_or_not_positive_integers_are_refused_before_mlflow(
+    versioned: Versioned, version: object
+) -> None:
+    """10**30 reached MLflow's SQL store, whose overflow error came back as the answer."""
+    registry, service = versioned(1)
+    with pytest.raises(
+        ValidationFailed, match=r"^version: expected a model version number from 1 to 9223372036854775807"
+    ):
+        registry.promote(service, version, actor="a", reason="r")  # type: ignore[arg-type]
+    with pytest.raises(ValidationFailed, match=r"^version: expected a model version number"):
+        registry.version(str(service.model_name), version)  # type: ignore[arg-type]
+
+
+def test_the_largest_int64_version_is_unknown_not_an_mlflow_error(versioned: Versioned) -> None:
+    registry, service = versioned(1)
+    with pytest.raises(NotFound, match=r"^unknown version '9223372036854775807' of model"):
+        registry.promote(service, str(2**63 - 1), actor="a", reason="r")
+
+
+def test_mlflow_failures_answer_in_mlwatchs_words_not_mlflows(versioned: Versioned) -> None:
+    """A tag key MLflow refuses: its INVALID_PARAMETER_VALUE text stays in the log."""
+    registry, service = versioned(1)
+    model = str(service.model_name)
+    with pytest.raises(RegistryError, match=r"could not set model version tag \(version '1' of model") as refused:
+        registry.tag_version(model, "1", {"bad/../key" * 30: "x"})
+    assert "MLflow error code INVALID_PARAMETER_VALUE" in str(refused.value)
+    assert refused.value.__cause__ is not None and str(refused.value.__cause__) not in str(refused.value)
 
 
 def test_promoting_the_champion_again_changes_nothing(versioned: Versioned) -> None:
