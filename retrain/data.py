@@ -155,11 +155,29 @@ def _split(
 
 
 def _typed(frame: pd.DataFrame, features: tuple[str, ...], categorical: tuple[str, ...]) -> pd.DataFrame:
-    """Categorical features as strings and the others as floats, so train, holdout and serving agree."""
+    """Categorical features as category keys and the others as floats, so train, holdout and serving agree."""
     out = frame.reset_index(drop=True).copy()
     for column in features:
         if column in categorical:
-            out[column] = out[column].astype("string").astype(object).where(out[column].notna(), None)
+            out[column] = category_keys(out[column])
         else:
             out[column] = out[column].astype("float64")
     return out
+
+
+def category_keys(column: pd.Series) -> pd.Series:
+    """The text a model sees for each category: the drift checks' key, missing values as None.
+
+    Integer codes (zip codes, levels) arrive as ``3``, ``3.0`` (a column with gaps) or
+    ``"3"``; all three are ``"3"`` here, in training and in ``mlwatch serve`` alike, so a
+    model accepts a category typed any way the service's schema allows.
+    """
+    import pandas as pd
+
+    from monitor.drift.reference import value_keys
+
+    present = column.notna()
+    keys = pd.Series(None, index=column.index, dtype=object)
+    if present.any():
+        keys[present] = value_keys(column[present])
+    return keys

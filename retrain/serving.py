@@ -26,6 +26,7 @@ import orjson
 
 from monitor.config import Settings
 from monitor.store import Store
+from retrain.data import category_keys
 from retrain.registry import CHAMPION, make_client, model_name
 
 if TYPE_CHECKING:
@@ -153,17 +154,28 @@ class ChampionLoader:
 
 
 def _typed_input(model: Any) -> Callable[[pd.DataFrame], pd.DataFrame]:
-    """Turns integer columns into floats where the model's signature wants doubles."""
+    """Converts a request's columns the way training typed them (``retrain.data``): integers
+    into floats where the signature wants doubles, and categories sent as numbers or booleans
+    into their category keys where it wants strings (the service's schema accepts both)."""
     schema = model.metadata.get_input_schema()
-    doubles = (
-        {c.name for c in schema.inputs if str(c.type) in ("DataType.double", "DataType.float")} if schema else set()
-    )
+    inputs = [(c.name, str(c.type)) for c in schema.inputs] if schema else []
+    doubles = {name for name, kind in inputs if kind in ("DataType.double", "DataType.float")}
+    strings = {name for name, kind in inputs if kind == "DataType.string"}
 
     def typed(frame: pd.DataFrame) -> pd.DataFrame:
         cast = {c: "float64" for c in doubles if c in frame.columns and frame[c].dtype.kind in "iub"}
-        return frame.astype(cast) if cast else frame
+        keyed = {c: category_keys(frame[c]) for c in strings if c in frame.columns and not _all_text(frame[c])}
+        frame = frame.astype(cast) if cast else frame
+        return frame.assign(**keyed) if keyed else frame
 
     return typed
+
+
+def _all_text(column: pd.Series) -> bool:
+    """True when every value is already a string (or missing): the common case, left as it is."""
+    import pandas as pd
+
+    return column.dtype.kind == "O" and pd.api.types.infer_dtype(column, skipna=True) in ("string", "empty")
 
 
 def _class_probabilities(
