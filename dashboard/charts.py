@@ -15,8 +15,15 @@ import pandas as pd
 
 Spec = dict[str, Any]
 HEIGHT = 220
+TIME_FORMAT = "%Y-%m-%d %H:%M"
+"""How every chart writes a time (tooltips; axes put the date under the time): the tables' format to the minute."""
 _ZOOM = [{"name": "zoom", "select": {"type": "interval", "encodings": ["x"]}, "bind": "scales"}]
-_TIME = {"field": "time", "type": "temporal", "title": None}
+_TIME_AXIS = {
+    "labelExpr": "[timeFormat(datum.value, '%H:%M'), timeFormat(datum.value, '%Y-%m-%d')]",
+    "labelOverlap": True,
+    "labelAngle": 0,
+}
+_TIME = {"field": "time", "type": "temporal", "title": None, "axis": _TIME_AXIS}
 
 
 @dataclass(frozen=True)
@@ -36,7 +43,24 @@ def _tip(field: str, kind: str = "quantitative", fmt: str | None = None) -> Spec
 
 _HEAT = {"scheme": "orangered"}
 _COVERAGE = {"aggregate": "max", "field": "label_coverage", "type": "quantitative"}
-_WHEN = {"field": "time", "type": "temporal", "format": "%Y-%m-%d %H:%M"}
+_WHEN = {"field": "time", "type": "temporal", "format": TIME_FORMAT}
+
+
+def version_order(versions: Any) -> list[str]:
+    """Model versions in the order people count them (1, 2, 3, 11, 12), not as text (1, 11, 12, 2, 3);
+    names that are not numbers after them, then ``older`` (folded versions) and ``unknown``."""
+
+    def key(version: str) -> tuple[int, int, str]:
+        if version in ("older", "unknown"):
+            return (2, version == "unknown", version)
+        return (0, int(version), version) if version.isascii() and version.isdigit() else (1, 0, version)
+
+    return sorted({str(v) for v in versions}, key=key)
+
+
+def _versions(frame: pd.DataFrame) -> Spec:
+    """A colour per model version, its legend in version order."""
+    return {"field": "version", "type": "nominal", "title": "version", "sort": version_order(frame["version"])}
 
 
 def latency(frame: pd.DataFrame, bound_ms: float | None = None) -> Chart:
@@ -48,7 +72,7 @@ def latency(frame: pd.DataFrame, bound_ms: float | None = None) -> Chart:
             "x": _TIME,
             "y": {"field": "ms", "type": "quantitative", "title": "latency (ms)"},
             "color": {"field": "percentile", "type": "nominal", "title": "percentile"},
-            "strokeDash": {"field": "version", "type": "nominal", "title": "version"},
+            "strokeDash": _versions(frame),
             "tooltip": [_WHEN, _tip("version", "nominal"), _tip("percentile", "nominal"), _tip("ms", fmt=".1f")],
         },
     }
@@ -69,8 +93,8 @@ def throughput(frame: pd.DataFrame, bucket_seconds: int) -> Chart:
         "params": _ZOOM,
         "encoding": {
             "x": _TIME,
-            "y": {"field": "per_minute", "type": "quantitative", "title": "requests / min", "stack": True},
-            "color": {"field": "version", "type": "nominal", "title": "version"},
+            "y": {"field": "per_minute", "type": "quantitative", "title": "requests / min", "stack": "zero"},
+            "color": _versions(data),
             "tooltip": [_WHEN, _tip("version", "nominal"), _tip("requests"), _tip("per_minute", fmt=".1f")],
         },
     }
@@ -85,8 +109,9 @@ def errors(frame: pd.DataFrame) -> Chart:
         "params": _ZOOM,
         "encoding": {
             "x": _TIME,
-            "y": {"field": "error_rate", "type": "quantitative", "title": "error rate", "axis": {"format": "%"}},
-            "color": {"field": "version", "type": "nominal", "title": "version"},
+            # ".2~%": 0.5%, 1.25%, 0% (d3's bare "%" writes six decimals: 0.000000%)
+            "y": {"field": "error_rate", "type": "quantitative", "title": "error rate", "axis": {"format": ".2~%"}},
+            "color": _versions(frame),
             "tooltip": [_WHEN, _tip("version", "nominal"), _tip("errors"), _tip("error_rate", fmt=".2%")],
         },
     }
@@ -94,8 +119,9 @@ def errors(frame: pd.DataFrame) -> Chart:
 
 
 def resource(frame: pd.DataFrame, metric: str) -> Chart:
-    """One agent metric over time, a line per host/process/GPU."""
-    data = frame[frame["metric"] == metric].assign(series=lambda f: f["host"] + " " + f["kind"] + " " + f["name"])
+    """One agent metric over time, a line per host, process or GPU (named by itself: the panel shows one host
+    and one kind at a time, so ``host`` and ``kind`` would only repeat in every legend entry)."""
+    data = frame[frame["metric"] == metric].assign(series=lambda f: f["name"])
     spec: Spec = {
         "height": HEIGHT,
         "mark": {"type": "line"},
@@ -111,31 +137,50 @@ def resource(frame: pd.DataFrame, metric: str) -> Chart:
 
 
 def drift_heatmap(frame: pd.DataFrame) -> Chart:
-    """Per-feature drift score of each check as a heatmap; drifted cells outlined."""
+    """Each feature's drift in each check as a heatmap, coloured against its own test's threshold.
+
+    A p-value test drifts below its threshold and a distance above it, so raw scores point both
+    ways; the colour is ``strength`` (``frames.drift_frame``): 1 at the threshold, on one fixed
+    scale for every check, so a page of quiet features stays pale. Drifted cells are outlined.
+    A column per check (ordinal), so one check draws one column instead of a zero-width rect.
+    """
+    features = int(frame["feature"].nunique())
+    data = frame.assign(check_time=pd.to_datetime(frame["time"], utc=True).dt.strftime(TIME_FORMAT))
+    order = data.sort_values("time")["check_time"].unique().tolist()
     spec: Spec = {
-        "height": max(120, 22 * int(frame["feature"].nunique())),
+        "height": max(120, 22 * features),
         "mark": {"type": "rect", "stroke": "black"},
         "encoding": {
-            "x": {"field": "time", "type": "temporal", "title": None},
-            "y": {"field": "feature", "type": "nominal", "title": None, "sort": "ascending"},
+            "x": {"field": "check_time", "type": "ordinal", "title": None, "sort": order, "axis": {"labelAngle": -45}},
+            "y": {
+                "field": "feature",
+                "type": "nominal",
+                "title": None,
+                "sort": "ascending",
+                "axis": {"labelOverlap": False, "labelLimit": 240},
+            },
             "color": {
-                "field": "score",
+                "field": "strength",
                 "type": "quantitative",
-                "title": "drift score",
-                "scale": {"scheme": "orangered"},
+                "title": "drift (1 = threshold)",
+                "scale": {"domain": [0, 1, STRENGTH_CAP], "range": ["#fff7ec", "#fc8d59", "#7f0000"], "clamp": True},
             },
             "strokeWidth": {"condition": {"test": "datum.drifted", "value": 2}, "value": 0},
             "tooltip": [
-                _WHEN,
+                {"field": "check_time", "type": "ordinal", "title": "window end"},
                 _tip("feature", "nominal"),
                 _tip("method", "nominal"),
-                _tip("score", fmt=".3f"),
-                _tip("threshold", fmt=".3f"),
+                _tip("score", fmt=".3g"),
+                _tip("threshold", fmt=".3g"),
                 _tip("drifted", "nominal"),
             ],
         },
     }
-    return Chart(frame, spec)
+    return Chart(data, spec)
+
+
+STRENGTH_CAP = 3.0
+"""Drift strengths past this many thresholds share the darkest colour."""
 
 
 def quality(frame: pd.DataFrame, metric: str) -> Chart:

@@ -54,6 +54,33 @@ def traffic_frame(buckets: Sequence[TrafficBucket]) -> pd.DataFrame:
     return frame
 
 
+SHOWN_VERSIONS = 5
+"""Model versions a traffic chart draws one by one; older ones share a series (ten lines are spaghetti)."""
+OLDER = "older"
+
+
+def newest_versions(frame: pd.DataFrame, keep: int = SHOWN_VERSIONS) -> list[str]:
+    """The ``keep`` versions that served most recently in ``frame`` (ties: more requests first)."""
+    last = frame.groupby("version").agg(seen=("time", "max"), requests=("requests", "sum"))
+    return last.sort_values(["seen", "requests"], ascending=False).index[:keep].astype(str).tolist()
+
+
+def fold_versions(frame: pd.DataFrame, keep: int = SHOWN_VERSIONS) -> pd.DataFrame:
+    """Traffic with every version but the ``keep`` newest summed into one ``older`` series per bucket.
+
+    Counts add up; latency percentiles do not, so the folded rows carry none (the latency chart
+    draws the newest versions only).
+    """
+    shown = newest_versions(frame, keep)
+    old = frame[~frame["version"].isin(shown)]
+    if old.empty:
+        return frame
+    folded = old.groupby("time", as_index=False)[["requests", "errors"]].sum()
+    folded["version"] = OLDER
+    folded["error_rate"] = folded["errors"] / folded["requests"].where(folded["requests"] > 0)
+    return pd.concat([frame[frame["version"].isin(shown)], folded], ignore_index=True)[TRAFFIC_COLUMNS]
+
+
 def latency_long(frame: pd.DataFrame) -> pd.DataFrame:
     """Latency percentiles in long form (time, version, percentile, ms) for one line per percentile."""
     melted = frame.melt(
@@ -78,7 +105,7 @@ def resources_frame(samples: Sequence[tuple[str, HostSample]], bucket_seconds: i
 
 
 def drift_frame(checks: Sequence[CheckRecord]) -> pd.DataFrame:
-    """Per-feature drift scores of each check: time, check, feature, method, score, threshold, drifted."""
+    """Per-feature drift of each check: time, check, feature, method, score, threshold, drifted, strength."""
     rows = [
         (
             c.window_end,
@@ -95,7 +122,24 @@ def drift_frame(checks: Sequence[CheckRecord]) -> pd.DataFrame:
     ]
     frame = pd.DataFrame(rows, columns=["time", "check", "feature", "method", "score", "threshold", "drifted"])
     frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
+    frame["strength"] = [
+        drift_strength(s, t, d) for s, t, d in zip(frame["score"], frame["threshold"], frame["drifted"], strict=True)
+    ]
     return frame
+
+
+def drift_strength(score: float | None, threshold: float | None, drifted: bool) -> float | None:
+    """How far a feature is from its test's threshold, 1 at the threshold and more the more it drifted.
+
+    Evidently's p-value tests drift when the score is *below* the threshold, its distances when
+    it is at or above it; which one a row holds follows from its own verdict (``drifted`` differs
+    from ``score >= threshold`` exactly for p-values), so no list of methods is kept here.
+    """
+    if score is None or threshold is None or threshold <= 0 or pd.isna(score) or pd.isna(threshold):
+        return None
+    p_value = drifted != (score >= threshold)
+    strength = threshold / max(score, 1e-300) if p_value else score / threshold
+    return min(strength, 1e6)  # a p-value of 0 is "infinitely" drifted; charts need a finite number
 
 
 def quality_frame(checks: Sequence[CheckRecord], metric: str | None = None) -> pd.DataFrame:

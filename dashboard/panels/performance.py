@@ -22,15 +22,21 @@ def render(service: str, window: TimeWindow) -> None:
     found = data.attempt("read the service", data.service, service)
     bound = number(found.config.get("latency_bound_ms")) if found else None
     totals(frame, bound)
+    shown = frames.newest_versions(frame)
+    older = frame["version"].nunique() - len(shown)
+    note = f"; the {older} older version(s) are summed as `older` in throughput and errors" if older > 0 else ""
     st.markdown("**Latency**" + (f" (bound {bound:.0f} ms dashed)" if bound else ""))
-    widgets.chart(charts.latency(frames.latency_long(frame), bound))
+    if note:
+        st.caption(f"The {len(shown)} most recent model versions are drawn{note}.")
+    widgets.chart(charts.latency(frames.latency_long(frame[frame["version"].isin(shown)]), bound))
+    folded = frames.fold_versions(frame)
     left, right = st.columns(2)
     with left:
         st.markdown("**Throughput**")
-        widgets.chart(charts.throughput(frame, window.bucket_seconds))
+        widgets.chart(charts.throughput(folded, window.bucket_seconds))
     with right:
         st.markdown("**Errors**")
-        widgets.chart(charts.errors(frame))
+        widgets.chart(charts.errors(folded))
 
 
 def totals(frame: frames.pd.DataFrame, bound: float | None) -> None:

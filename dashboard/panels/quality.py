@@ -25,14 +25,14 @@ def render(service: str, window: TimeWindow) -> None:
             f"`POST /v1/services/{service}/labels`) or a classifier's probabilities for the estimate."
         )
         return
-    headline(latest)
+    headline(latest, checks[0].model_version)
     frame = frames.quality_frame([c for c in checks if c.status == "ok"], latest.metric)
     if not frame.empty:
         widgets.chart(charts.quality(frame, latest.metric))
 
 
-def headline(latest: CheckSummary) -> None:
-    """The latest realized and estimated quality against the baseline, and label coverage."""
+def headline(latest: CheckSummary, version: str | None = None) -> None:
+    """The latest realized and estimated quality against the baseline of the model ``version`` it judged."""
     a, b, c = st.columns(3)
     delta = None
     if latest.quality is not None and latest.baseline is not None:
@@ -40,7 +40,16 @@ def headline(latest: CheckSummary) -> None:
     a.metric(f"{latest.metric} (realized)", _fmt(latest.quality), delta)
     b.metric(f"{latest.metric} (estimated)", _fmt(latest.estimated_quality))
     c.metric("Label coverage", "-" if latest.label_coverage is None else f"{latest.label_coverage:.0%}")
-    st.caption(f"Baseline {latest.metric}: {_fmt(latest.baseline)} (from the reference data)")
+    st.caption(baseline_caption(latest.metric, latest.baseline, version))
+
+
+def baseline_caption(metric: str | None, baseline: float | None, version: str | None) -> str:
+    """Where the baseline comes from: each model version has its own (after a retrain, the new
+    version's held-out score on its training data), so the caption names the version."""
+    if baseline is None:
+        return f"No baseline {metric} yet for model version {version or 'unknown'}."
+    whose = f"model version {version}" if version else "the serving model"
+    return f"Baseline {metric}: {_fmt(baseline)}, the quality {whose} is judged against."
 
 
 def _fmt(value: float | None) -> str:
