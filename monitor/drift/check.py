@@ -119,7 +119,7 @@ class CheckRunner:
 def evaluate(service: Service, window: WindowSample, reference: Reference | None) -> CheckSummary:
     """Everything a check finds in one window sample (drift needs a reference; quality needs labels)."""
     types = feature_types(service, reference.frame if reference is not None else window.features)
-    features = _feature_drift(service, window, reference, types)
+    features, skipped = _feature_drift(service, window, reference, types)
     drifted = sum(f.drifted for f in features)
     share = drifted / len(features) if features else 0.0
     labelled = window.labelled()
@@ -138,6 +138,7 @@ def evaluate(service: Service, window: WindowSample, reference: Reference | None
         estimated_quality=estimated,
         estimate_error=estimate_error(estimated, quality),
         data_quality=data_quality(window.features, types, reference.stats if reference is not None else {}),
+        skipped=skipped,
     )
     return with_baseline(found, reference.baseline(window.model_version) if reference is not None else None)
 
@@ -154,29 +155,41 @@ def with_baseline(found: CheckSummary, baseline: dict[str, float] | None) -> Che
 
 def _feature_drift(
     service: Service, window: WindowSample, reference: Reference | None, types: dict[str, str]
-) -> list[ColumnDrift]:
+) -> tuple[list[ColumnDrift], dict[str, str]]:
+    """The verdict of each feature both sides have values of, and why each other one has none."""
     if reference is None:
-        return []
-    found = []
+        return [], {}
+    found, skipped = [], {}
     for name, kind in types.items():
         feature = service.feature(name)
         method, threshold = (feature.drift_method, feature.drift_threshold) if feature else (None, None)
         spec = DriftSpec(name, kind, method, threshold)
-        current = window.features[name] if name in window.features.columns else pd.Series(dtype=object)
-        drift = _drift(spec, reference, current)
+        current = window.features[name] if name in window.features.columns else None
+        drift, why = _tested(spec, reference, current)
         if drift is not None:
             found.append(drift)
-    return found
+        elif why:
+            skipped[name] = why
+    return found, skipped
+
+
+def _tested(spec: DriftSpec, reference: Reference, current: pd.Series | None) -> tuple[ColumnDrift | None, str]:
+    """The drift of one feature, or why it cannot be tested (a column missing or without values)."""
+    column = reference.column(spec.name, spec.type)
+    if column is None:
+        return None, "the reference has no such column"
+    if current is None:
+        return None, "no prediction of the window has this feature"
+    prepared = prepare(current, spec.type)
+    if column.empty:
+        return None, f"the reference has no {spec.type} value in this column"
+    if prepared.empty:
+        return None, f"none of the window's {len(current)} sampled values is a {spec.type} value (all missing?)"
+    return column_drift(spec, column, prepared, reference.test(spec, column, prepared)), ""
 
 
 def _drift(spec: DriftSpec, reference: Reference, current: pd.Series) -> ColumnDrift | None:
-    column = reference.column(spec.name, spec.type)
-    if column is None:
-        return None
-    prepared = prepare(current, spec.type)
-    if column.empty or prepared.empty:
-        return None
-    return column_drift(spec, column, prepared, reference.test(spec, column, prepared))
+    return _tested(spec, reference, current)[0]
 
 
 def _outcome_kind(service: Service) -> str:

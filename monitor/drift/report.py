@@ -9,11 +9,19 @@ Two Evidently reports, on one page:
 
 Both sides are bounded by the service's ``sample_size``, so a report costs the same on
 any window.
+
+User-supplied values (feature values, category names) reach the page in two places, and
+each is escaped for its context: Evidently embeds its data as JavaScript inside a
+``<script>``, where ``<``, ``>`` and ``&`` become ``\u003c``-style escapes (``_inert``), so
+no value can end the script or open a comment; and each report sits in the ``srcdoc`` of
+an ``<iframe sandbox="allow-scripts">``, HTML-escaped for the attribute, so its scripts run
+in an opaque origin and cannot reach the page (or the dashboard) around it.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 import pandas as pd
@@ -25,11 +33,18 @@ from monitor.errors import Conflict
 from monitor.records import CheckRecord, Service
 from monitor.store import Store
 
+REPORT_MARK = '<meta name="generator" content="mlwatch report 2">'
+"""In every page ``render`` makes; a kept page without it predates the escaping and is made again."""
+_DATA_LINE = re.compile(r"^(\s*var (?:additional_graphs_)?metric_[0-9a-f]{32} = )(.*);$", re.MULTILINE)
+# json.dumps leaves these as they are; inside a <script> they can end it ("</script>") or
+# open a comment ("<!--"). Inside a JSON string the escape stands for the same character.
+_SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
 
 def check_report(store: Store, check_id: int, *, regenerate: bool = False) -> bytes:
     """The HTML report of check ``check_id``: the kept one, else rendered now and kept."""
     kept = None if regenerate else store.check_report(check_id)
-    if kept is not None:
+    if kept is not None and REPORT_MARK.encode() in kept:
         return kept
     check = store.get_check(check_id)
     if check.status == "no_data":
@@ -66,10 +81,8 @@ def _drift_html(service: Service, reference: pd.DataFrame, current: pd.DataFrame
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    types = feature_types(service, reference)
-    outcome = _outcome_kind(service)
-    kinds = {**types, PREDICTION: outcome, target_column(service): outcome}
-    columns = [c for c in kinds if c in reference.columns and c in current.columns]
+    kinds, reference, current = _comparable(service, reference, current)
+    columns = list(kinds)
     definition = DataDefinition(
         numerical_columns=[c for c in columns if kinds[c] == "numerical"],
         categorical_columns=[c for c in columns if kinds[c] == "categorical"],
@@ -80,7 +93,40 @@ def _drift_html(service: Service, reference: pd.DataFrame, current: pd.DataFrame
         Dataset.from_pandas(current[columns], data_definition=definition),
         Dataset.from_pandas(reference[columns], data_definition=definition),
     )
-    return str(snapshot.get_html_str(as_iframe=False))
+    return _inert(str(snapshot.get_html_str(as_iframe=False)))
+
+
+def _comparable(
+    service: Service, reference: pd.DataFrame, current: pd.DataFrame
+) -> tuple[dict[str, str], pd.DataFrame, pd.DataFrame]:
+    """The columns both sides have values in, by type, and both sides with numerical columns as numbers.
+
+    Evidently's preset fails on what a check skips: no common column divides by zero, and
+    a numerical column with no value left (all missing) is an object column it cannot test.
+    Conflict when nothing is left to compare.
+    """
+    outcome = _outcome_kind(service)
+    kinds = {**feature_types(service, reference), PREDICTION: outcome, target_column(service): outcome}
+    shared = [c for c in kinds if c in reference.columns and c in current.columns]
+    sides = [_typed(frame[shared], kinds) for frame in (reference, current)]
+    kept = {c: kinds[c] for c in shared if all(side[c].notna().any() for side in sides)}
+    if not kept:
+        raise Conflict(
+            f"the window and the reference of service {service.name!r} have no column with values on both sides "
+            f"(reference: {_names(reference)}; window: {_names(current)}); there is nothing to report. "
+            "Upload a reference whose columns are the features the service sends"
+        )
+    return kept, sides[0], sides[1]
+
+
+def _typed(frame: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
+    numbers = {c: pd.to_numeric(frame[c], errors="coerce") for c in frame.columns if kinds[c] == "numerical"}
+    return frame.assign(**numbers) if numbers else frame
+
+
+def _names(frame: pd.DataFrame, shown: int = 20) -> str:
+    names = [str(c) for c in frame.columns[:shown]]
+    return ", ".join(names) + (", ..." if len(frame.columns) > shown else "") if names else "none"
 
 
 def _quality_html(service: Service, reference: pd.DataFrame, current: pd.DataFrame) -> str | None:
@@ -102,7 +148,24 @@ def _quality_html(service: Service, reference: pd.DataFrame, current: pd.DataFra
         )
         preset = RegressionPreset()
     current_set, reference_set = (Dataset.from_pandas(side, data_definition=definition) for side in sides)
-    return str(Report([preset]).run(current_set, reference_set).get_html_str(as_iframe=False))
+    return _inert(str(Report([preset]).run(current_set, reference_set).get_html_str(as_iframe=False)))
+
+
+def _inert(page: str) -> str:
+    """Evidently's page with the data it embeds unable to end its ``<script>`` or open a comment.
+
+    Evidently writes that data as two lines, ``var metric_<id> = <JSON>;`` and
+    ``var additional_graphs_metric_<id> = <JSON>;``; JSON escapes every newline, so each value
+    is one line. Should another Evidently write it otherwise, this fails rather than pass the
+    values through raw.
+    """
+    safe, found = _DATA_LINE.subn(lambda m: f"{m.group(1)}{m.group(2).translate(_SCRIPT_SAFE)};", page)
+    if found != 2:
+        raise RuntimeError(
+            "Evidently's report embeds its data in a way mlwatch does not know "
+            f"(expected 2 data lines, found {found}); install the evidently pinned in constraints.txt"
+        )
+    return safe
 
 
 def _classification(target: str, sides: list[Any]) -> Any:
@@ -125,14 +188,14 @@ def _labelled(frame: pd.DataFrame, target: str, task: str) -> pd.DataFrame | Non
 
 
 def _page(service: Service, check: CheckRecord, sections: list[tuple[str, str]]) -> str:
-    """One page holding each Evidently report in a frame of its own (their scripts stay apart)."""
+    """One page holding each Evidently report in a sandboxed frame of its own (their scripts stay apart)."""
     title = f"mlwatch check {check.id} of {html.escape(service.name)}"
     body = "".join(
-        f'<h2>{html.escape(name)}</h2><iframe srcdoc="{html.escape(doc, quote=True)}" '
+        f'<h2>{html.escape(name)}</h2><iframe sandbox="allow-scripts" srcdoc="{html.escape(doc, quote=True)}" '
         'style="width:100%;height:90vh;border:0"></iframe>'
         for name, doc in sections
     )
-    head = f"<head><meta charset='utf-8'><title>{title}</title></head>"
+    head = f"<head><meta charset='utf-8'>{REPORT_MARK}<title>{title}</title></head>"
     return f"<!DOCTYPE html><html>{head}<body><h1>{title}</h1>{body}</body></html>"
 
 

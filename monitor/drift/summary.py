@@ -12,7 +12,8 @@ cannot be computed, e.g. quality before labels arrive):
      "estimated_decay": {metric: {"absolute", "relative"}} | null,
      "estimate_error": {metric: abs_error} | null,
      "data_quality": {"missing_share", "new_categories": {feature: [values]},
-                      "out_of_range_share": {feature: share}, "type_mismatches": {feature: count}}}
+                      "out_of_range_share": {feature: share}, "type_mismatches": {feature: count}},
+     "skipped_features": {feature: why it could not be tested}}
 
 ``results`` is ``{"features": [FeatureDrift as dict, ...]}``.
 """
@@ -75,6 +76,7 @@ class CheckSummary:
     estimated_decay: Decay | None = None
     estimate_error: Metrics | None = None
     data_quality: DataQuality = field(default_factory=DataQuality)
+    skipped: dict[str, str] = field(default_factory=dict)  # feature -> why it was not tested
 
     @property
     def drifted_features(self) -> list[str]:
@@ -99,6 +101,7 @@ class CheckSummary:
             "estimated_decay": self.estimated_decay,
             "estimate_error": self.estimate_error,
             "data_quality": asdict(self.data_quality),
+            "skipped_features": dict(self.skipped),
         }
 
     def results(self) -> dict[str, Any]:

@@ -1,0 +1,69 @@
+"""Windows a check can only partly test: they end cleanly, say why, and their report renders or answers 409."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from monitor.drift.check import CheckRunner
+from monitor.drift.report import check_report
+from monitor.errors import Conflict
+from monitor.records import Feature, PredictionRecord, Service
+from monitor.store import Store
+
+START = 1_700_000_000.0
+ROWS = 60
+
+
+def _window(store: Store, service: Service, features: dict[str, object]) -> None:
+    records = [
+        PredictionRecord(request_id=f"r{i}", ts=START + i, features=features, prediction=i % 2) for i in range(ROWS)
+    ]
+    store.add_predictions(service, records)
+
+
+def _reference(**columns: object) -> pd.DataFrame:
+    labels = [0, 1] * (ROWS // 2)
+    return pd.DataFrame({**columns, "target": labels, "prediction": labels})
+
+
+def test_a_window_sharing_no_column_with_the_reference_skips_its_features_and_its_report_is_a_conflict(
+    store: Store,
+) -> None:
+    """A service without registered features: Evidently's preset divided by zero on no common column."""
+    service = store.upsert_service("inferred", task="classification", target="target")
+    store.set_reference(service, pd.DataFrame({"x": np.arange(float(ROWS))}))
+    _window(store, service, {"y": 1.5})
+    check = CheckRunner(store).run(service, START, START + 3600)
+    assert check.status == "ok" and check.error is None
+    assert check.summary["skipped_features"] == {"x": "no prediction of the window has this feature"}
+    with pytest.raises(Conflict, match=r"no column with values on both sides \(reference: x; window: y, prediction\)"):
+        check_report(store, check.id)
+
+
+def test_an_all_missing_numerical_feature_is_skipped_with_its_reason_and_the_report_renders(store: Store) -> None:
+    """Evidently's numerical stats raised TypeError on a column of nothing but nulls."""
+    service = store.upsert_service(
+        "nulls", task="classification", target="target", features=(Feature("x"), Feature("z"))
+    )
+    store.set_reference(service, _reference(x=np.arange(float(ROWS)), z=np.arange(float(ROWS))))
+    _window(store, service, {"x": None, "z": 3.0})
+    check = CheckRunner(store).run(service, START, START + 3600)
+    assert check.status == "ok" and check.error is None
+    assert [f["name"] for f in check.results["features"]] == ["z"]
+    assert check.summary["skipped_features"] == {
+        "x": f"none of the window's {ROWS} sampled values is a numerical value (all missing?)"
+    }
+    page = check_report(store, check.id).decode()
+    assert "Data drift" in page and "z" in page
+
+
+def test_a_feature_the_reference_lacks_is_skipped_with_its_reason(store: Store) -> None:
+    service = store.upsert_service(
+        "partial", task="classification", target="target", features=(Feature("x"), Feature("gone"))
+    )
+    store.set_reference(service, _reference(x=np.arange(float(ROWS))))
+    _window(store, service, {"x": 2.0, "gone": 1.0})
+    check = CheckRunner(store).run(service, START, START + 3600)
+    assert check.summary["skipped_features"] == {"gone": "the reference has no such column"}
