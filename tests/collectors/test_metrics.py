@@ -95,7 +95,7 @@ def test_metrics_histogram_buckets_and_counters_match_the_ingested_latencies(api
             for s in samples
             if s[0] == "mlwatch_request_latency_seconds_bucket" and {k: s[1][k] for k in labels} == labels
         }
-        want = {repr(b / 1000): sum(v <= b for v in values) for b in PROMETHEUS_BOUNDS_MS}
+        want = {repr(round(b / 1000, 12)): sum(v <= b for v in values) for b in PROMETHEUS_BOUNDS_MS}
         assert {le: buckets[le] for le in want} == want
         assert buckets["+Inf"] == len(values)
         count = [s[2] for s in samples if s[0] == "mlwatch_requests_total" and s[1] == labels]
@@ -150,3 +150,24 @@ def test_traffic_totals_sum_the_rollups_per_service_and_version(store: Store) ->
     assert (one.service, one.model_version, one.count, one.errors, one.latency_count) == ("a", "1", 3, 1, 3)
     assert one.latency_sum_ms == 403.0 and sum(one.histogram) == 3
     assert (unknown.model_version, unknown.count, unknown.latency_count) == ("", 2, 1)
+
+
+def test_bucket_bounds_are_written_as_the_decimals_they_stand_for(api: RunningServer) -> None:
+    register(api, "bounds")
+    with api.client() as client:
+        body = {"records": [{"request_id": "b-1", "features": {"x": 1.0}, "latency_ms": 0.4}]}
+        client.post("/v1/services/bounds/predictions", json=body).raise_for_status()
+        _, samples = parse_exposition(client.get("/metrics").text)
+    bounds = [
+        s[1]["le"] for s in samples if s[0] == "mlwatch_request_latency_seconds_bucket" and s[1]["service"] == "bounds"
+    ]
+    assert bounds == [repr(0.0001 * 2**k) for k in range(len(PROMETHEUS_BOUNDS_MS))] + ["+Inf"]
+    assert bounds[2:4] == ["0.0004", "0.0008"]  # not 0.00040000000000000013
+
+
+def test_head_metrics_answers_like_get_without_a_body(api: RunningServer) -> None:
+    with api.client() as client:
+        head, get = client.head("/metrics"), client.get("/metrics")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-type"] == get.headers["content-type"]
+    assert httpx.head(f"{api.url}/metrics").status_code == 401

@@ -4,6 +4,16 @@ Latency histograms per service and model version come from the ``traffic_minutes
 their ``le`` bounds are ``monitor.store.latency.PROMETHEUS_BOUNDS_MS`` (every third fine
 bound), so each cumulative bucket is an exact sum of stored counts. Drift and quality
 gauges come from each service's latest check.
+
+Every value here is read from the shared store, none from this process: the counters are
+what the whole stack logged, whichever replica answers. So scrape the stack once (the
+compose service name, as ``deploy/prometheus.yml`` does), not each replica: a sum over
+three replicas' scrapes is three times the real throughput. Per-process counters were the
+other way out, but a server runs several uvicorn workers behind one port, and a scrape
+lands on any one of them, so a per-process counter would jump between workers' values.
+
+``HEAD /metrics`` is answered too (status and headers, no body): uptime probes and
+Prometheus-compatible agents use it to check the endpoint before scraping.
 """
 
 from __future__ import annotations
@@ -17,16 +27,16 @@ from fastapi.responses import PlainTextResponse
 
 from monitor.records import CheckRecord
 from monitor.server.auth import Principal, require
+from monitor.server.exposition import CONTENT_TYPE, bound, header, sample
 from monitor.server.routes.services import StoreDep
 from monitor.store.latency import PROMETHEUS_BOUNDS_MS
 from monitor.store.traffic import TrafficTotal
 
 router = APIRouter(tags=["metrics"])
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _EVERY = 3  # PROMETHEUS_BOUNDS_MS == BOUNDS[::3]
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
+@router.api_route("/metrics", methods=["GET", "HEAD"], response_class=PlainTextResponse)
 def metrics(store: StoreDep, _: Annotated[Principal, Depends(require("viewer"))]) -> PlainTextResponse:
     """Prometheus metrics: latency histograms, requests, errors, drift and quality gauges."""
     totals = store.traffic_totals()
@@ -38,17 +48,17 @@ def metrics(store: StoreDep, _: Annotated[Principal, Depends(require("viewer"))]
 def traffic_lines(totals: list[TrafficTotal]) -> Iterator[str]:
     """Histogram and counters of every service and model version."""
     name = "mlwatch_request_latency_seconds"
-    yield f"# HELP {name} Latency of logged predictions, from the per-minute rollups.\n# TYPE {name} histogram\n"
+    yield header(name, "histogram", "Latency of logged predictions, from the per-minute rollups.")
     for total in totals:
         labels = {"service": total.service, "model_version": total.model_version}
         cumulative = 0
-        for k, bound in enumerate(PROMETHEUS_BOUNDS_MS):
+        for k, bound_ms in enumerate(PROMETHEUS_BOUNDS_MS):
             low = 0 if k == 0 else (k - 1) * _EVERY + 1
             cumulative += sum(total.histogram[low : k * _EVERY + 1])
-            yield _line(f"{name}_bucket", {**labels, "le": _float(bound / 1000.0)}, cumulative)
-        yield _line(f"{name}_bucket", {**labels, "le": "+Inf"}, total.latency_count)
-        yield _line(f"{name}_sum", labels, total.latency_sum_ms / 1000.0)
-        yield _line(f"{name}_count", labels, total.latency_count)
+            yield sample(f"{name}_bucket", {**labels, "le": bound(bound_ms / 1000.0)}, cumulative)
+        yield sample(f"{name}_bucket", {**labels, "le": "+Inf"}, total.latency_count)
+        yield sample(f"{name}_sum", labels, total.latency_sum_ms / 1000.0)
+        yield sample(f"{name}_count", labels, total.latency_count)
     yield from _family("mlwatch_requests", "counter", "Logged predictions.", totals, lambda t: t.count, "_total")
     yield from _family(
         "mlwatch_request_errors", "counter", "Predictions logged as errors.", totals, lambda t: t.errors, "_total"
@@ -56,9 +66,9 @@ def traffic_lines(totals: list[TrafficTotal]) -> Iterator[str]:
 
 
 def _family(name: str, kind: str, help_: str, totals: list[TrafficTotal], value: Any, suffix: str) -> Iterator[str]:
-    yield f"# HELP {name}{suffix} {help_}\n# TYPE {name}{suffix} {kind}\n"
+    yield header(f"{name}{suffix}", kind, help_)
     for total in totals:
-        yield _line(f"{name}{suffix}", {"service": total.service, "model_version": total.model_version}, value(total))
+        yield sample(f"{name}{suffix}", {"service": total.service, "model_version": total.model_version}, value(total))
 
 
 def check_lines(checks: list[tuple[str, CheckRecord]]) -> Iterator[str]:
@@ -68,8 +78,8 @@ def check_lines(checks: list[tuple[str, CheckRecord]]) -> Iterator[str]:
         for metric, labels, value in _check_values(service, check):
             gauges.setdefault(metric, []).append((labels, value))
     for metric, samples in gauges.items():
-        yield f"# HELP {metric} {_HELP[metric]}\n# TYPE {metric} gauge\n"
-        yield from (_line(metric, labels, value) for labels, value in samples)
+        yield header(metric, "gauge", _HELP[metric])
+        yield from (sample(metric, labels, value) for labels, value in samples)
 
 
 _HELP = {
@@ -123,16 +133,3 @@ def _scalars(
 
 def _number(value: Any) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
-
-
-def _line(name: str, labels: dict[str, str], value: float) -> str:
-    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
-    return f"{name}{{{inner}}} {_float(value)}\n"
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _float(value: float) -> str:
-    return str(value) if isinstance(value, int) else repr(float(value))
