@@ -4,7 +4,8 @@ events.py     emit(): one outbox row per receiver that an event is routed to
 formats.py    how a body looks for a receiver: generic JSON (mlwatch.event/v1) or Slack
 routing.py    which receivers get an event (severity, labels, event types)
 signing.py    Standard Webhooks HMAC-SHA256 signatures (``whsec_`` secrets accepted)
-receivers.py  receiver URL checks (scheme, private addresses)
+receivers.py  receiver URL and address checks (scheme, private and v4-carrying addresses)
+connection.py the delivery connection: resolve once, check, connect to the checked address
 retry.py      exponential backoff with jitter, ``Retry-After``, the retry horizon
 delivery.py   the worker's sender: claims due rows, posts them, records every attempt
 tasks.py      the worker task that runs delivery

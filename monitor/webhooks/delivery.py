@@ -3,6 +3,10 @@
     >>> Deliverer(store, settings).drain()   # deliver everything due now
     12
 
+Deliveries go through ``GuardedTransport`` (``connection.py``): the address a request
+connects to is the one that was checked, so DNS cannot steer a delivery to a private
+network between the check and the connection. A refused address fails the row at once.
+
 Each attempt is logged on its row (attempts, status code, latency, last error). A row is
 claimed with a lease longer than the time its batch can take, so a worker that dies
 mid-delivery only delays it: once the lease expires another worker (or the restarted one)
@@ -25,7 +29,7 @@ from monitor import __version__
 from monitor.config import Settings, WebhookConfig
 from monitor.store import Store
 from monitor.store.outbox import AttemptOutcome, Delivery
-from monitor.webhooks.receivers import AddressGuard
+from monitor.webhooks.connection import AddressGuard, AddressRefused, GuardedTransport
 from monitor.webhooks.retry import RetryPolicy, is_retryable, parse_retry_after
 from monitor.webhooks.signing import sign
 
@@ -38,6 +42,7 @@ class Answer:
     retry_after: str | None
     error: str | None
     latency_ms: float
+    refused: bool = False
 
 
 def policy_of(hook: WebhookConfig) -> RetryPolicy:
@@ -46,7 +51,11 @@ def policy_of(hook: WebhookConfig) -> RetryPolicy:
 
 
 class Deliverer:
-    """Delivers the outbox: a few rows per receiver at a time, in parallel threads."""
+    """Delivers the outbox: a few rows per receiver at a time, in parallel threads.
+
+    ``http`` defaults to a client over ``GuardedTransport(guard)``; a client passed in is used
+    as it is, so it must bring its own guard.
+    """
 
     def __init__(
         self,
@@ -63,11 +72,13 @@ class Deliverer:
     ) -> None:
         self.store = store
         self.receivers = {h.name: h for h in settings.webhooks}
-        self.http = http or httpx.Client(headers={"user-agent": f"mlwatch/{__version__}"})
+        self.guard = guard or AddressGuard(settings.allow_private_webhooks)
+        self.http = http or httpx.Client(
+            transport=GuardedTransport(self.guard), headers={"user-agent": f"mlwatch/{__version__}"}
+        )
         self.clock = clock
         self.rng = rng
         self.environ = environ
-        self.guard = guard or AddressGuard(settings.allow_private_webhooks)
         self.concurrency = concurrency
         self.batch = batch
         slowest = max((h.timeout for h in settings.webhooks), default=5.0)
@@ -100,9 +111,6 @@ class Deliverer:
         if hook is None:
             reason = f"receiver {delivery.receiver!r} is no longer configured"
             return AttemptOutcome(delivery.id, "failed", self.clock(), self.clock(), error=reason)
-        refused = self.guard.refusal(hook.url)
-        if refused:
-            return AttemptOutcome(delivery.id, "failed", self.clock(), self.clock(), error=f"refused: {refused}")
         answer = self.post(hook, delivery)
         return self.outcome(hook, delivery, answer)
 
@@ -120,6 +128,8 @@ class Deliverer:
         started = time.perf_counter()
         try:
             response = self.http.post(hook.url, content=body, headers=headers, timeout=hook.timeout)
+        except AddressRefused as exc:
+            return Answer(None, None, f"refused: {exc}", _ms(started), refused=True)
         except httpx.HTTPError as exc:
             return Answer(None, None, f"{type(exc).__name__}: {exc}"[:500], _ms(started))
         error = None if response.is_success else f"HTTP {response.status_code}: {response.text[:200]}"
@@ -131,7 +141,7 @@ class Deliverer:
         code = answer.status_code
         if code is not None and 200 <= code < 300:
             return _record(delivery, "delivered", now, now, answer)
-        if code is not None and not is_retryable(code):
+        if answer.refused or (code is not None and not is_retryable(code)):
             return _record(delivery, "failed", now, now, answer)
         retry_after = parse_retry_after(answer.retry_after, now)
         at = policy_of(hook).next_attempt(

@@ -1,15 +1,20 @@
 """Receiver URL checks: http(s) only; private addresses only where the configuration allows.
 
-Loopback is always allowed, for receivers running next to mlwatch. Hostnames are checked
-again when a delivery is made (``AddressGuard``), after DNS resolution, so a name that
-points at a private network is refused the same way as a literal address.
+One function, ``address_refusal``, decides whether an address may be posted to; the
+configuration check calls it on literal addresses in receiver URLs, and the delivery
+connection (``monitor.webhooks.connection``) calls it on every address a host name resolves
+to, then connects to one of exactly those addresses.
+
+Loopback is allowed when the URL names it (``127.0.0.1``, ``[::1]``, ``localhost``), for
+receivers running next to mlwatch. A host name that resolves to loopback is treated as
+private: a public name whose DNS answer turns into 127.0.0.1 must not reach local services.
+IPv6 addresses that carry an IPv4 address (IPv4-mapped, 6to4, NAT64, Teredo) are judged by
+the IPv4 address they carry, since that is where the packets end up.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import socket
-import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -21,7 +26,15 @@ if TYPE_CHECKING:
     from monitor.config import Settings
 
 Resolver = Callable[[str], list[str]]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _LOCAL_NAMES = {"localhost", "localhost.localdomain"}
+# Not globally reachable, spelled out because ``is_global`` differs between Python versions
+# (3.11 calls 100.64.0.0/10 neither private nor global, and 2002::/16 global).
+_NOT_PUBLIC = tuple(
+    ipaddress.ip_network(n)
+    for n in ("100.64.0.0/10", "192.0.0.0/24", "198.18.0.0/15", "64:ff9b:1::/48", "2001::/23", "2001:db8::/32")
+)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 def check_url_syntax(url: str) -> str:
@@ -39,15 +52,31 @@ def check_url_syntax(url: str) -> str:
 
 
 def address_kind(address: str) -> str:
-    """'loopback', 'private' (RFC 1918, link-local, ULA, reserved...) or 'public' for an IP address."""
+    """'loopback', 'private' (RFC 1918, CGNAT, link-local, ULA, reserved...) or 'public' for an IP address."""
     ip = ipaddress.ip_address(address)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+        return address_kind(str(ip.ipv4_mapped))
+    carried = carried_ipv4(ip)
+    if carried:
+        return "public" if all(address_kind(str(v4)) == "public" for v4 in carried) else "private"
     if ip.is_loopback:
         return "loopback"
-    if ip.is_private or ip.is_link_local or ip.is_reserved or ip.is_multicast or ip.is_unspecified:
+    if not ip.is_global or ip.is_multicast or ip.is_reserved or any(ip in net for net in _NOT_PUBLIC):
         return "private"
     return "public"
+
+
+def carried_ipv4(ip: IPAddress) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPv4 addresses a 6to4, NAT64 (64:ff9b::/96) or Teredo address carries; () for any other."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return ()
+    if ip.sixtofour:
+        return (ip.sixtofour,)
+    if ip.teredo:
+        return ip.teredo  # (server, client): a packet reaches both
+    if ip in _NAT64:
+        return (ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF),)
+    return ()
 
 
 def host_kind(host: str) -> str | None:
@@ -60,18 +89,29 @@ def host_kind(host: str) -> str | None:
         return None
 
 
-def refusal(url: str, allow_private: bool, resolve: Resolver | None = None) -> str | None:
-    """Why ``url`` may not be posted to, or None when it may."""
+def address_refusal(host: str, address: str, allow_private: bool) -> str | None:
+    """Why a connection for ``host`` to ``address`` (the host itself, or what it resolved to) is refused, or None."""
+    kind = address_kind(address)
+    if kind == "public" or allow_private or (kind == "loopback" and host_kind(host) == "loopback"):
+        return None
+    label = "a loopback" if kind == "loopback" else "a private network"
+    what = f"{host} is {label} address" if host == address else f"{host} resolves to {address}, {label} address"
+    return f"{what}; set allow_private_webhooks: true in mlwatch.yaml to send webhooks inside your network"
+
+
+def refusal(url: str, allow_private: bool) -> str | None:
+    """Why ``url`` may not be configured, judged without DNS: literal addresses only (names are checked at delivery)."""
     host = urlsplit(url).hostname or ""
-    kinds = {host_kind(host)}
-    if kinds == {None} and resolve is not None:
-        kinds = {address_kind(a) for a in resolve(host)}
-    if "private" in kinds and not allow_private:
-        return (
-            f"{host} is a private network address; set allow_private_webhooks: true in mlwatch.yaml "
-            "to send webhooks inside your network"
-        )
-    return None
+    return address_refusal(host, host, allow_private) if is_ip_literal(host) else None
+
+
+def is_ip_literal(host: str) -> bool:
+    """True for an IPv4 or IPv6 address written out, False for a host name."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def check_receivers(settings: Settings, env: Mapping[str, str]) -> None:
@@ -99,38 +139,3 @@ def _check_secret(index: int, name: str | None, env: Mapping[str, str]) -> None:
         secret_bytes(env[name])
     except ValueError as exc:
         raise ConfigError(f"webhooks[{index}].secret_env: the value of {name} is not a valid secret: {exc}") from exc
-
-
-def _resolve(host: str) -> list[str]:
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except socket.gaierror:
-        return []  # the request itself will fail and be retried with this error
-    return sorted({str(info[4][0]) for info in infos})
-
-
-class AddressGuard:
-    """Checks a receiver URL before each delivery, caching DNS answers for a minute."""
-
-    def __init__(
-        self,
-        allow_private: bool,
-        resolve: Resolver = _resolve,
-        clock: Callable[[], float] = time.monotonic,
-        ttl: float = 60.0,
-    ) -> None:
-        self._allow_private = allow_private
-        self._resolve = resolve
-        self._clock = clock
-        self._ttl = ttl
-        self._cache: dict[str, tuple[str | None, float]] = {}
-
-    def refusal(self, url: str) -> str | None:
-        """Why ``url`` may not be posted to now, or None."""
-        now = self._clock()
-        cached = self._cache.get(url)
-        if cached and cached[1] > now:
-            return cached[0]
-        why = refusal(url, self._allow_private, self._resolve)
-        self._cache[url] = (why, now + self._ttl)
-        return why

@@ -7,6 +7,7 @@ sender's timeout), so tests can make it fail for a while and then recover.
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections import deque
@@ -51,7 +52,9 @@ class _Server(ThreadingHTTPServer):
 class Receiver:
     """``ThreadingHTTPServer`` in a thread; ``script`` queues answers, the default is 200."""
 
-    def __init__(self, secret: str | None = SECRET, port: int = 0, default: Step = Step()) -> None:
+    def __init__(
+        self, secret: str | None = SECRET, port: int = 0, default: Step = Step(), tls: ssl.SSLContext | None = None
+    ) -> None:
         self.secret = secret
         self.default = default
         self.steps: deque[Step] = deque()
@@ -60,12 +63,21 @@ class Receiver:
         self.aborted = 0  # requests whose body ended before its Content-Length
         self.lock = threading.Lock()
         self.server = _Server(("127.0.0.1", port), self._handler())
+        self.sni: list[str | None] = []  # the server names TLS clients asked for
+        self.scheme = "https" if tls else "http"
+        if tls:
+            tls.sni_callback = lambda _sock, name, _ctx: self.sni.append(name)
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        return f"{self.scheme}://127.0.0.1:{self.port}/hook"
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
 
     def script(self, *steps: Step) -> None:
         """Answer the next requests with ``steps``, in order."""

@@ -30,7 +30,7 @@ def test_private_address_is_refused_unless_allowed(tmp_path: Path) -> None:
     assert allowed.webhooks[0].url == "http://10.1.2.3/hook"  # type: ignore[attr-defined]
 
 
-def test_loopback_is_always_allowed(tmp_path: Path) -> None:
+def test_loopback_named_in_the_url_is_allowed(tmp_path: Path) -> None:
     settings = _load(
         tmp_path, "webhooks:\n  - {name: a, url: 'http://127.0.0.1:9000/'}\n  - {name: b, url: 'http://localhost/'}\n"
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
@@ -40,7 +39,7 @@ def _settings(url: str, **hook: object) -> Settings:
 
 
 def _deliverer(store: Store, settings: Settings, clock: Clock) -> Deliverer:
-    return Deliverer(store, settings, clock=clock, environ=ENV, rng=lambda: 0.5, http=httpx.Client())
+    return Deliverer(store, settings, clock=clock, environ=ENV, rng=lambda: 0.5)
 
 
 def test_event_arrives_signed_in_the_versioned_json_schema(sqlite_store: Store, receiver: Receiver) -> None:
