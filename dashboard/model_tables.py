@@ -110,5 +110,21 @@ def jobs_table(jobs: Sequence[JobRecord]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*columns, "error"])
 
 
+def job_outcome(job: JobRecord) -> str:
+    """One sentence on how a finished job ended: the version it made and what the gate decided."""
+    if job.status != "succeeded":
+        why = f": {job.error}" if job.error else ""
+        return f"Retrain job {job.id} {job.status}{why}."
+    result = job.result or {}
+    version, decision, reason = result.get("version"), result.get("decision"), result.get("reason")
+    made = f"registered version {version}" if version else "registered no version"
+    verdict = {
+        "promote": f"it is now the champion (was {result.get('champion_version') or 'none'})",
+        "pending": "it passed the gate and waits for a promotion",
+        "reject": "the gate kept the champion",
+    }.get(str(decision), f"decision: {decision}")
+    return f"Retrain job {job.id} {made}; {verdict}" + (f" ({reason})." if reason else ".")
+
+
 def _short(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -12,6 +12,7 @@ from retrain.records import JobRecord, ModelsOverview
 
 JOB_REFRESH_SECONDS = 2
 DIALOG_KEY = "models_dialog"
+WATCHED_KEY = "models_watched_jobs"
 _MODES = {"retrain": "Retrain from scratch", "fine_tune": "Fine-tune the champion"}
 
 
@@ -54,7 +55,23 @@ def jobs(service: str) -> None:
     active = next((j for j in found if j.active), None)
     if active is not None:
         progress(active)
+    ended = finished_since_seen(found)
+    if ended:
+        # The registry tiles and dialogs live outside this fragment: clear the cached reads and
+        # rerun the whole page so the new champion shows, with the outcome on top.
+        data.changed()
+        session.flash(" ".join(model_tables.job_outcome(j) for j in ended))
+        st.rerun(scope="app")
     st.dataframe(_local(model_tables.jobs_table(found), ["created", "finished"]), hide_index=True, key="jobs_table")
+
+
+def finished_since_seen(found: list[JobRecord]) -> list[JobRecord]:
+    """Jobs this session saw active that have ended since; remembers the active ones for next time."""
+    watched: set[int] = st.session_state.setdefault(WATCHED_KEY, set())
+    ended = [j for j in found if j.id in watched and not j.active]
+    watched.difference_update(j.id for j in ended)
+    watched.update(j.id for j in found if j.active)
+    return ended
 
 
 def progress(job: JobRecord) -> None:

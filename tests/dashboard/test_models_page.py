@@ -106,3 +106,23 @@ def test_viewer_gets_no_retrain_promote_or_rollback(open_app: Open, registry_env
     at = open_app(role="viewer", page=PAGE, service="fraud")
     assert not at.exception
     assert not {b.key for b in at.button} & {"retrain", "promote", "rollback"}
+
+
+def test_a_job_that_ends_refreshes_the_champion_and_says_how_it_ended(open_app: Open, registry_env: Store) -> None:
+    from retrain.actions import promote
+
+    at = click(open_app(page=PAGE, service="fraud"), "retrain")
+    click(at, "confirm_retrain")
+    assert at.metric[0].value == "1"
+    job = registry_env.claim_job("worker-1")  # what the worker does with it
+    assert job is not None
+    promote(registry_env, load_settings(), "fraud", "2", actor="worker")
+    result = {"version": "2", "decision": "promote", "reason": "f1 0.86 > 0.80", "champion_version": "1"}
+    registry_env.finish_job(job.id, "succeeded", result=result)
+    from dashboard import data
+
+    data.jobs.clear()  # its 2 s cache has run out by the fragment's next tick; the registry's 10 s one has not
+    at.run()
+    assert not at.exception, at.exception
+    assert at.metric[0].value == "2"  # the champion tile, outside the live jobs fragment
+    assert f"Retrain job {job.id} registered version 2; it is now the champion (was 1)" in at.success[0].value
