@@ -1,6 +1,14 @@
-"""Per-feature drift over time, the latest verdicts, and the Evidently report of any check."""
+"""Per-feature drift over time, the latest verdicts, and the Evidently report of any check.
+
+A report holds values that any ``ingest`` token sent, so it is shown in an
+``<iframe sandbox="allow-scripts">``: its scripts run in an opaque origin, and whatever a
+value smuggled into them cannot read the dashboard's page or cookies. ``components.html``
+alone would not do: its frame allows same-origin.
+"""
 
 from __future__ import annotations
+
+import html as markup
 
 import streamlit as st
 import streamlit.components.v1 as components
@@ -63,4 +71,18 @@ def report(checks: list[CheckRecord]) -> None:
         with st.spinner("Rendering the Evidently report…"):
             html = data.attempt("make the report", data.check_report, chosen)
         if html is not None:
-            components.html(html.decode("utf-8", errors="replace"), height=900, scrolling=True)
+            components.html(sandboxed(html.decode("utf-8", errors="replace")), height=REPORT_HEIGHT + 20)
+            st.download_button(
+                "Download report", html, file_name=f"mlwatch-check-{chosen}.html", mime="text/html", key="get_report"
+            )
+
+
+REPORT_HEIGHT = 900
+
+
+def sandboxed(page: str) -> str:
+    """``page`` in a frame whose scripts run but reach nothing outside it (no allow-same-origin)."""
+    return (
+        f'<iframe sandbox="allow-scripts" title="Evidently report" srcdoc="{markup.escape(page, quote=True)}" '
+        f'style="width:100%;height:{REPORT_HEIGHT}px;border:0"></iframe>'
+    )

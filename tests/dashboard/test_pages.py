@@ -11,6 +11,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard.access import Viewer
+from monitor.drift.report import REPORT_MARK
 from monitor.store import Store
 from tests.dashboard.conftest import APP, seed
 
@@ -104,13 +105,14 @@ def test_the_kept_evidently_report_of_a_check_is_embedded(open_app: Open, dashbo
     store = Store.open(dashboard_env)
     newest = store.latest_check(store.get_service("fraud"))
     assert newest is not None
-    store.set_check_report(newest.id, b"<html><body><h1>Data Drift Report</h1></body></html>")
+    store.set_check_report(newest.id, f"<html>{REPORT_MARK}<body><h1>Data Drift Report</h1></body></html>".encode())
     store.close()
     at = open_app(page="pages/service.py", service="fraud", section="Data drift")
     at.button(key="show_report").click().run()
     assert not at.exception
     [frame] = at.get("iframe")
-    assert "Data Drift Report" in frame.proto.srcdoc
+    assert frame.proto.srcdoc.startswith('<iframe sandbox="allow-scripts" ')  # no allow-same-origin
+    assert "&lt;h1&gt;Data Drift Report&lt;/h1&gt;" in frame.proto.srcdoc
 
 
 def test_a_report_that_cannot_be_made_is_an_error_message_not_a_traceback(open_app: Open) -> None:
