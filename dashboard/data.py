@@ -95,9 +95,21 @@ def overview(seconds: float, end: float) -> list[ServiceHealth]:
                 open_alerts=alerts.get(svc.name, 0),
                 champion=views.champion_of(db, svc.name),
                 metric=settings().retrain_policy(svc.name).gate.metric,
+                drift_share_threshold=drift_threshold(svc.name),
             )
         )
     return views.worst_first(rows)
+
+
+@st.cache_data(ttl=LIVE_TTL, show_spinner=False)
+def drift_threshold(name: str) -> float | None:
+    """The drift share over which ``name`` counts as drifted: its ``drift_share`` alert rules' (as the worker
+    evaluates them: the configured ones and those set through the API), else None for Evidently's verdict."""
+    from monitor.alerts.engine import load_rules
+
+    configured = {r.name: r for r in settings().alerts}
+    stored = [r for r in load_rules(store()) if r.name not in configured]  # read only: the worker syncs
+    return views.drift_threshold([*configured.values(), *stored], name)
 
 
 @st.cache_data(ttl=LIVE_TTL, show_spinner=False)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from monitor.config import AlertRuleConfig
 from monitor.records import CheckRecord, Service, TrafficBucket
 from monitor.store import Store
 from monitor.store.alerts import AlertRecord
@@ -118,6 +119,8 @@ class CheckSummary:
     estimated_quality: float | None
     baseline: float | None
     label_coverage: float | None
+    drift_threshold: float | None = None
+    """The share over which the dataset counts as drifted, when an alert rule sets it (else Evidently's verdict)."""
 
     @classmethod
     def of(cls, check: CheckRecord, metric: str | None = None) -> CheckSummary:
@@ -139,6 +142,14 @@ class CheckSummary:
             label_coverage=number(s.get("label_coverage")),
         )
 
+    def judged_by(self, threshold: float | None) -> CheckSummary:
+        """This summary with dataset drift meaning a drift share over ``threshold`` (the service's
+        ``drift_share`` alert rule), so the banner, the overview and the alert agree; unchanged
+        (Evidently's own verdict) when no rule watches the service or the share is unknown."""
+        if threshold is None or self.drift_share is None:
+            return self
+        return replace(self, dataset_drift=self.drift_share > threshold, drift_threshold=threshold)
+
     @property
     def verdict(self) -> str:
         """``drift``, ``no drift``, ``no data`` or ``error``."""
@@ -154,6 +165,12 @@ class CheckSummary:
             return None
         drop = self.baseline - current if self.metric in HIGHER_IS_BETTER else current - self.baseline
         return drop / abs(self.baseline)
+
+
+def drift_threshold(rules: Iterable[AlertRuleConfig], service: str) -> float | None:
+    """The lowest threshold of the ``drift_share`` rules that watch ``service`` (by name or all services)."""
+    found = [r.threshold for r in rules if r.kind == "drift_share" and r.service in (None, service)]
+    return min(found) if found else None
 
 
 def headline_metric(summary: Mapping[str, object], preferred: str | None = None) -> str | None:
@@ -243,6 +260,7 @@ def service_health(
     open_alerts: int = 0,
     champion: tuple[str, float] | None = None,
     metric: str | None = None,
+    drift_share_threshold: float | None = None,
 ) -> ServiceHealth:
     """The overview row of ``service``; what other capabilities know is passed in."""
     bound = number(service.config.get("latency_bound_ms"))
@@ -254,7 +272,7 @@ def service_health(
         latency_bound_ms=bound,
         last_prediction_at=newest,
         serving_version=serving_version(store, service, newest),
-        check=CheckSummary.of(check, metric) if check else None,
+        check=CheckSummary.of(check, metric).judged_by(drift_share_threshold) if check else None,
         open_alerts=open_alerts,
         champion=champion[0] if champion else None,
         champion_since=champion[1] if champion else None,

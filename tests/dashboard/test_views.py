@@ -102,3 +102,23 @@ def test_the_overview_champion_follows_the_newest_alias_move(store: Store) -> No
     assert found is not None and found[0] == "4"
     store.audit("watcher", "alias.external_change", "credit", {"alias": "champion", "from": "4", "to": None})
     assert champion_of(store, "credit") is None
+
+
+def test_a_drift_share_rule_sets_what_the_banner_and_overview_call_drift() -> None:
+    from dashboard.views import drift_threshold
+    from monitor.config import AlertRuleConfig
+
+    rules = [
+        AlertRuleConfig(name="all-drift", kind="drift_share", threshold=0.5),
+        AlertRuleConfig(name="credit-drift", kind="drift_share", service="credit", threshold=0.3),
+        AlertRuleConfig(name="fraud-drift", kind="drift_share", service="fraud", threshold=0.1),
+    ]
+    assert drift_threshold(rules, "credit") == 0.3
+    assert drift_threshold(rules[:1], "credit") == 0.5
+    assert drift_threshold([], "credit") is None
+    # Evidently says no dataset drift at 38%; the rule fires over 30%, so everything says drift.
+    summary = CheckSummary.of(check({"drift_share": 0.38, "dataset_drift": False, "drifted_features": ["a"]}))
+    judged = summary.judged_by(drift_threshold(rules, "credit"))
+    assert (judged.dataset_drift, judged.verdict, judged.drift_threshold) == (True, "drift", 0.3)
+    assert "!data drift (38% of features)" in problems(health("credit", summary=judged))
+    assert summary.judged_by(None) == summary
