@@ -170,3 +170,15 @@ class SampledColumns:
 
     def __len__(self) -> int:
         return len(self.features)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """An API token as listed: never its hash, which stays in the store."""
+
+    id: int
+    name: str
+    role: str
+    created_at: float
+    last_used_at: float | None
+    revoked: bool

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from monitor.errors import AuthError
+from monitor.records import ApiToken
 from monitor.store import Store
 
 GRANTS: dict[str, frozenset[str]] = {
@@ -18,7 +19,16 @@ GRANTS: dict[str, frozenset[str]] = {
     "operator": frozenset({"viewer", "operator"}),
     "admin": frozenset({"ingest", "viewer", "operator", "admin"}),
 }
-_CACHE_SECONDS = 10.0
+REVALIDATE_SECONDS = 2.0
+"""How long a process trusts what it read about a token. A token revoked through this
+process is refused on its very next request (``TokenAuth.revoke`` invalidates the cache);
+one revoked through another process sharing the store (another replica or ``--workers``
+process, ``mlwatch token revoke`` on the store) is refused within this many seconds. Two
+seconds costs one indexed read per token per process every two seconds, nothing next to
+an ingest call."""
+TOUCH_SECONDS = 60.0
+"""A token's ``last_used_at`` is written at most once a minute, not on every call, so that
+ingest does not queue a write per request."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,14 +39,30 @@ class Principal:
     name: str
 
 
+@dataclass(slots=True)
+class _Known:
+    token: ApiToken | None  # None: unknown or revoked
+    read_at: float
+    generation: int
+
+
 class TokenAuth:
     """Resolves bearer tokens to principals, with a short cache so ingest does not hit the store per call."""
 
-    def __init__(self, store: Store, bootstrap_token: str | None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        store: Store,
+        bootstrap_token: str | None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self._store = store
         self._bootstrap = bootstrap_token
         self._clock = clock
-        self._cache: dict[str, tuple[str | None, float]] = {}
+        self._wall = wall
+        self._cache: dict[str, _Known] = {}
+        self._generation = 0  # bumped by each revocation here: every cached answer is read again
+        self._touched: dict[int, float] = {}
 
     def authenticate(self, header: str | None) -> Principal:
         """The principal for an ``Authorization`` header value; AuthError (401) if none or invalid."""
@@ -50,21 +76,37 @@ class TokenAuth:
         token = token.strip()
         if self._bootstrap and hmac.compare_digest(token.encode(), self._bootstrap.encode()):
             return Principal("admin", "bootstrap")
-        role = self._lookup(token)
-        if role is None:
+        found = self._lookup(token)
+        if found is None:
             raise AuthError("invalid or revoked token")
-        return Principal(role, f"token:{token[:8]}")
+        self._touch(found)
+        return Principal(found.role, f"token:{token[:8]}")
 
-    def _lookup(self, token: str) -> str | None:
+    def revoke(self, token_id: int) -> ApiToken:
+        """Revoke a token in the store and stop trusting this process's cache at once."""
+        revoked = self._store.revoke_token_id(token_id)
+        self._generation += 1
+        return revoked
+
+    def _lookup(self, token: str) -> ApiToken | None:
         now = self._clock()
-        cached = self._cache.get(token)
-        if cached and cached[1] > now:
-            return cached[0]
-        role = self._store.token_role(token)
+        known = self._cache.get(token)
+        if known and known.generation == self._generation and now - known.read_at < REVALIDATE_SECONDS:
+            return known.token
+        generation = self._generation
+        found = self._store.token_access(token)
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[token] = (role, now + _CACHE_SECONDS)
-        return role
+        self._cache[token] = _Known(found, now, generation)
+        return found
+
+    def _touch(self, token: ApiToken) -> None:
+        now = self._wall()
+        last = max(self._touched.get(token.id, 0.0), token.last_used_at or 0.0)
+        if now - last < TOUCH_SECONDS:
+            return
+        self._touched[token.id] = now  # first, so concurrent requests of this token do not all write
+        self._store.touch_token(token.id, now, every=TOUCH_SECONDS)
 
 
 def require(permission: str) -> Callable[[Request], Principal]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.server.routes import alerts, checks, health, hosts, ingest, metrics, models, services
+from monitor.server.routes import alerts, checks, health, hosts, ingest, metrics, models, services, tokens
 
 ROUTERS = [
     health.router,
@@ -13,4 +13,5 @@ ROUTERS = [
     checks.router,
     models.router,
     metrics.router,
+    tokens.router,
 ]
