@@ -1,5 +1,10 @@
 """One retrain job, end to end: data → MLflow run → trained model → new version → gate → decision.
 
+The model is a LoggedModel of the run (``retrain.logged_model``), registered as
+``models:/<model_id>``; the run's inputs are the training and evaluation datasets with the
+store window as their source (``retrain.lineage``), and the holdout metrics are logged
+against the LoggedModel and the evaluation dataset.
+
     >>> result = JobRunner(store, settings, registry).run(job)
 
 Everything goes through an injected ``MlflowClient`` (no process-global tracking URI,
@@ -24,6 +29,7 @@ from monitor.store import Store
 from retrain.data import WEIGHT, TrainingData, build_training_data
 from retrain.errors import JobCancelled, TrainerError
 from retrain.evaluation import Verdict, check_gate_metric, decide, score
+from retrain.logged_model import NAME, log_model, register
 from retrain.notify import emit
 from retrain.records import JobRecord
 from retrain.registry import Registry, model_name
@@ -32,6 +38,7 @@ from retrain.trainers import TrainedModel, TrainRequest, make_trainer
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
+    from mlflow.entities import LoggedModel
 
 log = logging.getLogger("mlwatch.retrain")
 REFERENCE_SAMPLE_ROWS = 50_000
@@ -39,11 +46,14 @@ REFERENCE_SAMPLE_ROWS = 50_000
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """The challenger as registered: its version, run and local model directory."""
+    """The challenger as registered: its version, run, local model directory, LoggedModel id
+    and the (name, digest) of the dataset it is scored on."""
 
     version: str
     run_id: str
     path: str
+    model_id: str
+    holdout: tuple[str, str]
 
 
 class JobRunner:
@@ -156,43 +166,43 @@ class JobRunner:
     def _register(
         self, job: JobRecord, service: Service, data: TrainingData, trained: TrainedModel, run_id: str, tmp: str
     ) -> Candidate:
-        self._log_run(run_id, data, trained)
-        if not trained.logged:
-            path = os.path.join(tmp, "model")
-            save_model(trained, data, path, self.settings.retrain_policy(service.name).params)
-            self.client.log_artifacts(run_id, path, "model")
-        model = model_name(service)
-        self.registry.ensure_model(model)
+        holdout = self._log_run(run_id, service, data, trained)
         tags = {"mlwatch.job_id": str(job.id), "mlwatch.trigger": str(job.params.get("trigger", "manual"))}
         tags["mlwatch.data_window"] = json.dumps(data.window.as_dict())
-        source, model_id = self._source(run_id, trained)
-        version = self.client.create_model_version(model, source, run_id=run_id, tags=tags, model_id=model_id)
+        path = os.path.join(tmp, "model")
+        if trained.logged:
+            logged = self._logged_by_trainer(run_id)
+        else:
+            params = self.settings.retrain_policy(service.name).params
+            logged = log_model(self.client, run_id, trained, data, params, path, tags)
+        model = model_name(service)
+        self.registry.ensure_model(model)
+        version = register(self.client, self.settings.mlflow_tracking_uri, model, logged, tags)
         local = path if not trained.logged else self._download(model, str(version.version), tmp)
-        return Candidate(str(version.version), run_id, local)
+        return Candidate(str(version.version), run_id, local, str(logged.model_id), holdout)
 
-    def _source(self, run_id: str, trained: TrainedModel) -> tuple[str, str | None]:
-        """Where the model is: the run's ``model`` artifacts, or the model the trainer logged in the run."""
-        if not trained.logged:
-            return f"runs:/{run_id}/model", None
+    def _logged_by_trainer(self, run_id: str) -> LoggedModel:
+        """The model a trainer (an MLflow Project) logged in the run, named ``model``."""
         run = self.client.get_run(run_id)
         found = self.client.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'")
-        named = [m for m in found if m.name == "model"] or list(found)
+        named = [m for m in found if m.name == NAME] or list(found)
         if not named:
-            raise TrainerError(f"the trainer logged no model in run {run_id}; log it with name='model'")
-        return str(named[0].artifact_location), named[0].model_id
+            raise TrainerError(f"the trainer logged no model in run {run_id}; log it with name='{NAME}'")
+        return named[0]
 
-    def _log_run(self, run_id: str, data: TrainingData, trained: TrainedModel) -> None:
-        from mlflow.data.pandas_dataset import from_pandas
-        from mlflow.entities import DatasetInput, InputTag, Param
+    def _log_run(self, run_id: str, service: Service, data: TrainingData, trained: TrainedModel) -> tuple[str, str]:
+        """Parameters and the input datasets (sourced from the store window); returns the
+        evaluation dataset's name and digest, which the holdout metrics are logged against."""
+        from mlflow.entities import Param
+
+        from retrain.lineage import dataset_inputs, datasets
 
         params = {**{k: json.dumps(v) if not isinstance(v, str) else v for k, v in trained.params.items()}}
         params.update(task=data.task, target=data.target, features=",".join(data.features)[:6000])
         self.client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
-        inputs = []
-        for frame, context in ((data.train, "training"), (data.holdout, "evaluation")):
-            dataset = from_pandas(frame, targets=data.target, name=f"{context}-window")
-            inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)]))
-        self.client.log_inputs(run_id, datasets=inputs)
+        found = datasets(data, self.settings.store_url, service.name)
+        self.client.log_inputs(run_id, datasets=dataset_inputs(found))
+        return found["evaluation"].name, found["evaluation"].digest
 
     def _evaluate(
         self, service: Service, data: TrainingData, candidate: Candidate, champion_path: str | None, run_id: str
@@ -206,7 +216,11 @@ class JobRunner:
         if champion_path is not None:
             champion = score(mlflow.pyfunc.load_model(champion_path).predict, data.holdout, data.target, data.task)
         now = int(self.clock() * 1000)
-        metrics = [Metric(f"holdout_{k}", v, now, 0) for k, v in challenger.items()]
+        name, digest = candidate.holdout
+        metrics = [
+            Metric(f"holdout_{k}", v, now, 0, model_id=candidate.model_id, dataset_name=name, dataset_digest=digest)
+            for k, v in challenger.items()
+        ]
         metrics += [Metric(f"champion_holdout_{k}", v, now, 0) for k, v in (champion or {}).items()]
         self.client.log_batch(run_id, metrics=metrics)
         return decide(policy.gate, challenger, champion)
@@ -283,44 +297,6 @@ def reference_sample(train: pd.DataFrame) -> pd.DataFrame:
     elif size < len(train):
         train = train.sample(size, random_state=0)
     return train.drop(columns=[WEIGHT]).reset_index(drop=True)
-
-
-def save_model(trained: TrainedModel, data: TrainingData, path: str, params: dict[str, Any]) -> None:
-    """Save with the model's flavor, signature and input example."""
-    import importlib
-
-    from mlflow.models import infer_signature
-
-    try:
-        flavor = importlib.import_module(f"mlflow.{trained.flavor}")
-    except ImportError as exc:
-        raise TrainerError(f"unknown MLflow flavor {trained.flavor!r} returned by the trainer") from exc
-    sample = data.train[list(data.features)].head(500)
-    signature = infer_signature(sample, trained.model.predict(sample))
-    extra: dict[str, Any] = {}
-    if trained.flavor == "sklearn":
-        extra = sklearn_format(trained.model, str(params.get("serialization_format", "cloudpickle")))
-    if hasattr(flavor, "get_default_pip_requirements"):
-        # Inferring requirements starts a Python process that imports the model (10+ s here).
-        extra["pip_requirements"] = flavor.get_default_pip_requirements()
-    flavor.save_model(trained.model, path, signature=signature, input_example=sample.head(5), **extra)
-
-
-def sklearn_format(model: Any, name: str) -> dict[str, Any]:
-    """``save_model`` options for ``serialization_format``: cloudpickle (default) or skops.
-
-    cloudpickle loads fast (C-level unpickling: the serving process swaps versions without
-    stalling requests) and trusts the registry; skops restricts loading to the types of the
-    model, at several seconds of import and a slower, pure-Python load.
-    """
-    if name == "cloudpickle":
-        return {"serialization_format": "cloudpickle"}
-    if name != "skops":
-        raise TrainerError(f"retrain.params.serialization_format: expected cloudpickle or skops, got {name!r}")
-    import skops.io
-
-    trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
-    return {"serialization_format": "skops", "skops_trusted_types": trusted}
 
 
 def _brief(result: dict[str, Any]) -> dict[str, Any]:

@@ -7,11 +7,15 @@ challenger, fine-tune), sharing trained models to stay fast.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlflow.artifacts
+import mlflow.pyfunc
 import pytest
+from mlflow.entities import LoggedModel
 
 from monitor.config import GateConfig, RetrainConfig, Settings, WebhookConfig
 from monitor.store import Store
@@ -88,6 +92,43 @@ def test_first_retrain_registers_the_champion_with_its_run_metadata(world: World
     assert "1.0" not in job.log and "decision: promote" in job.log
 
 
+def _logged_model(world: World, service: str, version: str) -> LoggedModel:
+    """The LoggedModel that ``version`` of ``service``'s model was registered from, checked for lineage."""
+    client = world.registry.client
+    registered = client.get_model_version(service, version)
+    run = client.get_run(str(registered.run_id))
+    found = client.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'")
+    assert [(m.name, f"models:/{m.model_id}") for m in found] == [("model", registered.source)]
+    assert [o.model_id for o in run.outputs.model_outputs] == [found[0].model_id]
+    sources = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs}
+    assert set(sources) == {"training", "evaluation"}
+    for context, dataset in sources.items():
+        assert dataset.source_type == "mlwatch_store" and dataset.name == f"{service}-{context}"
+        source = json.loads(dataset.source)
+        assert source["service"] == service and source["uri"].startswith(f"mlwatch://{service}/")
+        assert source["store"] == world.settings.store_url and float(source["window_end"]) > 0
+    return found[0]
+
+
+def test_a_retrained_model_is_a_logged_model_with_its_store_window_as_lineage(world: World) -> None:
+    logged = _logged_model(world, "credit", "1")
+    assert str(logged.status) in ("READY", "LoggedModelStatus.READY") and logged.model_type == "classification"
+    evaluation = next(
+        i.dataset
+        for i in world.registry.client.get_run(str(logged.source_run_id)).inputs.dataset_inputs
+        if i.tags[0].value == "evaluation"
+    )
+    scored = {m.key: m for m in logged.metrics or []}
+    assert scored["holdout_f1"].value > 0.8
+    assert (scored["holdout_f1"].dataset_name, scored["holdout_f1"].dataset_digest) == (
+        evaluation.name,
+        evaluation.digest,
+    )
+    uri = world.registry.client.get_model_version_download_uri("credit", "1")
+    path = mlflow.artifacts.download_artifacts(uri, tracking_uri=world.settings.mlflow_tracking_uri)
+    assert mlflow.pyfunc.load_model(path).metadata.model_id == logged.model_id
+
+
 def test_retrain_on_drifted_relabeled_traffic_replaces_the_champion(world: World) -> None:
     service = world.store.get_service("credit")
     send_traffic(world.store, service, frame(1200, seed=2, drifted=True), version="1")
@@ -156,6 +197,7 @@ def test_a_user_trainer_version_waits_for_a_click_without_auto_promote(world: Wo
     assert (job.result or {})["decision"] == "pending"
     assert world.registry.champion("custom") is None
     assert world.registry.version("custom", "1").tags["mlwatch.decision"] == "pending"
+    assert _logged_model(world, "custom", "1").params["trainer"] == "tests.retrain.user_trainers:logistic"
 
 
 def test_a_cancelled_job_stops_at_its_next_step(world: World) -> None:
@@ -177,3 +219,4 @@ def test_an_mlflow_project_trains_on_the_job_run_with_the_window_as_parameters(w
     assert run.data.tags["trained_window"].endswith(f"{run.data.params['window_end']} (retrain)")
     assert run.data.metrics["train_rows"] == result["data_window"]["reference_rows"]
     assert world.registry.champion("project") == result["version"] == "1"
+    _logged_model(world, "project", "1")
