@@ -1,13 +1,29 @@
-"""``mlwatch token create`` and ``mlwatch db upgrade``."""
+"""``mlwatch token create|list|revoke`` and ``mlwatch db upgrade``.
+
+``token list`` and ``token revoke`` talk to the API when given its URL and an admin token
+(``--url``/``MLWATCH_URL`` and ``--token``/``MLWATCH_TOKEN``), so they are role-checked and
+work against a remote stack; otherwise they use the configured store, and say which.
+"""
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
 import click
+import httpx
 
 from monitor.commands import settings_from
+from monitor.errors import MlwatchError
+from monitor.records import ApiToken
 from monitor.store import ROLES, Store
 from monitor.store.engine import dispose, make_engine
 from monitor.store.migrate import current_revision, head_revision, upgrade
+
+T = TypeVar("T")
 
 
 @click.group()
@@ -21,12 +37,122 @@ def token() -> None:
 @click.pass_context
 def token_create(ctx: click.Context, role: str, name: str) -> None:
     """Print a new API token; it is shown once and stored only as a hash."""
-    store = Store.open(settings_from(ctx).store_url)
+    with _local_store(ctx) as store:
+        listed, token = store.issue_token(role, name)
+        store.audit("cli", "token.create", str(listed.id), {"role": role, "name": listed.name})
+    click.echo(token)
+
+
+_url_option = click.option("--url", default=None, help="mlwatch API URL (default: $MLWATCH_URL).")
+_token_option = click.option("--token", "api_token", default=None, help="An admin token (default: $MLWATCH_TOKEN).")
+_local_option = click.option("--local", is_flag=True, help="Use the configured store even when an API is given.")
+
+
+@token.command("list")
+@_url_option
+@_token_option
+@_local_option
+@click.pass_context
+def token_list(ctx: click.Context, url: str | None, api_token: str | None, local: bool) -> None:
+    """List API tokens: id, name, role, created, last used, revoked (never the token or its hash)."""
+    api = None if local else _api(url, api_token)
+    if api:
+        with _api_client(ctx, *api) as client:
+            tokens = [_from_json(t) for t in _call(client, "GET", "/v1/tokens")]
+    else:
+        with _local_store(ctx) as store:
+            tokens = store.list_tokens()
+    click.echo(_table(tokens))
+
+
+@token.command("revoke")
+@click.argument("token_id", metavar="ID", type=click.IntRange(min=1))
+@_url_option
+@_token_option
+@_local_option
+@click.pass_context
+def token_revoke(ctx: click.Context, token_id: int, url: str | None, api_token: str | None, local: bool) -> None:
+    """Revoke the token with ID (see `mlwatch token list`); it is refused from then on."""
+    api = None if local else _api(url, api_token)
+    if api:
+        with _api_client(ctx, *api) as client:
+            revoked = _from_json(_call(client, "DELETE", f"/v1/tokens/{token_id}"))
+    else:
+        with _local_store(ctx) as store:
+            revoked = _run(lambda: store.revoke_token_id(token_id))
+            store.audit("cli", "token.revoke", str(token_id), {"role": revoked.role, "name": revoked.name})
+    click.echo(f"revoked token {revoked.id} ({revoked.name}, {revoked.role})")
+
+
+def _api(url: str | None, token: str | None) -> tuple[str, str] | None:
+    """The API URL and token when both are given (options, else MLWATCH_URL and MLWATCH_TOKEN)."""
+    url = url or os.environ.get("MLWATCH_URL")
+    token = token or os.environ.get("MLWATCH_TOKEN")
+    return (url.rstrip("/"), token) if url and token else None
+
+
+@contextmanager
+def _api_client(ctx: click.Context, url: str, token: str) -> Iterator[httpx.Client]:
+    click.echo(f"{ctx.command_path}: API {url}", err=True)
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30.0) as client:
+        yield client
+
+
+def _call(client: httpx.Client, method: str, path: str) -> Any:
     try:
-        click.echo(store.create_token(role, name))
-        store.audit("cli", "token.create", name or role, {"role": role})
+        answer = client.request(method, path)
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"could not reach the API at {client.base_url}: {exc}") from exc
+    if answer.is_success:
+        return answer.json()
+    try:
+        message = answer.json()["message"]
+    except (ValueError, KeyError, TypeError):
+        message = answer.text[:200]
+    hint = " (or pass --local to use the configured store)" if answer.status_code in (401, 403) else ""
+    raise click.ClickException(f"the API at {client.base_url} answered {answer.status_code}: {message}{hint}")
+
+
+@contextmanager
+def _local_store(ctx: click.Context) -> Iterator[Store]:
+    store = _run(lambda: Store.open(settings_from(ctx).store_url))
+    click.echo(f"{ctx.command_path}: store {store.engine.url.render_as_string(hide_password=True)}", err=True)
+    try:
+        yield store
     finally:
         store.close()
+
+
+def _run(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except MlwatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _from_json(found: dict[str, Any]) -> ApiToken:
+    return ApiToken(
+        id=int(found["id"]),
+        name=str(found["name"]),
+        role=str(found["role"]),
+        created_at=float(found["created_at"]),
+        last_used_at=None if found["last_used_at"] is None else float(found["last_used_at"]),
+        revoked=bool(found["revoked"]),
+    )
+
+
+def _table(tokens: list[ApiToken]) -> str:
+    rows = [("ID", "NAME", "ROLE", "CREATED", "LAST USED", "REVOKED")]
+    rows += [
+        (str(t.id), t.name, t.role, _when(t.created_at), _when(t.last_used_at), "yes" if t.revoked else "no")
+        for t in tokens
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+def _when(at: float | None) -> str:
+    return "never" if at is None else time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(at))
 
 
 @click.group()
