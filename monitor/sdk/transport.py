@@ -1,7 +1,9 @@
 """How batches leave the process: over HTTP to the ingest API, or straight into a store.
 
-    Retryable      the batch may succeed later (server down, 5xx, timeout): spool and retry
-    Rejected       the server refused the batch (4xx): retrying it unchanged cannot help
+    Retryable          the batch may pass later (server away, timeout, 408, 429, 503): keep it
+    └── ServerError    the server answered another 5xx: it may be failing on one record
+    Rejected           the server refused the batch (4xx): retrying it unchanged cannot help
+    └── Unauthorized   401/403: the token is wrong or revoked; a valid one will pass
 
 Both transports take plain JSON-ready record dicts (the API's ``PredictionIn`` shape).
 """
@@ -9,8 +11,10 @@ Both transports take plain JSON-ready record dicts (the API's ``PredictionIn`` s
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import http.client
@@ -22,6 +26,15 @@ class Retryable(Exception):
     """Delivery failed in a way that may pass later."""
 
 
+class ServerError(Retryable):
+    """The server answered a 5xx (other than 503): a bug, possibly on one record of the batch."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+
+
 class Rejected(Exception):
     """The receiver refused the batch; ``status`` is the HTTP status (422 for validation)."""
 
@@ -29,6 +42,10 @@ class Rejected(Exception):
         super().__init__(f"HTTP {status}: {message}")
         self.status = status
         self.message = message
+
+
+class Unauthorized(Rejected):
+    """The receiver refused the token (401) or its role (403); the records are not at fault."""
 
 
 class Transport(Protocol):
@@ -39,6 +56,13 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
     def after_fork(self) -> None: ...
+
+
+@runtime_checkable
+class Authenticated(Protocol):
+    """A transport whose token can be replaced while it runs."""
+
+    def set_token(self, token: str | None) -> None: ...
 
 
 class HttpClient:
@@ -53,10 +77,16 @@ class HttpClient:
         self._scheme, self._host, self._port = parts.scheme, parts.hostname, parts.port
         self._prefix = parts.path.rstrip("/")
         self._timeout = timeout
-        self._headers = {"Content-Type": "application/json", "Connection": "keep-alive"}
-        if token:
-            self._headers["Authorization"] = f"Bearer {token}"
+        self._headers: dict[str, str] = {}
+        self.set_token(token)
         self._conn: http.client.HTTPConnection | None = None
+
+    def set_token(self, token: str | None) -> None:
+        """Authenticate later requests with ``token`` (None: none); safe from any thread."""
+        headers = {"Content-Type": "application/json", "Connection": "keep-alive"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._headers = headers  # one assignment: a request in flight keeps the dict it took
 
     def post(self, path: str, payload: Json) -> tuple[int, bytes]:
         """POST ``payload`` as JSON; return status and body. Raises Retryable on transport errors."""
@@ -104,11 +134,15 @@ class HttpClient:
 
 
 def check_status(status: int, body: bytes) -> None:
-    """Raise Retryable for 408/429/5xx and Rejected for other non-2xx answers."""
+    """Raise Retryable for 408/429/503, ServerError for other 5xx, Unauthorized for 401/403, else Rejected."""
     if status < 300:
         return
-    if status in (408, 429) or status >= 500:
+    if status in (408, 429, 503):  # busy or away on purpose (503 is the API's one deliberate 5xx)
         raise Retryable(f"HTTP {status}: {_message(body)}")
+    if status >= 500:
+        raise ServerError(status, _message(body))
+    if status in (401, 403):
+        raise Unauthorized(status, _message(body))
     raise Rejected(status, _message(body))
 
 
@@ -123,18 +157,49 @@ def _message(body: bytes) -> str:
 
 
 class HttpTransport:
-    """Sends batches to ``POST /v1/services/{service}/predictions``."""
+    """Sends batches to ``POST /v1/services/{service}/predictions``.
 
-    def __init__(self, url: str, token: str | None, service: str, *, timeout: float = 5.0) -> None:
+    With ``token_file`` (a mounted secret, say), the token is read from that file at start
+    and again whenever the server refuses it, so a rotated token is picked up without a
+    restart; the file's content wins over ``token``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        service: str,
+        *,
+        timeout: float = 5.0,
+        token_file: str | os.PathLike[str] | None = None,
+    ) -> None:
         from urllib.parse import quote
 
-        self._client = HttpClient(url, token, timeout)
+        self._token_file = Path(token_file) if token_file else None
+        self._token = _read_token(self._token_file) or token
+        self._client = HttpClient(url, self._token, timeout)
         self._path = f"/v1/services/{quote(service, safe='')}/predictions"
 
     def send(self, records: Sequence[Json]) -> None:
         """Deliver one batch."""
-        status, body = self._client.post(self._path, {"records": list(records)})
+        payload = {"records": list(records)}
+        status, body = self._client.post(self._path, payload)
+        if status in (401, 403) and self._reread_token():
+            status, body = self._client.post(self._path, payload)
         check_status(status, body)
+
+    def set_token(self, token: str | None) -> None:
+        """Use ``token`` from the next batch on."""
+        self._token = token
+        self._client.set_token(token)
+
+    def _reread_token(self) -> bool:
+        """True when the token file now holds another token (then in use)."""
+        token = _read_token(self._token_file)
+        if not token or token == self._token:
+            return False
+        self.set_token(token)
+        return True
 
     def close(self) -> None:
         """Release the connection."""
@@ -159,7 +224,10 @@ class StoreTransport:
 
     def send(self, records: Sequence[Json]) -> None:
         """Validate and store one batch."""
-        from monitor.errors import NotFound, ValidationFailed
+        from sqlalchemy.exc import InterfaceError, OperationalError
+        from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+        from monitor.errors import NotFound, Unavailable, ValidationFailed
 
         try:
             store, ingestor = self._open()
@@ -168,8 +236,10 @@ class StoreTransport:
             raise Rejected(422, str(exc)) from exc
         except NotFound as exc:
             raise Rejected(404, str(exc)) from exc
-        except Exception as exc:  # a store that is down or locked: keep the batch and retry
+        except (OperationalError, InterfaceError, PoolTimeout, Unavailable) as exc:  # down or locked: retry
             raise Retryable(f"{type(exc).__name__}: {exc}") from exc
+        except Exception as exc:  # e.g. an integer too large for SQLite: maybe one record's fault
+            raise ServerError(500, f"{type(exc).__name__}: {exc}") from exc
 
     def _open(self) -> tuple[Any, Any]:
         if self._store is None:
@@ -189,6 +259,15 @@ class StoreTransport:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+
+def _read_token(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None  # not mounted yet: the token given, if any, is used meanwhile
 
 
 def _record(data: Json) -> Any:
