@@ -8,6 +8,20 @@ Loads only the standard library (no pandas, mlflow, evidently, pydantic or HTTP 
 
 Middleware: ``monitor.sdk.asgi.MlwatchASGIMiddleware`` (FastAPI, Starlette) and
 ``monitor.sdk.wsgi.MlwatchWSGIMiddleware`` (Flask); ONNX Runtime: ``monitor.sdk.onnx``.
+
+Delivery never blocks the caller and never loses a record without counting it
+(``tracker.stats()``); ``monitor.sdk.delivery`` has the full table. In short:
+
+- server away (no answer, 408, 429, 503): batches wait in the spool, retried with backoff;
+- another 5xx: retried ``DeliveryOptions.server_error_attempts`` times (3), then the batch
+  is split in halves to find the record(s) the server fails on; those go to the
+  quarantine (``<spool_dir>/quarantine/``, bounded) and the rest is delivered, so one
+  poison record cannot stop the records behind it. A server that fails everything
+  quarantines nothing: it is asked again with a record it took before;
+- 422 and other 4xx: the refused records go to the quarantine, not retried, not deleted;
+- 401/403: batches stay in the spool, one warning a minute, until a valid token comes:
+  ``tracker.set_token(token)``, or a token file (``token_file=``, ``MLWATCH_TOKEN_FILE``)
+  that is read again whenever the server refuses the token.
 """
 
 from __future__ import annotations

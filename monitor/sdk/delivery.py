@@ -2,11 +2,35 @@
 
 The serving thread calls ``offer`` only: a length check and a ``deque.append`` (atomic in
 CPython), so it never blocks and never waits on the network. Everything else runs here.
+
+What happens to a batch, by the answer it gets (``monitor.sdk.transport`` sorts them):
+
+    2xx                delivered; the spooled batches follow, oldest first
+    no answer, 408, 429, 503
+                       spooled and retried with backoff (0.5 s doubling to 30 s, jittered)
+                       for as long as the server is away
+    any other 5xx      spooled and retried likewise, ``server_error_attempts`` times in all;
+                       then split (``monitor.sdk.split``) to find the record(s) the server
+                       fails on. Such a record goes to the quarantine only when the server,
+                       asked right after, takes again a record it took before: an outage
+                       that answers 500 to everything quarantines nothing. The rest of the
+                       batch is delivered; what could not be settled goes to the back of
+                       the spool, so that later batches are not stuck behind it.
+    422, 413           split at once; the refused records go to the quarantine
+    other 4xx          the batch goes to the quarantine (an unknown service, say)
+    401, 403           the batch stays in the spool, in order, retried with backoff until a
+                       valid token arrives (``Tracker.set_token``, or a token file re-read on
+                       every refusal); one warning a minute at most meanwhile
+
+Nothing the server refuses is retried forever or deleted unseen: it is kept in the
+quarantine (``monitor.sdk.quarantine``, bounded: past it the oldest files go, counted), and
+every outcome is counted in ``DeliveryStats``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import threading
@@ -15,28 +39,44 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from monitor.sdk.calls import CallTuple, Encoder, Json, RawCall
+from monitor.sdk.quarantine import Quarantine
+from monitor.sdk.split import Outcome, Split
 from monitor.sdk.spool import Spool
-from monitor.sdk.transport import Rejected, Retryable, Transport
+from monitor.sdk.transport import Rejected, Retryable, ServerError, Transport, Unauthorized
 
 log = logging.getLogger("monitor.sdk")
+TOKEN_WARNING_INTERVAL = 60.0  # seconds: a refused token is worth one line a minute, not one a retry
 
 
 @dataclass(frozen=True)
 class DeliveryOptions:
-    """How batches are formed and retried."""
+    """How batches are formed and retried.
+
+    ``server_error_attempts``: answers with a 5xx (other than 503) a batch gets, with
+    backoff between them, before it is split to find the record(s) the server fails on.
+    """
 
     queue_size: int = 10_000
     batch_size: int = 500
     flush_interval: float = 1.0
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
+    server_error_attempts: int = 3
 
 
 @dataclass(frozen=True)
 class DeliveryStats:
-    """Counters since the tracker started; drops are records that will never be delivered."""
+    """Counters since the tracker started; drops are records that will never be delivered.
+
+    ``rejected``: records the server refused with a 4xx (kept in the quarantine).
+    ``quarantined``: records moved to the quarantine, the rejected ones and those that kept
+    failing the server (5xx) on their own; ``quarantined_bytes`` is what it holds on disk,
+    ``dropped_quarantine_full`` what its bound deleted. ``server_down``: the last attempt got
+    no answer or a 5xx; ``token_refused``: it got a 401/403 (the records wait in the spool).
+    """
 
     queued: int
     sent: int
@@ -46,6 +86,10 @@ class DeliveryStats:
     spooled_bytes: int
     unparsed_payloads: int
     server_down: bool
+    quarantined: int
+    quarantined_bytes: int
+    dropped_quarantine_full: int
+    token_refused: bool
 
 
 class Delivery:
@@ -56,11 +100,13 @@ class Delivery:
         transport: Transport,
         encoder: Encoder,
         spool: Spool,
+        quarantine: Quarantine,
         options: DeliveryOptions,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.transport, self.encoder, self.spool, self.options = transport, encoder, spool, options
+        self.transport, self.encoder, self.options = transport, encoder, options
+        self.spool, self.quarantine = spool, quarantine
         self._clock = clock
         self._queue: deque[CallTuple | RawCall] = deque()
         self._dropped_queue = 0
@@ -68,6 +114,11 @@ class Delivery:
         self._rejected = 0
         self._failures = 0
         self._retry_at = 0.0
+        self._down = False
+        self._striking = False  # a batch has 5xx attempts left: a flush waits for them
+        self._token_refused = False
+        self._token_warned = -math.inf
+        self._taken: Json | None = None  # a record the server took: sent again, it shows the server works
         self._cycles = 0
         self._start()
         own = weakref.ref(self)
@@ -106,8 +157,17 @@ class Delivery:
             dropped_spool_full=self.spool.dropped,
             spooled_bytes=self.spool.size(),
             unparsed_payloads=self.encoder.unparsed,
-            server_down=self._failures > 0,
+            server_down=self._down,
+            quarantined=self.quarantine.added,
+            quarantined_bytes=self.quarantine.size(),
+            dropped_quarantine_full=self.quarantine.dropped,
+            token_refused=self._token_refused,
         )
+
+    def retry_now(self) -> None:
+        """Send what waits at once, past the backoff (a new token has come)."""
+        self._retry_at = 0.0
+        self._wake.set()
 
     def flush(self, timeout: float) -> bool:
         """Send what is queued and spooled now; True when nothing is left within ``timeout``."""
@@ -132,7 +192,8 @@ class Delivery:
         self.transport.close()
 
     def _drained(self) -> bool:
-        return not self._queue and not self._busy and (not self.spool.pending() or self._failures > 0)
+        waits = self._failures > 0 and not self._striking  # away or refusing the token: nothing to do now
+        return not self._queue and not self._busy and (not self.spool.pending() or waits)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -168,12 +229,7 @@ class Delivery:
         if self._clock() < self._retry_at or self.spool.pending():
             self.spool.write(records)  # keep order: older spooled batches go first
             return
-        try:
-            self._send(records)
-            self._recovered()
-        except Retryable as exc:
-            self.spool.write(records)
-            self._failed(exc)
+        self._attempt(records, None, 0)
 
     def _retry_spool(self) -> None:
         while self._clock() >= self._retry_at:
@@ -181,32 +237,115 @@ class Delivery:
             if claimed is None:
                 return
             path, records = claimed
-            try:
-                self._send(records)
-            except Retryable as exc:
-                self.spool.release(path)
-                self._failed(exc)
+            if not self._attempt(records, path, self.spool.strikes(path)):
                 return
-            self.spool.done(path)
-            self._recovered()
+
+    def _attempt(self, records: list[Json], claimed: Path | None, strikes: int) -> bool:
+        """Send one batch, fresh or claimed from the spool; False when it has to wait."""
+        try:
+            self._send(records)
+        except Unauthorized as exc:
+            self._keep(records, claimed, strikes)
+            self._refused_token(exc)
+            return False
+        except ServerError as exc:
+            if strikes + 1 >= self.options.server_error_attempts:
+                return self._split(records, claimed, exc)
+            self._keep(records, claimed, strikes + 1)
+            self._failed(exc, striking=True)
+            return False
+        except Rejected as exc:
+            return self._split(records, claimed, exc)
+        except Retryable as exc:
+            self._keep(records, claimed, strikes)
+            self._failed(exc)
+            return False
+        self._forget(claimed)
+        self._recovered()
+        return True
 
     def _send(self, records: list[Json]) -> None:
-        """Send; on a 4xx split the batch so that only the refused records are dropped."""
-        try:
-            self.transport.send(records)
-            self._sent += len(records)
-        except Rejected as exc:
-            if len(records) == 1 or exc.status != 422:
-                self._rejected += len(records)
-                log.warning("mlwatch: the server refused %d record(s), dropped: %s", len(records), exc.message)
-                return
-            half = len(records) // 2
-            self._send(records[:half])
-            self._send(records[half:])
+        self.transport.send(records)
+        self._sent += len(records)
+        self._taken = records[-1]
 
-    def _failed(self, exc: Exception) -> None:
-        if self._failures == 0:
+    def _split(self, records: list[Json], claimed: Path | None, failure: ServerError | Rejected) -> bool:
+        """Split a batch the server refused or kept failing; True when none of it has to wait."""
+        alive = True if isinstance(failure, Rejected) else self._still_takes()
+        if alive is False:  # it fails a record it took before: the server is broken, not this batch
+            self._keep(records, claimed, self.options.server_error_attempts)
+            self._failed(failure)
+            return False
+        outcome = Split(self._send, records, alive=bool(alive)).run(failure)
+        for piece, exc in outcome.refused:
+            self._rejected += len(piece)
+            self.quarantine.put(piece, exc.status, str(exc))
+        waiting = outcome.held + self._quarantine_failing(outcome)
+        if waiting:  # to the back of the spool, split again once other batches were taken
+            self.spool.write(waiting, strikes=self.options.server_error_attempts)
+        self._forget(claimed)
+        if isinstance(outcome.stopped, Unauthorized):
+            self._refused_token(outcome.stopped)
+        elif waiting:
+            self._failed(outcome.stopped or failure)
+        else:
+            self._recovered()
+        return not waiting
+
+    def _quarantine_failing(self, outcome: Outcome) -> list[Json]:
+        """Quarantine the records that failed the server alone, if it still works; else return them."""
+        if not outcome.failing:
+            return []
+        records = [record for record, _ in outcome.failing]
+        if outcome.stopped is not None or self._still_takes() is not True:
+            return records
+        status, reason = outcome.failing[0][1].status, str(outcome.failing[0][1])
+        self.quarantine.put(records, status, f"{reason}, for this record alone, while the server takes others")
+        return []
+
+    def _still_takes(self) -> bool | None:
+        """Whether the server takes again a record it took before (a no-op there: same request id).
+
+        None when it has taken nothing yet, so there is nothing to ask with.
+        """
+        if self._taken is None:
+            return None
+        try:
+            self.transport.send([self._taken])
+        except (Retryable, Rejected):
+            return False
+        return True
+
+    def _keep(self, records: list[Json], claimed: Path | None, strikes: int) -> None:
+        if claimed is None:
+            self.spool.write(records, strikes)
+        else:
+            self.spool.release(claimed, strikes)
+
+    def _forget(self, claimed: Path | None) -> None:
+        if claimed is not None:
+            self.spool.done(claimed)
+
+    def _failed(self, exc: Exception, *, striking: bool = False) -> None:
+        if not self._down:
             log.warning("mlwatch: cannot deliver predictions (%s); spooling to %s", exc, self.spool.directory)
+        self._down, self._token_refused, self._striking = True, False, striking
+        self._back_off()
+
+    def _refused_token(self, exc: Unauthorized) -> None:
+        self._down, self._token_refused, self._striking = False, True, False
+        self._back_off()
+        now = self._clock()
+        if now - self._token_warned >= TOKEN_WARNING_INTERVAL:
+            self._token_warned = now
+            log.warning(
+                "mlwatch: the server refused the token (%s); predictions wait in %s until a valid token comes "
+                "(Tracker.set_token, or the token file)",
+                exc,
+                self.spool.directory,
+            )
+
+    def _back_off(self) -> None:
         self._failures += 1
         delay = min(self.options.backoff_max, self.options.backoff_initial * 2 ** (self._failures - 1))
         self._retry_at = self._clock() + delay * random.uniform(0.8, 1.2)
@@ -214,8 +353,8 @@ class Delivery:
     def _recovered(self) -> None:
         if self._failures:
             log.warning("mlwatch: delivering again after %d failed attempt(s)", self._failures)
-        self._failures = 0
-        self._retry_at = 0.0
+        self._failures, self._retry_at = 0, 0.0
+        self._down = self._token_refused = self._striking = False
 
     def _spool_rest(self) -> None:
         while self._queue:

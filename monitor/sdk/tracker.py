@@ -11,6 +11,11 @@
 Records go to a bounded in-memory queue; a background thread sends them in batches to the
 ingest API (or, with ``store_url``, straight into a store), retrying with backoff and
 spooling to disk while the server is away. ``flush()`` and process exit deliver what waits.
+
+A record the server refuses (4xx), or keeps failing on (5xx) while it takes the others, is
+moved to ``<spool_dir>/quarantine/`` so that later records flow; a refused token (401/403)
+keeps everything in the spool until ``set_token`` or the token file brings a valid one.
+``monitor.sdk.delivery`` tells the whole story; ``stats()`` counts each outcome.
 """
 
 from __future__ import annotations
@@ -29,8 +34,9 @@ from typing import Any, TypeVar
 
 from monitor.sdk.calls import Encoder, FeatureFilter, RawCall
 from monitor.sdk.delivery import Delivery, DeliveryOptions, DeliveryStats
+from monitor.sdk.quarantine import Quarantine
 from monitor.sdk.spool import Spool
-from monitor.sdk.transport import HttpTransport, StoreTransport, Transport
+from monitor.sdk.transport import Authenticated, HttpTransport, StoreTransport, Transport
 
 log = logging.getLogger("monitor.sdk")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,7 +45,13 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 
 
 class Tracker:
-    """Records the predictions of one service and delivers them in the background."""
+    """Records the predictions of one service and delivers them in the background.
+
+    ``token`` defaults to ``MLWATCH_TOKEN``; ``token_file`` (default ``MLWATCH_TOKEN_FILE``)
+    names a file holding the token, read at start and again whenever the server refuses
+    the token, so that a rotated secret is picked up without a restart. ``clock`` stamps
+    the records; ``timer`` paces retries and warnings (tests pass fakes of both).
+    """
 
     def __init__(
         self,
@@ -47,6 +59,7 @@ class Tracker:
         *,
         url: str | None = None,
         token: str | None = None,
+        token_file: str | os.PathLike[str] | None = None,
         store_url: str | None = None,
         model_version: str | None = None,
         sample_rate: float = 1.0,
@@ -54,10 +67,12 @@ class Tracker:
         deny_features: Collection[str] | None = None,
         spool_dir: str | os.PathLike[str] | None = None,
         spool_max_bytes: int = 64 * 1024 * 1024,
+        quarantine_max_bytes: int = 16 * 1024 * 1024,
         options: DeliveryOptions | None = None,
         transport: Transport | None = None,
         max_body_bytes: int = 1024 * 1024,
         clock: Callable[[], float] = time.time,
+        timer: Callable[[], float] = time.monotonic,
         flush_at_exit: bool = True,
     ) -> None:
         if not 0.0 <= sample_rate <= 1.0:
@@ -71,8 +86,14 @@ class Tracker:
         self._random = random.random
         encoder = Encoder(FeatureFilter.of(allow_features, deny_features), model_version, max_body_bytes)
         spool = Spool(Path(spool_dir) if spool_dir else _default_spool(service), spool_max_bytes)
+        quarantine = Quarantine(spool.directory / "quarantine", quarantine_max_bytes)
         self._delivery = Delivery(
-            transport or _transport(service, url, token, store_url), encoder, spool, options or DeliveryOptions()
+            transport or _transport(service, url, token, token_file, store_url),
+            encoder,
+            spool,
+            quarantine,
+            options or DeliveryOptions(),
+            clock=timer,
         )
         self._offer = self._delivery.offer
         self._closed = False
@@ -196,8 +217,22 @@ class Tracker:
         return self._delivery.flush(timeout)
 
     def stats(self) -> DeliveryStats:
-        """Delivery counters: sent, rejected, dropped (queue full, spool full), spooled bytes."""
+        """Delivery counters: sent, rejected, quarantined, dropped (queue, spool, quarantine full), bytes waiting."""
         return self._delivery.stats()
+
+    def set_token(self, token: str) -> None:
+        """Authenticate with ``token`` from now on; what waited on a refused token is sent at once.
+
+        >>> tracker.set_token(os.environ["MLWATCH_TOKEN"])   # after rotating it, say
+        """
+        transport = self._delivery.transport
+        if not isinstance(transport, Authenticated):
+            raise ValueError(
+                f"this tracker's transport ({type(transport).__name__}) takes no token; "
+                "pass token= when it is built, or use the HTTP transport (url=)"
+            )
+        transport.set_token(token)
+        self._delivery.retry_now()
 
     def close(self, timeout: float = 5.0) -> None:
         """Flush and stop the sender; anything undelivered stays in the spool for next time."""
@@ -207,7 +242,7 @@ class Tracker:
         atexit.unregister(self.close)
         self._delivery.close(timeout)
         stats = self.stats()
-        lost = stats.dropped_queue_full + stats.dropped_spool_full + stats.rejected
+        lost = stats.dropped_queue_full + stats.dropped_spool_full + stats.quarantined
         if lost:
             log.warning("mlwatch: %d record(s) of %r were never delivered: %s", lost, self.service, stats)
 
@@ -250,11 +285,16 @@ def _first_argument(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return kwargs
 
 
-def _transport(service: str, url: str | None, token: str | None, store_url: str | None) -> Transport:
+def _transport(
+    service: str, url: str | None, token: str | None, token_file: str | os.PathLike[str] | None, store_url: str | None
+) -> Transport:
     if store_url:
         return StoreTransport(store_url, service)
     return HttpTransport(
-        url or os.environ.get("MLWATCH_URL") or DEFAULT_URL, token or os.environ.get("MLWATCH_TOKEN"), service
+        url or os.environ.get("MLWATCH_URL") or DEFAULT_URL,
+        token or os.environ.get("MLWATCH_TOKEN"),
+        service,
+        token_file=token_file or os.environ.get("MLWATCH_TOKEN_FILE"),
     )
 
 

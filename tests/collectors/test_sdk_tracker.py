@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import numpy as np
@@ -101,26 +102,30 @@ def test_sampling_rate_keeps_about_that_share(api: RunningServer, tmp_path: Path
     assert 400 <= count <= 600
 
 
-def test_rejected_records_are_dropped_and_counted_while_the_rest_of_the_batch_is_stored(
+def test_records_refused_as_invalid_are_quarantined_and_counted_while_the_rest_of_the_batch_is_stored(
     api: RunningServer, tmp_path: Path
 ) -> None:
     register(api, "strict", ["x"])
     tracker = tracker_for(api, "strict", tmp_path)
     for i in range(10):
-        tracker.log({"x": float(i)} if i != 6 else {"unknown": 1.0})
+        tracker.log({"x": float(i)} if i != 6 else {"unknown": 1.0}, request_id=f"s{i}")
     assert tracker.flush(10)
     assert len(stored(api, "strict")) == 9
     stats = tracker.stats()
-    assert (stats.sent, stats.rejected, stats.dropped_spool_full) == (9, 1, 0)
+    assert (stats.sent, stats.rejected, stats.quarantined, stats.dropped_spool_full) == (9, 1, 1, 0)
+    [kept] = [json.loads(p.read_text()) for p in (tmp_path / "spool" / "quarantine").glob("*.json")]
+    assert (kept["status"], [r["request_id"] for r in kept["records"]]) == (422, ["s6"])
 
 
-def test_unknown_service_is_refused_once_and_never_retried(api: RunningServer, tmp_path: Path) -> None:
+def test_unknown_service_is_refused_once_never_retried_and_its_batch_quarantined(
+    api: RunningServer, tmp_path: Path
+) -> None:
     tracker = tracker_for(api, "not-registered", tmp_path)
     tracker.log({"x": 1.0})
     tracker.log({"x": 2.0})
     assert tracker.flush(10)
     stats = tracker.stats()
-    assert (stats.rejected, stats.spooled_bytes, stats.server_down) == (2, 0, False)
+    assert (stats.rejected, stats.quarantined, stats.spooled_bytes, stats.server_down) == (2, 2, 0, False)
 
 
 def test_full_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -> None:
