@@ -118,6 +118,15 @@ def test_private_and_v4_carrying_addresses_are_refused_at_delivery(sqlite_store:
     assert f"refused: hooks.example.test resolves to {address}, a private network address" in (row.last_error or "")
 
 
+@pytest.mark.parametrize("address", REFUSED)
+def test_literal_private_addresses_are_refused_at_delivery_without_a_lookup(sqlite_store: Store, address: str) -> None:
+    dns = Answers()
+    _deliver_once(sqlite_store, _settings(_url(address)), AddressGuard(False, dns))  # Settings skip the config check
+    (row,) = sqlite_store.list_deliveries()
+    assert row.status == "failed" and dns.calls == []
+    assert f"refused: {address} is a private network address" in (row.last_error or "")
+
+
 @pytest.mark.parametrize("address", PUBLIC)
 def test_public_addresses_and_v6_forms_carrying_public_v4_are_public(address: str) -> None:
     assert address_kind(address) == "public"
