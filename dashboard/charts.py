@@ -86,14 +86,25 @@ def latency(frame: pd.DataFrame, bound_ms: float | None = None) -> Chart:
 
 def throughput(frame: pd.DataFrame, bucket_seconds: int) -> Chart:
     """Requests per minute over time, stacked by model version."""
-    data = frame.assign(per_minute=frame["requests"] * 60.0 / bucket_seconds)
+    # Every version gets a row (zero) in every bucket: stacked areas with gaps interpolate across them.
+    counts = frame.pivot_table(index="time", columns="version", values="requests", aggfunc="sum", fill_value=0)
+    filled = counts.stack().rename("requests").reset_index()
+    data = filled.assign(per_minute=filled["requests"] * 60.0 / bucket_seconds)
+    # Headroom above the tallest stack: a busiest bucket flush with the frame reads as cut off.
+    top = float(data.groupby("time")["per_minute"].sum().max()) * 1.15 if not data.empty else 1.0
     spec: Spec = {
         "height": HEIGHT,
         "mark": {"type": "area", "opacity": 0.7},
         "params": _ZOOM,
         "encoding": {
             "x": _TIME,
-            "y": {"field": "per_minute", "type": "quantitative", "title": "requests / min", "stack": "zero"},
+            "y": {
+                "field": "per_minute",
+                "type": "quantitative",
+                "title": "requests / min",
+                "stack": "zero",
+                "scale": {"domain": [0, top], "nice": True},
+            },
             "color": _versions(data),
             "tooltip": [_WHEN, _tip("version", "nominal"), _tip("requests"), _tip("per_minute", fmt=".1f")],
         },
@@ -183,6 +194,9 @@ STRENGTH_CAP = 3.0
 """Drift strengths past this many thresholds share the darkest colour."""
 
 
+QUALITY_SERIES = ["realized", "estimated", "baseline"]
+
+
 def quality(frame: pd.DataFrame, metric: str) -> Chart:
     """Realized and estimated quality over time against the baseline, label coverage below."""
     top: Spec = {
@@ -191,8 +205,10 @@ def quality(frame: pd.DataFrame, metric: str) -> Chart:
         "encoding": {
             "x": _TIME,
             "y": {"field": "value", "type": "quantitative", "title": metric, "scale": {"zero": False}},
-            "color": {"field": "series", "type": "nominal", "title": None},
-            "strokeDash": {"field": "series", "type": "nominal", "legend": None},
+            # One legend for colour and dash: Vega-Lite merges the two only when field and title match;
+            # ``legend: None`` on the dash used to drop the merged legend altogether.
+            "color": {"field": "series", "type": "nominal", "title": "series", "sort": QUALITY_SERIES},
+            "strokeDash": {"field": "series", "type": "nominal", "title": "series", "sort": QUALITY_SERIES},
             "tooltip": [_WHEN, _tip("series", "nominal"), _tip("value", fmt=".3f")],
         },
     }

@@ -114,3 +114,26 @@ def test_baseline_caption_names_the_model_version_it_belongs_to() -> None:
 def test_folding_keeps_frames_with_few_versions_as_they_are() -> None:
     frame = frames.traffic_frame(_buckets(["1", "2"]))
     pd.testing.assert_frame_equal(frames.fold_versions(frame), frame)
+
+
+def test_throughput_leaves_headroom_above_the_busiest_stacked_bucket() -> None:
+    frame = frames.traffic_frame(_buckets(["1", "2"]))  # minute 1 and 2: both versions, 20 requests
+    spec = charts.throughput(frame, 60).spec
+    assert spec["encoding"]["y"]["scale"]["domain"][1] > 20
+
+
+def test_throughput_gives_every_version_a_row_in_every_bucket_so_stacks_do_not_interpolate_gaps() -> None:
+    frame = frames.traffic_frame(_buckets(["1", "2"]))  # version 1 minutes 0-2, version 2 minutes 1-3
+    data = charts.throughput(frame, 60).data
+    assert len(data) == 4 * 2
+    assert data.loc[(data["version"] == "1") & (data["time"] == data["time"].max()), "requests"].item() == 0
+
+
+def test_quality_chart_has_one_legend_for_its_series() -> None:
+    frame = pd.DataFrame(
+        {"time": pd.to_datetime([0, 0, 0], unit="s", utc=True), "series": charts.QUALITY_SERIES, "value": [0.8, 0.7, 0.9],
+         "label_coverage": [0.5] * 3}
+    )  # fmt: skip
+    top = charts.quality(frame, "f1").spec["vconcat"][0]["encoding"]
+    assert top["color"]["title"] == top["strokeDash"]["title"] == "series"  # merged, so the legend shows
+    assert "legend" not in top["color"] and "legend" not in top["strokeDash"]
