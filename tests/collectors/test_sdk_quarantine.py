@@ -16,6 +16,8 @@ import pytest
 from monitor.sdk import DeliveryOptions, Tracker
 from monitor.sdk.quarantine import Quarantine
 from monitor.sdk.spool import Spool
+from tests.collectors.conftest import register, stored
+from tests.conftest import RunningServer
 
 FAST = DeliveryOptions(flush_interval=0.05, backoff_initial=0.01, backoff_max=0.05)
 # Requests counted: the sender wakes only for a flush, and the backoff left after one (0.8 s)
@@ -170,3 +172,20 @@ def test_quarantine_past_its_bound_deletes_the_oldest_files_and_counts_their_rec
         quarantine.put(batch, 422, "HTTP 422: bad")
     assert (quarantine.added, quarantine.dropped, len(quarantine.files())) == (50, 30, 2)
     assert quarantine.size() <= size * 2
+
+
+def test_the_api_server_stores_every_record_but_the_one_it_cannot_and_that_one_is_quarantined(
+    api: RunningServer, tmp_path: Path
+) -> None:
+    register(api, "poisoned-api", [])
+    tracker = Tracker(
+        "poisoned-api", url=api.url, token=api.token, spool_dir=tmp_path / "spool", options=FAST, flush_at_exit=False
+    )
+    tracker.log({"x1": POISON}, request_id="poison")  # a 500 before the server's fix, a 422 after it
+    for i in range(3000):
+        tracker.log({"x1": i}, request_id=f"good-{i}")
+    assert tracker.flush(60)
+    assert {r.request_id for r in stored(api, "poisoned-api")} == {f"good-{i}" for i in range(3000)}
+    assert (tracker.stats().quarantined, tracker.stats().spooled_bytes) == (1, 0)
+    assert [r["request_id"] for q in _quarantined(tmp_path) for r in q["records"]] == ["poison"]
+    tracker.close()
