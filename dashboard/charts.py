@@ -155,14 +155,17 @@ def drift_heatmap(frame: pd.DataFrame) -> Chart:
     scale for every check, so a page of quiet features stays pale. Drifted cells are outlined.
     A column per check (ordinal), so one check draws one column instead of a zero-width rect.
     """
-    features = int(frame["feature"].nunique())
-    data = frame.assign(check_time=pd.to_datetime(frame["time"], utc=True).dt.strftime(TIME_FORMAT))
-    order = data.sort_values("time")["check_time"].unique().tolist()
     spec: Spec = {
-        "height": max(120, 22 * features),
+        "height": {"step": 22},  # a band per feature (a fixed height squeezed the bands under the axis)
         "mark": {"type": "rect", "stroke": "black"},
         "encoding": {
-            "x": {"field": "check_time", "type": "ordinal", "title": None, "sort": order, "axis": {"labelAngle": -45}},
+            "x": {
+                "field": "time",
+                "type": "ordinal",
+                "timeUnit": "yearmonthdatehoursminutes",  # a band per check, written in the viewer's zone
+                "title": None,
+                "axis": {"format": TIME_FORMAT, "labelAngle": -45},
+            },
             "y": {
                 "field": "feature",
                 "type": "nominal",
@@ -178,7 +181,7 @@ def drift_heatmap(frame: pd.DataFrame) -> Chart:
             },
             "strokeWidth": {"condition": {"test": "datum.drifted", "value": 2}, "value": 0},
             "tooltip": [
-                {"field": "check_time", "type": "ordinal", "title": "window end"},
+                {**_WHEN, "title": "window end"},
                 _tip("feature", "nominal"),
                 _tip("method", "nominal"),
                 _tip("score", fmt=".3g"),
@@ -187,7 +190,7 @@ def drift_heatmap(frame: pd.DataFrame) -> Chart:
             ],
         },
     }
-    return Chart(data, spec)
+    return Chart(frame, spec)
 
 
 STRENGTH_CAP = 3.0
