@@ -1,7 +1,9 @@
 """Lifecycle events of retraining sent through mlwatch's webhooks (``monitor.webhooks.events``).
 
 Events: ``retrain.started``, ``retrain.finished``, ``retrain.failed``, ``model.promoted``,
-``model.rolled_back``. Where the webhooks package is not installed the event is logged
+``model.rolled_back``, ``model.alias_changed_externally`` (an alias moved in MLflow's UI or
+API, not through mlwatch: data ``alias``, ``from``, ``to``, ``champion`` and ``previous``
+after it, ``source: external``). Where the webhooks package is not installed the event is logged
 instead; a failing notification never fails the retrain or promotion that caused it.
 """
 
@@ -19,7 +21,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mlwatch.retrain")
 
-EVENTS = ("retrain.started", "retrain.finished", "retrain.failed", "model.promoted", "model.rolled_back")
+EXTERNAL_EVENT = "model.alias_changed_externally"
+EVENTS = (
+    "retrain.started",
+    "retrain.finished",
+    "retrain.failed",
+    "model.promoted",
+    "model.rolled_back",
+    EXTERNAL_EVENT,
+)
 
 
 def emit(

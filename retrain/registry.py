@@ -39,6 +39,8 @@ T = TypeVar("T")
 log = logging.getLogger("mlwatch.retrain")
 OnChange = Callable[["Connection", Promotion], None]
 """Called with the lock's connection after an alias change, before it commits."""
+OnExternal = Callable[["Connection", list[AliasChange], dict[str, str]], None]
+"""Called with the lock's connection, the outside changes and the aliases after them, before it commits."""
 
 
 _PREPARED: set[str] = set()
@@ -215,19 +217,49 @@ class Registry:
                 on_change(conn, done)
             return done
 
-    def notice_external_changes(self, service: Service) -> list[AliasChange]:
-        """Record alias moves made outside mlwatch (MLflow UI or API) since the last recorded ones."""
+    def notice_external_changes(self, service: Service, on_change: OnExternal | None = None) -> list[AliasChange]:
+        """Record alias moves made outside mlwatch (MLflow UI or API) since the last recorded ones.
+
+        A champion moved outside mlwatch leaves the one it replaced as ``previous`` (as a
+        promotion would), so a rollback can undo it; ``on_change`` runs in the same
+        transaction when anything moved (to queue the webhook event with the record).
+        """
         model = model_name(service)
         with self.store.exclusive(f"mlwatch.alias:{model}") as conn:
             current = self.aliases(model)
             recorded = self._recorded(service.name)
+            after = self._keep_previous(conn, service, recorded, current)
             changes = []
             for alias in ALIASES:
                 if current.get(alias) != recorded.get(alias) and (alias in current or alias in recorded):
                     details = _details(model, alias, recorded.get(alias), current.get(alias), "changed outside mlwatch")
                     audit_on(conn, "mlflow", EXTERNAL, service.name, details)
                     changes.append(_change(self.clock(), "mlflow", EXTERNAL, details))
+            if changes and on_change is not None:
+                on_change(conn, changes, after)
             return changes
+
+    def _keep_previous(
+        self, conn: Connection, service: Service, recorded: dict[str, str], current: dict[str, str]
+    ) -> dict[str, str]:
+        """Make the champion an outside change replaced ``previous``; returns the aliases after that.
+
+        Left alone when the champion did not move, was removed, or ``previous`` was moved
+        outside mlwatch too (that choice is the operator's), or the old version is gone.
+        """
+        old, new = recorded.get(CHAMPION), current.get(CHAMPION)
+        unchanged_previous = current.get(PREVIOUS) == recorded.get(PREVIOUS)
+        if old is None or new is None or old == new or current.get(PREVIOUS) == old or not unchanged_previous:
+            return current
+        reason = f"champion {old} was replaced outside mlwatch; kept as previous for rollback"
+        try:
+            self._move(conn, service, PREVIOUS, current.get(PREVIOUS), old, "mlwatch", reason)
+        except NotFound:
+            log.warning(
+                "version %s of %s is gone; 'previous' left at %s", old, model_name(service), current.get(PREVIOUS)
+            )
+            return current
+        return {**current, PREVIOUS: old}
 
     # -- internals -----------------------------------------------------------------------
 

@@ -16,14 +16,20 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from monitor.config import Settings
 from monitor.errors import MlwatchError
+from monitor.records import Service
 from monitor.store import Store
 from monitor.worker import Task, WorkerContext
 from retrain.actions import RETRAIN, request_retrain
-from retrain.records import JobRecord
+from retrain.notify import EXTERNAL_EVENT, emit
+from retrain.records import AliasChange, JobRecord
+from retrain.registry import CHAMPION, PREVIOUS, OnExternal, Registry, model_name
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 log = logging.getLogger("mlwatch.retrain")
 
@@ -201,22 +207,23 @@ class AlertTrigger:
 
 
 class AliasWatcher:
-    """Records alias changes made outside mlwatch (MLflow UI or API) in the alias history."""
+    """Records alias changes made outside mlwatch (MLflow UI or API) in the alias history,
+    keeps the replaced champion as ``previous`` and announces each change as a
+    ``model.alias_changed_externally`` event, queued in the transaction that records it."""
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, registry: Registry | None = None) -> None:
         self.store = store
         self.settings = settings
+        self.registry = registry
 
     def tick(self, now: float) -> None:
         """Compare each service's registry aliases with the last recorded ones."""
-        from retrain.registry import Registry
-
         services = [s for s in self.store.list_services() if s.model_name]
         if not services:
             return
-        registry = Registry.from_settings(self.settings, self.store)
+        registry = self.registry or Registry.from_settings(self.settings, self.store)
         for service in services:
-            for change in registry.notice_external_changes(service):
+            for change in registry.notice_external_changes(service, on_change=self._announcer(service)):
                 log.warning(
                     "alias %s of %s moved outside mlwatch: %s -> %s",
                     change.alias,
@@ -224,3 +231,21 @@ class AliasWatcher:
                     change.from_version,
                     change.to_version,
                 )
+
+    def _announcer(self, service: Service) -> OnExternal:
+        def announce(conn: Connection, changes: list[AliasChange], after: dict[str, str]) -> None:
+            for change in changes:
+                data = {
+                    "service": service.name,
+                    "model": model_name(service),
+                    "alias": change.alias,
+                    "from": change.from_version,
+                    "to": change.to_version,
+                    "champion": after.get(CHAMPION),
+                    "previous": after.get(PREVIOUS),
+                    "source": "external",
+                    "actor": change.actor,
+                }
+                emit(self.store, self.settings, EXTERNAL_EVENT, data, severity="warning", conn=conn)
+
+        return announce

@@ -39,6 +39,7 @@ EVENT_TYPES = (
     "retrain.failed",
     "model.promoted",
     "model.rolled_back",
+    "model.alias_changed_externally",
 )
 """Every event type mlwatch sends; receivers may subscribe to them or to ``prefix.*``."""
 _TYPE = re.compile(r"^[a-z][a-z_]*(\.[a-z][a-z_]*)*$")
