@@ -1,6 +1,8 @@
 """``mlwatch check SERVICE`` and ``mlwatch reference upload FILE --service NAME``.
 
-Both work directly against the configured store (``store_url``), like ``mlwatch token``.
+Both work directly against the configured store (``store_url``), like ``mlwatch token``, and
+say which on stderr; neither creates one: a store that is not there is refused, naming the
+URL looked at and how to point at another (``--config``, ``MLWATCH_STORE_URL``).
 
     $ mlwatch check credit
     check 42 of credit, window 2026-11-26 09:00 → 10:00 UTC: ok, 20000 rows sampled
@@ -18,21 +20,29 @@ from typing import Any
 
 import click
 
-from monitor.commands import settings_from
-from monitor.errors import MlwatchError
+from monitor.commands import POINT_ELSEWHERE, StoreLocation, open_existing_store, settings_from
+from monitor.errors import MlwatchError, NotFound
 
 
-def _open(ctx: click.Context) -> Any:
+def _open(ctx: click.Context) -> tuple[Any, StoreLocation]:
+    """The configured store, which must exist already, with the services of mlwatch.yaml registered."""
     from monitor.server.app import sync_services
-    from monitor.store import Store
 
     settings = settings_from(ctx)
+    store, where = open_existing_store(ctx, settings)
     try:
-        store = Store.open(settings.store_url)
         sync_services(settings, store)
     except MlwatchError as exc:
+        store.close()
         raise click.ClickException(str(exc)) from exc
-    return store
+    return store, where
+
+
+def _service(store: Any, where: StoreLocation, name: str) -> Any:
+    try:
+        return store.get_service(name)
+    except NotFound as exc:
+        raise click.ClickException(f"{exc} (looked in the store at {where.describe()}; {POINT_ELSEWHERE})") from exc
 
 
 def _sync_references(ctx: click.Context, store: Any) -> None:
@@ -48,6 +58,13 @@ def _sync_references(ctx: click.Context, store: Any) -> None:
 @click.option("--end", type=float, help="Window end, epoch seconds (default: now).")
 @click.option("--sample-size", type=click.IntRange(100, 1_000_000), help="Rows to sample (default: the service's).")
 @click.option("--fail-on-drift", is_flag=True, help="Exit with status 1 when the window has dataset drift.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the check as one JSON object (id, service, window_start, window_end, status, summary, "
+    "results, error) instead of the table; --fail-on-drift still sets the exit status.",
+)
 @click.pass_context
 def check(
     ctx: click.Context,
@@ -56,14 +73,20 @@ def check(
     end: float | None,
     sample_size: int | None,
     fail_on_drift: bool,
+    as_json: bool,
 ) -> None:
-    """Run a drift and quality check of SERVICE's latest window now and print the verdicts."""
-    store = _open(ctx)
+    """Run a drift and quality check of SERVICE's latest window now and print the verdicts.
+
+    \b
+        mlwatch check credit
+        mlwatch check credit --json | jq .summary.drift_share
+    """
+    store, where = _open(ctx)
     try:
         from monitor.drift.check import CheckRunner
 
         _sync_references(ctx, store)
-        found = store.get_service(service)
+        found = _service(store, where, service)
         end = time.time() if end is None else end
         start = end - float(found.config.get("window", 3600.0)) if start is None else start
         if start >= end:
@@ -73,9 +96,19 @@ def check(
         raise click.ClickException(str(exc)) from exc
     finally:
         store.close()
-    click.echo(describe(service, record))
+    click.echo(as_json_line(service, record) if as_json else describe(service, record))
     if fail_on_drift and record.summary.get("dataset_drift"):
         ctx.exit(1)
+
+
+def as_json_line(service: str, record: Any) -> str:
+    """The check as one line of JSON (NaN and infinity as null, numpy values as numbers)."""
+    import dataclasses
+
+    import orjson
+
+    fields = {"service": service, **dataclasses.asdict(record)}
+    return orjson.dumps(fields, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS, default=str).decode()
 
 
 def _when(ts: float) -> str:
@@ -144,9 +177,9 @@ def reference() -> None:
 @click.pass_context
 def reference_upload(ctx: click.Context, file: Path, service: str, model_version: str) -> None:
     """Set SERVICE's reference data from a Parquet, CSV or JSON-lines FILE."""
-    store = _open(ctx)
+    store, where = _open(ctx)
     try:
-        found = store.get_service(service)
+        found = _service(store, where, service)
         info = store.set_reference(found, _read(file), model_version=model_version, source=f"cli:{file.name}")
         store.audit("cli", "reference.set", service, {"model_version": model_version, "rows": info.row_count})
         stats = store.reference_stats(found, model_version)
