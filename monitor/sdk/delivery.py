@@ -249,11 +249,7 @@ class Delivery:
             self._refused_token(exc)
             return False
         except ServerError as exc:
-            if strikes + 1 >= self.options.server_error_attempts:
-                return self._split(records, claimed, exc)
-            self._keep(records, claimed, strikes + 1)
-            self._failed(exc, striking=True)
-            return False
+            return self._server_failed(records, claimed, strikes, exc)
         except Rejected as exc:
             return self._split(records, claimed, exc)
         except Retryable as exc:
@@ -263,6 +259,18 @@ class Delivery:
         self._forget(claimed)
         self._recovered()
         return True
+
+    def _server_failed(self, records: list[Json], claimed: Path | None, strikes: int, exc: ServerError) -> bool:
+        """A 5xx: spend one more of the batch's attempts, then split it; False when it has to wait."""
+        budget = self.options.server_error_attempts
+        left = strikes + 1 < budget
+        if left or (strikes >= budget and self._taken is None):
+            # a split found nothing before, and with nothing taken since there is no telling
+            # a poison record from an outage: one attempt a turn, not another 2·log2(n)
+            self._keep(records, claimed, min(strikes + 1, budget))
+            self._failed(exc, striking=left)
+            return False
+        return self._split(records, claimed, exc)
 
     def _send(self, records: list[Json]) -> None:
         self.transport.send(records)

@@ -127,6 +127,9 @@ def test_an_outage_answering_500_to_everything_quarantines_nothing_and_costs_few
     stats = tracker.stats()
     assert (stats.quarantined, stats.sent, stats.server_down) == (0, 0, True)
     assert receiver.requests <= COUNTED.server_error_attempts + 2 * 9 + 2  # the attempts, then one spine of halves
+    before = receiver.requests
+    assert not tracker.flush(30)
+    assert receiver.requests - before == 1  # split once already: now one attempt a turn until something is taken
     receiver.down = False
     assert tracker.flush(30)
     assert receiver.stored == {f"r{i}" for i in range(500)}
