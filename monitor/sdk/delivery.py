@@ -265,8 +265,8 @@ class Delivery:
         budget = self.options.server_error_attempts
         left = strikes + 1 < budget
         if left or (strikes >= budget and self._taken is None):
-            # a split found nothing before, and with nothing taken since there is no telling
-            # a poison record from an outage: one attempt a turn, not another 2·log2(n)
+            # attempts left; or split before, and with nothing taken since there is no telling a
+            # poison record from an outage: one attempt a turn then, not another 2·log2(n)
             self._keep(records, claimed, min(strikes + 1, budget))
             self._failed(exc, striking=left)
             return False
