@@ -15,8 +15,10 @@ from sqlalchemy import Connection, Engine, bindparam, delete, select, text, upda
 
 from monitor.errors import Conflict, NotFound
 from monitor.store import schema as t
-from monitor.store.codec import dumps, loads
+from monitor.store.codec import loads
 from monitor.store.engine import write_transaction
+from monitor.store.services import audit_values
+from monitor.store.storable import check_text, check_time, json_text
 
 ALERT_STATES = ("pending", "firing", "resolved")
 _ALERT_LOCK = 0x6D6C7761  # "mlwa": the PostgreSQL advisory lock of alert evaluation
@@ -79,10 +81,7 @@ class StoredRule:
 def write_audit(conn: Connection, actor: str, action: str, target: str, details: dict[str, Any]) -> None:
     """Add an audit entry inside ``conn``'s transaction."""
     # Parameters rather than .values(): the compiled statement is cached across the many calls of a tick.
-    conn.execute(
-        t.audit_log.insert(),
-        {"ts": time.time(), "actor": actor, "action": action, "target": target, "details": dumps(details)},
-    )
+    conn.execute(t.audit_log.insert(), {"ts": time.time(), **audit_values(actor, action, target, details)})
 
 
 class AlertsMixin:
@@ -102,7 +101,7 @@ class AlertsMixin:
 
     def insert_alert(self, conn: Connection, values: dict[str, Any]) -> int:
         """Add an alert row; returns its id."""
-        row = {**values, "labels": dumps(values.get("labels", {}))}
+        row = {**values, "labels": json_text("labels", values.get("labels", {}))}
         return _new_id(conn.execute(t.alerts.insert(), row))
 
     def update_alert(self, conn: Connection, alert_id: int, values: dict[str, Any]) -> None:
@@ -116,6 +115,7 @@ class AlertsMixin:
         a = t.alerts
         query = select(a).order_by(a.c.id.desc()).limit(limit)
         for column, value in ((a.c.state, state), (a.c.service, service), (a.c.rule, rule)):
+            check_text(column.name, value)
             if value is not None:
                 query = query.where(column == value)
         with self.engine.connect() as conn:
@@ -131,6 +131,7 @@ class AlertsMixin:
 
     def ack_alert(self, alert_id: int, actor: str, now: float, comment: str = "") -> AlertRecord:
         """Acknowledge an active alert (no more reminders); Conflict if it is already resolved."""
+        check_text("actor", actor, 200)
         found = self.get_alert(alert_id)
         if found.state == "resolved":
             raise Conflict(f"alert {alert_id} is already resolved; only pending or firing alerts can be acknowledged")
@@ -144,11 +145,11 @@ class AlertsMixin:
     ) -> SilenceRecord:
         """Create a silence; audited."""
         values = {
-            "matchers": dumps(matchers),
-            "starts_at": starts_at,
-            "ends_at": ends_at,
-            "created_by": created_by,
-            "comment": comment,
+            "matchers": json_text("matchers", matchers),
+            "starts_at": check_time("starts_at", starts_at),
+            "ends_at": check_time("ends_at", ends_at),
+            "created_by": check_text("created_by", created_by, 200),
+            "comment": check_text("comment", comment),
         }
         with write_transaction(self.engine) as conn:
             silence_id = _new_id(conn.execute(t.silences.insert().values(**values)))
@@ -189,6 +190,7 @@ class AlertsMixin:
 
     def get_alert_rule(self, name: str) -> StoredRule:
         """The rule called ``name``; NotFound lists the known ones."""
+        check_text("name", name)
         with self.engine.connect() as conn:
             row = conn.execute(select(t.alert_rules).where(t.alert_rules.c.name == name)).first()
         if row is None:
@@ -200,11 +202,13 @@ class AlertsMixin:
         """Create or replace an API-managed rule; Conflict for a rule that comes from the config file."""
         r = t.alert_rules
         now = time.time()
+        check_text("name", name, 200)
+        encoded = json_text("spec", spec)
         with write_transaction(self.engine) as conn:
             row = conn.execute(select(r).where(r.c.name == name)).first()
             if row is not None and row.source == "config":
                 raise Conflict(f"alert rule {name!r} comes from mlwatch.yaml; change it there, or use another name")
-            values = {"spec": dumps(spec), "source": "api", "enabled": enabled, "updated_at": now}
+            values = {"spec": encoded, "source": "api", "enabled": enabled, "updated_at": now}
             if row is None:
                 conn.execute(r.insert().values(name=name, **values))
             else:
@@ -225,13 +229,16 @@ class AlertsMixin:
         """Make the config-sourced rules exactly ``specs`` (name -> spec); API rules of other names stay."""
         r = t.alert_rules
         now = time.time()
+        encoded = {
+            check_text("alerts", name, 200) or "": json_text(f"alerts.{name}", spec) for name, spec in specs.items()
+        }
         with write_transaction(self.engine) as conn:
             stored = {row.name: row for row in conn.execute(select(r))}
             for name, row in stored.items():
                 if row.source == "config" and name not in specs:
                     conn.execute(delete(r).where(r.c.name == name))
             for name, spec in specs.items():
-                values = {"spec": dumps(spec), "source": "config", "enabled": True, "updated_at": now}
+                values = {"spec": encoded[name], "source": "config", "enabled": True, "updated_at": now}
                 if name not in stored:
                     conn.execute(r.insert().values(name=name, **values))
                 elif loads(stored[name].spec) != spec or stored[name].source != "config":

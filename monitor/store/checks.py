@@ -12,8 +12,9 @@ from sqlalchemy import Engine, func, select, update
 from monitor.errors import NotFound, ValidationFailed
 from monitor.records import CheckRecord, SampledColumns, Service
 from monitor.store import schema as t
-from monitor.store.codec import dumps, loads
+from monitor.store.codec import loads
 from monitor.store.engine import write_transaction
+from monitor.store.storable import check_text, check_time, json_text
 
 CHECK_STATUSES = ("ok", "no_data", "error")
 CHECK_TRIGGERS = ("schedule", "manual", "api")
@@ -44,15 +45,15 @@ class ChecksMixin:
         _expect("trigger", trigger, CHECK_TRIGGERS)
         values = {
             "service_id": service.id,
-            "window_start": window_start,
-            "window_end": window_end,
+            "window_start": check_time("window_start", window_start),
+            "window_end": check_time("window_end", window_end),
             "created_at": time.time(),
-            "model_version": model_version,
+            "model_version": check_text("model_version", model_version, 100),
             "status": status,
             "trigger": trigger,
-            "summary": dumps(summary),
-            "results": dumps(results),
-            "error": error,
+            "summary": json_text("summary", summary),
+            "results": json_text("results", results),
+            "error": None if error is None else _storable_message(error),
         }
         with write_transaction(self.engine) as conn:
             key = conn.execute(t.checks.insert().values(**values)).inserted_primary_key
@@ -123,6 +124,11 @@ class ChecksMixin:
 def _decode(texts: list[str | None]) -> list[Any]:
     """Parse a column of JSON texts (None stays None) with one parser call."""
     return list(orjson.loads("[" + ",".join("null" if x is None else x for x in texts) + "]"))
+
+
+def _storable_message(text: str) -> str:
+    """An error message as every backend can keep it: NUL and lone surrogates written as escapes."""
+    return text.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")
 
 
 def _expect(field: str, value: str, allowed: tuple[str, ...]) -> None:

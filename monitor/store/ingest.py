@@ -8,17 +8,29 @@ import time
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Sequence
+from itertools import repeat
+from operator import contains, itemgetter
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Dialect, Engine, select
 
+from monitor.errors import ValidationFailed
 from monitor.records import HostSample, IngestResult, LabelRecord, PredictionRecord, Service
 from monitor.store import schema as t
-from monitor.store.codec import dumps
 from monitor.store.engine import is_sqlite, retry_transient, upsert_insert, write_transaction
 from monitor.store.group_commit import GroupCommit, Request
 from monitor.store.latency import BOUNDS
+from monitor.store.storable import (
+    ESCAPED_NUL,
+    TIME_MAX,
+    TIME_MIN,
+    check_text,
+    check_time,
+    json_problem,
+    json_text,
+    text_problem,
+)
 
 _HIST = t.HISTOGRAM_COLUMNS
 _ROLLUP_SUMS = ["count", "errors", "latency_count", "latency_sum", *_HIST]
@@ -59,12 +71,12 @@ class IngestMixin:
         rows = [
             {
                 "service_id": service.id,
-                "request_id": r.request_id,
-                "label": dumps(r.label),
-                "ts": r.ts,
+                "request_id": check_text(f"labels[{i}].request_id", r.request_id, _ID_LENGTH),
+                "label": json_text(f"labels[{i}].label", r.label),
+                "ts": check_time(f"labels[{i}].ts", r.ts),
                 "received_at": now,
             }
-            for r in records
+            for i, r in enumerate(records)
         ]
         with write_transaction(self.engine) as conn:
             stmt = upsert_insert(conn.dialect.name, t.labels)
@@ -77,8 +89,16 @@ class IngestMixin:
 
     def add_host_samples(self, host: str, samples: Sequence[HostSample]) -> IngestResult:
         """Store samples from the agent running on ``host``."""
+        check_text("host", host, 200)
         rows = [
-            {"host": host, "ts": s.ts, "kind": s.kind, "name": s.name, "metrics": dumps(s.metrics)} for s in samples
+            {
+                "host": host,
+                "ts": check_time(f"samples[{i}].ts", s.ts),
+                "kind": check_text(f"samples[{i}].kind", s.kind, 20),
+                "name": check_text(f"samples[{i}].name", s.name, 200),
+                "metrics": json_text(f"samples[{i}].metrics", s.metrics),
+            }
+            for i, s in enumerate(samples)
         ]
         if rows:
             with write_transaction(self.engine) as conn:
@@ -103,7 +123,7 @@ def _insert_new_predictions(
     given, the new rows are the ones whose id is above the largest id before the insert.
     """
     unique = list({r.request_id: r for r in reversed(records)}.values())[::-1]
-    rows = _prediction_rows(service_id, unique)
+    rows = _prediction_rows(service_id, unique, records)
     if conn.dialect.name == "postgresql":
         stored = _copy_new_predictions(conn, rows)
         return [r for r in unique if r.request_id in stored]
@@ -158,7 +178,23 @@ def _copy_new_predictions(conn: Connection, rows: list[tuple[Any, ...]]) -> set[
     return stored
 
 
-def _prediction_rows(service_id: int, records: Sequence[PredictionRecord]) -> list[tuple[Any, ...]]:
+def _prediction_rows(
+    service_id: int, records: Sequence[PredictionRecord], batch: Sequence[PredictionRecord]
+) -> list[tuple[Any, ...]]:
+    """The rows of ``records`` (the new ones of ``batch``); ValidationFailed names the first field
+    of ``batch`` that no backend can store, by its index there."""
+    try:
+        rows = _encoded_rows(service_id, records)
+    except (orjson.JSONEncodeError, TypeError, ValueError, OverflowError) as exc:
+        raise _unstorable(batch) or exc from exc
+    if _suspect(rows):
+        problem = _unstorable(batch)
+        if problem:
+            raise problem
+    return rows
+
+
+def _encoded_rows(service_id: int, records: Sequence[PredictionRecord]) -> list[tuple[Any, ...]]:
     # The hot path of ingest: one comprehension, no per-row helper calls for the common case.
     dumps, opt, rand, level = orjson.dumps, orjson.OPT_NON_STR_KEYS, random.random, t.sample_level
     return [
@@ -178,6 +214,71 @@ def _prediction_rows(service_id: int, records: Sequence[PredictionRecord]) -> li
         )
         for r in records
     ]
+
+
+_ID_LENGTH = 200
+_TEXT_COLUMNS = {1: ("request_id", _ID_LENGTH), 10: ("model_version", 100), 11: ("status", 20)}
+"""Row positions of the text columns, with their names and lengths."""
+_JSON_COLUMNS = (6, 7, 8)
+_TS = itemgetter(2)
+
+
+def _suspect(rows: list[tuple[Any, ...]]) -> bool:
+    """Whether a batch may hold what a backend cannot store, by C-level scans of whole columns.
+
+    For JSON columns it looks for a backslash first: numbers never have one, and a
+    one-character search (memchr) is ten times faster than one for the escaped NUL
+    (0.3 ms against 3.5 ms for 10,000 rows of 20 features).
+    """
+    times = list(map(_TS, rows))  # NaN and infinities already failed the encoding, at int(ts // 60)
+    if min(times) < TIME_MIN or max(times) > TIME_MAX:
+        return True
+    for position, (_, limit) in _TEXT_COLUMNS.items():
+        texts = list(filter(None, map(itemgetter(position), rows)))
+        joined = "".join(texts)
+        if "\x00" in joined or max(map(len, texts), default=0) > limit or not _encodable(joined):
+            return True
+    for position in _JSON_COLUMNS:
+        texts = list(filter(None, map(itemgetter(position), rows)))
+        if any(map(contains, texts, repeat("\\"))) and any(ESCAPED_NUL in text for text in texts):
+            return True
+    return False
+
+
+def _encodable(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
+
+
+def _unstorable(records: Sequence[PredictionRecord]) -> ValidationFailed | None:
+    """The first field of a batch that no backend can store, record by record (the slow path)."""
+    for i, r in enumerate(records):
+        found = _record_problem(f"records[{i}]", r)
+        if found:
+            return ValidationFailed(*found)
+    return None
+
+
+def _record_problem(at: str, r: PredictionRecord) -> tuple[str, str] | None:
+    for name, limit in _TEXT_COLUMNS.values():
+        value = getattr(r, name)
+        problem = None if value is None else text_problem(value, limit)
+        if problem:
+            return f"{at}.{name}", problem
+    try:
+        check_time(f"{at}.ts", r.ts)
+    except ValidationFailed as exc:
+        return exc.field, exc.message
+    for name in ("features", "prediction", "probabilities"):
+        found = json_problem(f"{at}.{name}", getattr(r, name))
+        if found:
+            return found
+    return None
 
 
 _Batch = tuple[int, Sequence[PredictionRecord]]

@@ -12,6 +12,7 @@ from monitor.records import HostSample, Service, StoredPrediction, TrafficBucket
 from monitor.store import schema as t
 from monitor.store.codec import loads
 from monitor.store.latency import quantile
+from monitor.store.storable import check_text, check_time
 
 _HIST = t.HISTOGRAM_COLUMNS
 _OVERSAMPLE = 1.25  # draw a little more than asked so that a sample rarely falls short
@@ -28,6 +29,7 @@ class QueriesMixin:
         """Per time bucket (and model version): count, errors, latency mean and p50/p95/p99."""
         if bucket_seconds < 60 or bucket_seconds % 60:
             raise ValueError(f"bucket_seconds must be a positive multiple of 60, got {bucket_seconds}")
+        _check_window(start, end)
         tm = t.traffic_minutes
         query = select(tm).where(
             tm.c.service_id == service.id, tm.c.minute >= math.floor(start / 60), tm.c.minute < math.ceil(end / 60)
@@ -56,6 +58,7 @@ class QueriesMixin:
         The index counts the whole minutes inside the window; only the rows of the (at most
         two) minutes it cuts through are read, to compare their ``ts``.
         """
+        _check_window(start, end)
         p = t.predictions
         first, last = _minute(start), _minute(end)
         inside = select(func.count()).where(p.c.service_id == service.id, p.c.minute > first, p.c.minute < last)
@@ -103,6 +106,8 @@ class QueriesMixin:
         self, service: Service, limit: int = 100, *, since: float | None = None
     ) -> list[StoredPrediction]:
         """The newest predictions of ``service`` (since a time, default the last day), newest first."""
+        if since is not None:
+            check_time("since", since)
         newest = self.last_prediction_at(service)
         if newest is None:
             return []
@@ -122,6 +127,9 @@ class QueriesMixin:
         self, start: float, end: float, *, host: str | None = None, kind: str | None = None
     ) -> list[tuple[str, HostSample]]:
         """Agent samples in a time range, oldest first, as (host, sample)."""
+        _check_window(start, end)
+        check_text("host", host)
+        check_text("kind", kind)
         h = t.host_samples
         query = select(h).where(h.c.ts >= start, h.c.ts < end).order_by(h.c.ts)
         if host:
@@ -136,6 +144,13 @@ _LOOKUP_MINUTES = 1440
 """Minutes per sampling query: each is an index lookup of its own, listed in the query."""
 _MAX_LOOKUP_MINUTES = 1440 * 35
 """Longer windows are sampled by one range scan of the index instead."""
+
+
+def _check_window(start: float, end: float) -> None:
+    """ValidationFailed naming the bound that is no time (past year 9999, or NaN): its minute
+    would overflow the index's BIGINT."""
+    check_time("start", start)
+    check_time("end", end)
 
 
 def _with_labels() -> Select[Any]:

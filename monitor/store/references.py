@@ -17,6 +17,7 @@ from monitor.records import ReferenceInfo, Service
 from monitor.store import schema as t
 from monitor.store.codec import dumps, loads
 from monitor.store.engine import write_transaction
+from monitor.store.storable import check_text, json_text, text_problem
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,6 +47,8 @@ class ReferencesMixin:
         frame = frame_from_parquet(data) if isinstance(data, bytes) else data
         if frame.empty:
             raise ValidationFailed("reference", "expected at least one row of reference data, got none")
+        check_text("model_version", model_version, 100)
+        _check_columns(frame)
         stats = column_stats(frame, service)
         if service.features and not stats["columns"]:
             expected = ", ".join(f.name for f in service.features[:20])
@@ -55,9 +58,9 @@ class ReferencesMixin:
         values = {
             "created_at": info.created_at,
             "row_count": info.row_count,
+            "stats": json_text("reference", stats),
+            "source": check_text("source", info.source),
             "data": frame_to_parquet(frame),
-            "stats": dumps(stats),
-            "source": info.source,
         }
         self._upsert_reference(service.id, info.model_version, values)
         return info
@@ -91,6 +94,7 @@ class ReferencesMixin:
         The first writer wins, so concurrent workers agree on one baseline; returns the one stored.
         """
         r = t.references
+        check_text("model_version", model_version, 100)
         where = (r.c.service_id == service.id, r.c.model_version == reference_version)
         with write_transaction(self.engine) as conn:
             row = conn.execute(select(r.c.stats).where(*where).with_for_update()).first()
@@ -124,6 +128,7 @@ class ReferencesMixin:
         return [ReferenceInfo(service.id, x.model_version, x.created_at, x.row_count, x.source) for x in rows]
 
     def _reference_row(self, service: Service, model_version: str | None, *, with_data: bool) -> Any:
+        check_text("model_version", model_version)
         r = t.references
         columns = [r.c.model_version, r.c.created_at, r.c.row_count, r.c.source, r.c.stats]
         if with_data:
@@ -145,3 +150,11 @@ class ReferencesMixin:
             + "; upload one with `mlwatch reference upload FILE --service NAME` "
             + "or POST /v1/services/{service}/reference"
         )
+
+
+def _check_columns(frame: pd.DataFrame) -> None:
+    """Column names end up in JSON statistics and check results: each must be storable text."""
+    for name in frame.columns:
+        problem = text_problem(str(name), 200)
+        if problem:
+            raise ValidationFailed("reference.columns", f"{problem} (column {str(name)[:40]!r})")
