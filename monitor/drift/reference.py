@@ -89,11 +89,31 @@ def read_upload(data: bytes, filename: str = "", content_type: str = "") -> pd.D
 
 
 def frame_from_records(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """A reference frame from JSON records (``[{"feature": value, ...}, ...]``)."""
+    """A reference frame from JSON records (``[{"feature": value, ...}, ...]``) of scalar values.
+
+    A nested value is refused before pandas sees it: a record nested 1,000 levels deep made
+    pandas recurse until RecursionError.
+    """
+    _check_flat(records)
     frame = pd.DataFrame.from_records(records)
     if frame.empty:
         raise ValidationFailed("records", "expected at least one record")
     return frame
+
+
+def _check_flat(records: list[dict[str, Any]]) -> None:
+    """ValidationFailed naming the first record that is not an object of scalar values."""
+    if not isinstance(records, list):
+        raise ValidationFailed("records", f"expected a list of records, got {type(records).__name__}")
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise ValidationFailed(f"records[{i}]", f"expected an object of column: value, got {type(record).__name__}")
+        for name, value in record.items():
+            if isinstance(value, dict | list | tuple):
+                kind = "an object" if isinstance(value, dict) else "a list"
+                raise ValidationFailed(
+                    f"records[{i}].{str(name)[:40]}", f"expected a number, text, boolean or null, got {kind}"
+                )
 
 
 def frame_from_parquet(data: bytes) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""Windows a check can only partly test: they end cleanly, say why, and their report renders or answers 409."""
+"""Inputs a check can only partly use end cleanly: skipped features say why, a report renders or
+answers 409, and references or windows no store can hold are refused naming the field."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import pandas as pd
 import pytest
 
 from monitor.drift.check import CheckRunner
+from monitor.drift.reference import frame_from_records
 from monitor.drift.report import check_report
-from monitor.errors import Conflict
+from monitor.errors import Conflict, ValidationFailed
 from monitor.records import Feature, PredictionRecord, Service
 from monitor.store import Store
 
@@ -67,3 +69,31 @@ def test_a_feature_the_reference_lacks_is_skipped_with_its_reason(store: Store) 
     _window(store, service, {"x": 2.0, "gone": 1.0})
     check = CheckRunner(store).run(service, START, START + 3600)
     assert check.summary["skipped_features"] == {"gone": "the reference has no such column"}
+
+
+@pytest.mark.parametrize("bound", [5.6e20, -1e30, float("inf")])
+def test_a_check_of_a_window_past_year_9999_is_refused_naming_the_bound(store: Store, bound: float) -> None:
+    """The window's minute overflowed the BIGINT index (OverflowError, a 500 at POST /checks)."""
+    service = store.upsert_service("bounds", task="classification", features=(Feature("x"),))
+    with pytest.raises(ValidationFailed, match=r"^end: expected epoch seconds between -62135596800 \(year 1\)"):
+        CheckRunner(store).run(service, START, bound)
+    with pytest.raises(ValidationFailed, match=r"^start: expected epoch seconds between"):
+        CheckRunner(store).run(service, -bound, START)
+    assert store.list_checks(service) == []
+
+
+def test_a_reference_record_nested_a_thousand_levels_deep_is_refused_naming_it() -> None:
+    """pandas recursed into it until RecursionError."""
+    nested: object = 1
+    for _ in range(1000):
+        nested = {"a": nested}
+    with pytest.raises(
+        ValidationFailed, match=r"^records\[1\]\.x: expected a number, text, boolean or null, got an object"
+    ):
+        frame_from_records([{"x": 1}, {"x": nested}])
+    with pytest.raises(
+        ValidationFailed, match=r"^records\[0\]\.x: expected a number, text, boolean or null, got a list"
+    ):
+        frame_from_records([{"x": [nested]}])
+    with pytest.raises(ValidationFailed, match=r"^records\[0\]: expected an object of column: value, got list"):
+        frame_from_records([[1, 2]])  # type: ignore[list-item]
