@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import threading
@@ -47,7 +48,7 @@ class Demo:
         self.echo = echo
         self.home = options.workdir / ".mlwatch"
         self.token = options.token or f"mlw_{secrets.token_urlsafe(24)}"
-        self.secret = secrets.token_urlsafe(24)
+        self.secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()  # Standard Webhooks form
         self.receiver = DemoReceiver(options.ports.receiver, self.secret, echo)
         self.stack = Stack(options.workdir, self._environment())
         self.traffic: Traffic | None = None

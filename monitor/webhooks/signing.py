@@ -16,15 +16,24 @@ TOLERANCE_SECONDS = 300
 
 
 def secret_bytes(secret: str) -> bytes:
-    """The key of a secret: ``whsec_<base64>`` is decoded, anything else is used as UTF-8 text."""
-    if secret.startswith("whsec_"):
-        try:
-            return base64.b64decode(secret.removeprefix("whsec_"), validate=True)
-        except binascii.Error as exc:
-            raise ValueError(
-                "a whsec_ secret must be followed by base64; generate one with `openssl rand -base64 32`"
-            ) from exc
-    return secret.encode()
+    """The key of a secret, read exactly as the official Standard Webhooks libraries read one:
+    base64, after an optional ``whsec_`` prefix, with or without its padding.
+
+    A secret written as plain text is therefore base64 too (``Webhook("hunter2")`` in the
+    official library decodes it), so a receiver verifying with that library and the same text
+    agrees with mlwatch. Text that is not base64 at all is refused rather than guessed at.
+    """
+    encoded = secret.removeprefix("whsec_")
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except binascii.Error as exc:
+        raise ValueError(
+            "a webhook secret is base64 (Standard Webhooks), optionally after whsec_; "
+            "generate one with `echo whsec_$(openssl rand -base64 32)`"
+        ) from exc
+    if not key:
+        raise ValueError("a webhook secret may not be empty; generate one with `echo whsec_$(openssl rand -base64 32)`")
+    return key
 
 
 def signature(secret: str, event_id: str, timestamp: int, body: bytes) -> str:

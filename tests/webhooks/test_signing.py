@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from monitor.webhooks.signing import secret_bytes, sign, signature, verify
@@ -31,15 +33,33 @@ def test_verification_refuses_a_stale_timestamp() -> None:
     assert not verify(VECTOR_SECRET, headers, VECTOR_BODY, now=VECTOR_TS + 3600)
 
 
-def test_plain_text_secrets_are_used_as_utf8_and_whsec_ones_are_base64_decoded() -> None:
-    assert secret_bytes("hunter2") == b"hunter2"
-    assert secret_bytes("whsec_aHVudGVyMg==") == b"hunter2"
-    assert signature("hunter2", "e", 1, b"x") == signature("whsec_aHVudGVyMg==", "e", 1, b"x")
+@pytest.mark.parametrize(
+    "secret",
+    [
+        VECTOR_SECRET,
+        "whsec_aHVudGVyMg==",
+        "whsec_aHVudGVyMg",
+        "aHVudGVyMg==",
+        "hunter2",
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    ],
+)
+def test_every_accepted_secret_verifies_with_the_official_standard_webhooks_library(secret: str) -> None:
+    from standardwebhooks import Webhook
+
+    now = int(time.time())
+    headers = sign(secret, "msg_1", now, b'{"a":1}')
+    assert Webhook(secret).verify(b'{"a":1}', headers) == {"a": 1}
 
 
-def test_malformed_whsec_secret_is_refused_with_how_to_make_one() -> None:
-    with pytest.raises(ValueError, match="must be followed by base64"):
-        secret_bytes("whsec_not base64!")
+def test_plain_secrets_are_base64_like_whsec_ones() -> None:
+    assert secret_bytes("whsec_aHVudGVyMg==") == b"hunter2" == secret_bytes("aHVudGVyMg")
+
+
+@pytest.mark.parametrize("secret", ["whsec_not base64!", "my-secret!", "whsec_", "abcde"])
+def test_secrets_that_are_not_base64_are_refused_with_how_to_make_one(secret: str) -> None:
+    with pytest.raises(ValueError, match="openssl rand -base64 32"):
+        secret_bytes(secret)
 
 
 def test_unsigned_receivers_still_get_id_and_timestamp() -> None:
