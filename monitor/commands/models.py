@@ -46,7 +46,9 @@ def _run(fn: Callable[[], T]) -> T:
 @click.command()
 @click.argument("service")
 @click.option("--fine-tune", is_flag=True, help="Continue training the champion instead of starting over.")
-@click.option("--wait", is_flag=True, help="Wait for the job to finish and print its outcome.")
+@click.option(
+    "--wait", is_flag=True, help="Wait for the job to finish (progress and log on stderr), then print its outcome."
+)
 @click.option("--timeout", type=float, default=3600.0, show_default=True, help="Seconds to wait with --wait.")
 @click.pass_context
 def retrain(ctx: click.Context, service: str, fine_tune: bool, wait: bool, timeout: float) -> None:
@@ -58,15 +60,19 @@ def retrain(ctx: click.Context, service: str, fine_tune: bool, wait: bool, timeo
         job, created = _run(lambda: request_retrain(store, settings, service, mode=mode, actor="cli"))
         click.echo(f"job {job.id} {'queued' if created else 'already ' + job.status} for {service}")
         if wait:
-            _wait(store, job.id, timeout)
+            _wait(store, job.id, timeout, job.status)
 
 
-def _wait(store: Any, job_id: int, timeout: float) -> None:
+def _wait(store: Any, job_id: int, timeout: float, status: str, poll: float = 1.0) -> None:
+    """Poll job ``job_id`` (last said to be ``status``) until it ends, showing its progress."""
     deadline = time.monotonic() + timeout
+    follow = JobLog(status)
     job = store.get_job(job_id)
+    follow.show(job)
     while job.active and time.monotonic() < deadline:
-        time.sleep(1.0)
+        time.sleep(poll)
         job = store.get_job(job_id)
+        follow.show(job)
     if job.active:
         raise click.ClickException(
             f"job {job_id} still {job.status} after {timeout:.0f}s (is `mlwatch worker` running?)"
@@ -74,6 +80,38 @@ def _wait(store: Any, job_id: int, timeout: float) -> None:
     click.echo(json.dumps({"job_id": job.id, "status": job.status, "result": job.result, "error": job.error}, indent=2))
     if job.status != "succeeded":
         raise click.ClickException(f"job {job_id} {job.status}: {job.error}")
+
+
+class JobLog:
+    """Echoes a waited-for job's status changes and new log lines to stderr (stdout keeps the result).
+
+    The store keeps only the tail of a job's log, so new lines are those after the last one
+    shown (each starts with its time, which keeps them apart), not an offset into the text.
+    """
+
+    def __init__(self, status: str) -> None:
+        self.status = status
+        self.last: str | None = None
+
+    def show(self, job: Any) -> None:
+        """Echo what changed since the last call: ``job 3 running on w1``, ``[ 60%] 12:00:07 ...``."""
+        moved, self.status = job.status != self.status, job.status
+        where = f" on {job.claimed_by}" if job.claimed_by and job.status == "running" else ""
+        if moved and job.active:  # started: before its lines; ended: after them
+            click.echo(f"job {job.id} {job.status}{where}", err=True)
+        for line in self.new_lines(job.log):
+            click.echo(f"[{job.progress:4.0%}] {line}", err=True)
+        if moved and not job.active:
+            click.echo(f"job {job.id} {job.status}", err=True)
+
+    def new_lines(self, log: str) -> list[str]:
+        """Lines of ``log`` after the last one shown (all of them when it scrolled out of the tail)."""
+        lines = [line for line in log.splitlines() if line.strip()]
+        if self.last in lines:
+            lines = lines[len(lines) - lines[::-1].index(self.last) :]
+        if lines:
+            self.last = lines[-1]
+        return lines
 
 
 @click.command()
