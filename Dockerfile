@@ -6,7 +6,10 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY monitor ./monitor
 COPY retrain ./retrain
 COPY dashboard ./dashboard
-RUN pip install --no-cache-dir -c constraints.txt . && useradd --create-home mlwatch
+# /mlartifacts belongs to mlwatch so that the MLflow server runs unprivileged: a fresh named
+# volume mounted there takes this directory's owner.
+RUN pip install --no-cache-dir -c constraints.txt . && useradd --create-home mlwatch \
+    && mkdir /mlartifacts && chown mlwatch:mlwatch /mlartifacts
 USER mlwatch
 WORKDIR /home/mlwatch
 ENTRYPOINT ["mlwatch"]

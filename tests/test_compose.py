@@ -18,10 +18,11 @@ import click
 import httpx
 import pytest
 import yaml
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from monitor.cli import main
 from monitor.config import Settings, load_settings
+from monitor.store import Store
 from tests.conftest import free_port, stop_process, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,14 +34,17 @@ ENV = {
     "MLWATCH_BOOTSTRAP_TOKEN": "token-from-env",
     "GRAFANA_ADMIN_PASSWORD": "x",
 }
-_VAR = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
+_VAR = re.compile(r"\$\$|\$\{(\w+)(?::([-?])([^}]*))?\}")
+PLAIN_UP = {k: v for k, v in ENV.items() if k != "GRAFANA_ADMIN_PASSWORD"}  # what `docker compose up` needs
 
 
 def interpolate(value: str, env: dict[str, str]) -> str:
-    """Compose's ${VAR}, ${VAR:-default} and ${VAR:?error} substitution."""
+    """Compose's ${VAR}, ${VAR:-default} and ${VAR:?error} substitution, and $$ for a literal $."""
 
     def one(match: re.Match[str]) -> str:
         name, op, arg = match.groups()
+        if name is None:
+            return "$"
         if env.get(name):
             return env[name]
         if op == "?":
@@ -48,6 +52,15 @@ def interpolate(value: str, env: dict[str, str]) -> str:
         return arg if op == "-" else ""
 
     return _VAR.sub(one, value)
+
+
+def interpolate_all(node: Any, env: dict[str, str]) -> Any:
+    """Every string of the file interpolated, as compose does before it looks at profiles."""
+    if isinstance(node, dict):
+        return {key: interpolate_all(value, env) for key, value in node.items()}
+    if isinstance(node, list):
+        return [interpolate_all(value, env) for value in node]
+    return interpolate(node, env) if isinstance(node, str) else node
 
 
 def command_of(spec: dict[str, Any]) -> list[str]:
@@ -63,9 +76,54 @@ def test_required_secrets_have_no_defaults() -> None:
     raw = (ROOT / "docker-compose.yml").read_text()
     for secret in ("POSTGRES_PASSWORD", "MLWATCH_BOOTSTRAP_TOKEN", "GRAFANA_ADMIN_PASSWORD"):
         assert re.findall(rf"\${{{secret}(:[-?][^}}]*)?}}", raw), secret
-        assert f"${{{secret}:-" not in raw  # a default password would be a password in the file
+        assert not re.search(rf"\${{{secret}:?-[^}}]", raw)  # a default password would be a password in the file
     with pytest.raises(ValueError, match="POSTGRES_PASSWORD: set POSTGRES_PASSWORD"):
         interpolate(SERVICES["postgres"]["environment"]["POSTGRES_PASSWORD"], {})
+
+
+def test_plain_up_needs_no_password_of_the_monitoring_profile() -> None:
+    interpolated = interpolate_all(COMPOSE, PLAIN_UP)  # compose interpolates profiled services too
+    assert interpolated["services"]["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == ""
+    with pytest.raises(ValueError, match="MLWATCH_BOOTSTRAP_TOKEN: set MLWATCH_BOOTSTRAP_TOKEN"):
+        interpolate_all(COMPOSE, {"POSTGRES_PASSWORD": "p"})
+
+
+def _grafana_start(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Grafana's compose entrypoint, with the image's /run.sh standing in as a script that says so."""
+    run = tmp_path / "run.sh"
+    run.write_text("#!/bin/sh\necho grafana started\n")
+    run.chmod(0o755)
+    spec = interpolate_all(SERVICES["grafana"], env)
+    argv = [a.replace("/run.sh", str(run)) for a in spec["entrypoint"]]
+    environment = {"PATH": os.environ["PATH"], **{k: v for k, v in spec["environment"].items() if v}}
+    return subprocess.run(argv, env=environment, capture_output=True, text=True, timeout=30)
+
+
+def test_grafana_refuses_to_start_without_its_admin_password(tmp_path: Path) -> None:
+    refused = _grafana_start(tmp_path, PLAIN_UP)
+    assert refused.returncode == 1 and "set GRAFANA_ADMIN_PASSWORD" in refused.stderr
+    started = _grafana_start(tmp_path, ENV)
+    assert (started.returncode, started.stdout) == (0, "grafana started\n")
+
+
+def test_database_password_with_url_characters_reaches_libpq(
+    postgres_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    password = "p@ss:w/rd#?%40&x"
+    env = {**ENV, "POSTGRES_PASSWORD": password, "POSTGRES_USER": "postgres"}
+    server = interpolate_all(OURS["server"]["environment"], env)
+    mlflow_uri = next(a for a in interpolate_all(command_of(OURS["mlflow"]), env) if a.startswith("postgresql"))
+    for uri, database in ((server["MLWATCH_STORE_URL"], "mlwatch"), (mlflow_uri, "mlflow")):
+        url = make_url(uri)
+        parts = (url.username, url.password, url.host, url.port, url.database)
+        assert parts == ("postgres", None, "postgres", 5432, database)
+    assert server["PGPASSWORD"] == password
+    local = make_url(server["MLWATCH_STORE_URL"]).set(host=make_url(postgres_server).host, database="test")
+    monkeypatch.setenv("PGPASSWORD", server["PGPASSWORD"])
+    engine = create_engine(local.set(drivername="postgresql+psycopg"))
+    with engine.connect() as conn:
+        assert conn.connection.driver_connection.info.password == password  # type: ignore[union-attr]
+    engine.dispose()
 
 
 @pytest.mark.parametrize("name", sorted(n for n in OURS if n != "mlflow"))
@@ -119,15 +177,50 @@ def test_dependencies_wait_for_health_checks_that_exist() -> None:
             assert dep in SERVICES, f"{name} depends on unknown {dep}"
             if rule.get("condition") == "service_healthy":
                 assert "healthcheck" in SERVICES[dep], f"{name} waits for {dep}, which has no health check"
-    assert {"postgres", "mlflow", "server", "dashboard", "serve"} <= {
+    assert {"postgres", "mlflow", "server", "worker", "dashboard", "serve", "prometheus", "grafana"} <= {
         n for n, s in SERVICES.items() if "healthcheck" in s
     }
+
+
+def test_postgres_is_healthy_only_once_it_listens_on_tcp() -> None:
+    # during init the image's temporary server listens on the socket only
+    assert "-h 127.0.0.1" in " ".join(SERVICES["postgres"]["healthcheck"]["test"])
+
+
+def _health_command(name: str) -> list[str]:
+    kind, *argv = SERVICES[name]["healthcheck"]["test"]
+    assert kind == "CMD" and argv[0] == "python"
+    return [sys.executable, *argv[1:]]
+
+
+def test_worker_health_check_passes_only_on_a_store_at_the_current_schema(postgres_url: str) -> None:
+    env = {**os.environ, "MLWATCH_STORE_URL": postgres_url}
+    unmigrated = subprocess.run(_health_command("worker"), env=env, capture_output=True, text=True, timeout=60)
+    assert unmigrated.returncode != 0 and "mlwatch db upgrade" in unmigrated.stderr
+    Store.open(postgres_url, migrate=True).close()
+    migrated = subprocess.run(_health_command("worker"), env=env, capture_output=True, text=True, timeout=60)
+    assert migrated.returncode == 0, migrated.stderr
+
+
+def test_no_service_runs_as_root_and_volumes_belong_to_the_image_user() -> None:
+    assert all(spec.get("user") not in ("root", "0") for spec in SERVICES.values())
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    user = re.findall(r"^USER (\w+)", dockerfile, re.M)[-1]
+    for name, spec in OURS.items():
+        for mount in spec.get("volumes", []):
+            source, target = str(mount).split(":")[:2]
+            if not source.startswith((".", "/")):  # a named volume takes the image directory's owner
+                assert re.search(rf"chown {user}(:{user})? {re.escape(target)}\b", dockerfile), (name, target)
 
 
 def test_monitoring_scrapes_the_api_metrics_that_exist() -> None:
     prometheus = yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())
     (job,) = prometheus["scrape_configs"]
-    assert job["metrics_path"] == "/metrics" and job["dns_sd_configs"][0]["port"] == 8000
+    (target,) = job["static_configs"][0]["targets"]  # once per stack: the values are the store's
+    assert job["metrics_path"] == "/metrics" and target == f"server:{option(command_of(SERVICES['server']), '--port')}"
+    secret = job["authorization"]["credentials_file"].removeprefix("/run/secrets/")
+    assert secret in SERVICES["prometheus"]["secrets"]
+    assert COMPOSE["secrets"][secret] == {"environment": "MLWATCH_BOOTSTRAP_TOKEN"}
     dashboard = (ROOT / "deploy/grafana/dashboards/mlwatch.json").read_text()
     exposed = set(re.findall(r'"(mlwatch_[a-z_]+)', (ROOT / "monitor/server/routes/metrics.py").read_text()))
     for metric in set(re.findall(r"(mlwatch_[a-z_]+)", dashboard)):
