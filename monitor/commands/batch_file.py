@@ -236,6 +236,13 @@ class BatchFile:
             where = self.where(offset + row)
             raise click.ClickException(f"{self.path}: {where}: {exc.field.split('.', 1)[-1]}: {exc.message}") from exc
 
+    def checked_ids(self, frame: pd.DataFrame, offset: int) -> list[str]:
+        """``request_ids``, a repeated one stopping the command with its line."""
+        try:
+            return self.request_ids(frame, offset)
+        except BadCell as exc:
+            raise click.ClickException(f"{self.path}: {self.where(offset + exc.index)}: {exc}") from exc
+
     def request_ids(self, frame: pd.DataFrame, offset: int) -> list[str]:
         """The rows' request ids (made from the file's hash and the line where missing), checked unique."""
         first = offset + (2 if self.format == "csv" else 1)
