@@ -194,7 +194,9 @@ class Settings(_Frozen):
     home: str = ".mlwatch"
     server_host: str = "127.0.0.1"
     server_port: int = Field(default=8000, ge=0, le=65535)
-    dashboard_url: str = "http://127.0.0.1:8501"
+    dashboard_url: str | None = None
+    """Where receivers reach the dashboard (e.g. ``https://mlwatch.example.com``); Slack messages
+    link to it only when set, since a loopback default means nothing on a phone."""
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_batch_records: int = Field(default=10_000, ge=1)
     bootstrap_token: str | None = None

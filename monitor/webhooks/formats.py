@@ -14,7 +14,8 @@
     }
 
 Fields are only ever added within v1; a breaking change gets ``mlwatch.event/v2``.
-``slack`` is the incoming-webhook form: ``text`` plus ``blocks`` with a link button.
+``slack`` is the incoming-webhook form: ``text`` plus ``blocks``, escaped and cut to Slack's limits,
+with a link button when ``dashboard_url`` is configured.
 """
 
 from __future__ import annotations
@@ -33,10 +34,23 @@ if TYPE_CHECKING:
 SCHEMA = "mlwatch.event/v1"
 _PAGES = {"alert": "alerts", "retrain": "models", "model": "models", "test": ""}  # dashboard url_paths
 _ICONS = {"info": ":information_source:", "warning": ":warning:", "critical": ":rotating_light:"}
+UNSET_DASHBOARD = "http://127.0.0.1:8501"
+"""What ``dashboard_url`` says in a JSON body when none is configured: v1 requires the field."""
+
+# Slack's documented Block Kit limits (https://api.slack.com/reference/block-kit/blocks).
+SLACK_SECTION_TEXT = 3000
+SLACK_FIELD_TEXT = 2000
+SLACK_FIELDS = 10
+SLACK_BUTTON_URL = 3000
+_ELLIPSIS = "\u2026"
+_WORD_CUT = 40  # a word longer than this is cut inside; a shorter one is dropped whole
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
 
-def dashboard_link(settings: Settings, event: Event) -> str:
-    """The dashboard page about ``event`` (alerts or models), filtered to its service."""
+def dashboard_link(settings: Settings, event: Event) -> str | None:
+    """The dashboard page about ``event`` (alerts or models), filtered to its service; None without a dashboard_url."""
+    if not settings.dashboard_url:
+        return None
     page = _PAGES.get(event.type.split(".")[0], "")
     service = event.data.get("service") or event.labels.get("service")
     query = f"?{urlencode({'service': service})}" if service else ""
@@ -52,7 +66,7 @@ def envelope(event: Event, settings: Settings) -> dict[str, Any]:
         "timestamp": datetime.fromtimestamp(event.occurred_at, UTC).isoformat().replace("+00:00", "Z"),
         "severity": event.severity,
         "labels": event.labels,
-        "dashboard_url": dashboard_link(settings, event),
+        "dashboard_url": dashboard_link(settings, event) or UNSET_DASHBOARD,
         "data": event.data,
     }
 
@@ -72,21 +86,49 @@ def render_json(event: Event, settings: Settings) -> str:
     return dumps(envelope(event, settings))
 
 
+def slack_escape(text: object) -> str:
+    """``text`` with Slack's control characters ``& < >`` as entities, so it cannot form links or mentions."""
+    return str(text).translate(_ESCAPES)
+
+
+def slack_cut(text: str, limit: int) -> str:
+    """Escaped ``text`` cut to ``limit`` characters and an ellipsis: at a near space, never inside an entity."""
+    if len(text) <= limit:
+        return text
+    kept = text[: limit - 1]
+    space = kept.rfind(" ", len(kept) - _WORD_CUT)
+    if space > 0:
+        kept = kept[:space].rstrip()
+    amp = kept.rfind("&", max(0, len(kept) - 4))
+    if amp != -1 and ";" not in kept[amp:]:
+        kept = kept[:amp]
+    return kept + _ELLIPSIS
+
+
+def _mrkdwn(text: str, limit: int) -> dict[str, Any]:
+    # verbatim: Slack then neither links bare URLs or channel names nor parses @here-style words
+    return {"type": "mrkdwn", "text": slack_cut(text, limit), "verbatim": True}
+
+
 def render_slack(event: Event, settings: Settings) -> str:
-    """A Slack incoming-webhook body: fallback ``text`` and a section with a dashboard button."""
-    text = f"{_ICONS.get(event.severity, '')} {headline(event)}".strip()
-    link = dashboard_link(settings, event)
-    fields = [{"type": "mrkdwn", "text": f"*{k}*: {v}"} for k, v in sorted(event.labels.items())][:10]
-    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+    """A Slack incoming-webhook body: fallback ``text``, a section, the labels, and a dashboard button when configured.
+
+    Every string from the event is escaped and every text is cut to Slack's limits, so a
+    feature value or service name shows as typed and the message is never refused.
+    """
+    text = f"{_ICONS.get(event.severity, '')} {slack_escape(headline(event))}".strip()
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": _mrkdwn(text, SLACK_SECTION_TEXT)}]
+    labels = sorted(event.labels.items())[:SLACK_FIELDS]
+    fields = [_mrkdwn(f"*{slack_escape(k)}*: {slack_escape(v)}", SLACK_FIELD_TEXT) for k, v in labels]
     if fields:
         blocks.append({"type": "section", "fields": fields})
-    blocks.append(
-        {
-            "type": "actions",
-            "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Open dashboard"}, "url": link}],
-        }
-    )
-    return dumps({"text": f"{text} <{link}|dashboard>", "blocks": blocks})
+    link = dashboard_link(settings, event)
+    fallback = slack_cut(text, SLACK_SECTION_TEXT)
+    if link is not None and len(link) <= SLACK_BUTTON_URL:
+        button = {"type": "button", "text": {"type": "plain_text", "text": "Open dashboard"}, "url": link}
+        blocks.append({"type": "actions", "elements": [button]})
+        fallback += f" <{link}|dashboard>"
+    return dumps({"text": fallback, "blocks": blocks})
 
 
 FORMATS: dict[str, Callable[[Event, Settings], str]] = {"json": render_json, "slack": render_slack}
