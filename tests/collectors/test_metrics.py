@@ -171,3 +171,9 @@ def test_head_metrics_answers_like_get_without_a_body(api: RunningServer) -> Non
     assert head.status_code == 200 and head.content == b""
     assert head.headers["content-type"] == get.headers["content-type"]
     assert httpx.head(f"{api.url}/metrics").status_code == 401
+    operations = [
+        op["operationId"]
+        for ops in httpx.get(f"{api.url}/openapi.json").json()["paths"].values()
+        for op in ops.values()
+    ]
+    assert len(operations) == len(set(operations))  # one route per method, so no duplicate operation id

@@ -36,7 +36,8 @@ router = APIRouter(tags=["metrics"])
 _EVERY = 3  # PROMETHEUS_BOUNDS_MS == BOUNDS[::3]
 
 
-@router.api_route("/metrics", methods=["GET", "HEAD"], response_class=PlainTextResponse)
+@router.head("/metrics", response_class=PlainTextResponse, include_in_schema=False)  # GET without the body
+@router.get("/metrics", response_class=PlainTextResponse)
 def metrics(store: StoreDep, _: Annotated[Principal, Depends(require("viewer"))]) -> PlainTextResponse:
     """Prometheus metrics: latency histograms, requests, errors, drift and quality gauges."""
     totals = store.traffic_totals()
