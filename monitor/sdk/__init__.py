@@ -6,8 +6,14 @@ Loads only the standard library (no pandas, mlflow, evidently, pydantic or HTTP 
     >>> tracker = Tracker("credit")
     >>> tracker.log({"age": 31, "income": 5200.0}, prediction=0, latency_ms=2.1)
 
-Middleware: ``monitor.sdk.asgi.MlwatchASGIMiddleware`` (FastAPI, Starlette) and
-``monitor.sdk.wsgi.MlwatchWSGIMiddleware`` (Flask); ONNX Runtime: ``monitor.sdk.onnx``.
+Middleware and wrappers, all importable from here and all standard-library only:
+
+    >>> from monitor.sdk import MlwatchASGIMiddleware, MlwatchWSGIMiddleware, TrackedSession
+    >>> app.add_middleware(MlwatchASGIMiddleware, tracker=tracker, paths=("/predict",))   # FastAPI
+    >>> app.wsgi_app = MlwatchWSGIMiddleware(app.wsgi_app, tracker, paths=("/predict",))  # Flask
+    >>> session = TrackedSession(onnxruntime.InferenceSession(path), tracker)             # ONNX Runtime
+
+The bodies the middleware understands are listed in ``monitor.sdk.payloads``.
 
 Delivery never blocks the caller and never loses a record without counting it
 (``tracker.stats()``); ``monitor.sdk.delivery`` has the full table. In short:
@@ -26,7 +32,18 @@ Delivery never blocks the caller and never loses a record without counting it
 
 from __future__ import annotations
 
+from monitor.sdk.asgi import MlwatchASGIMiddleware
 from monitor.sdk.delivery import DeliveryOptions, DeliveryStats
+from monitor.sdk.onnx import TrackedSession
 from monitor.sdk.tracker import TrackedCall, Tracker
+from monitor.sdk.wsgi import MlwatchWSGIMiddleware
 
-__all__ = ["DeliveryOptions", "DeliveryStats", "TrackedCall", "Tracker"]
+__all__ = [
+    "DeliveryOptions",
+    "DeliveryStats",
+    "MlwatchASGIMiddleware",
+    "MlwatchWSGIMiddleware",
+    "TrackedCall",
+    "TrackedSession",
+    "Tracker",
+]

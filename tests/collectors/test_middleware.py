@@ -1,4 +1,5 @@
-"""The middleware inside a real FastAPI app and a real Flask app, served on loopback ports."""
+"""The middleware inside a real FastAPI app and a real Flask app, served on loopback ports,
+imported as the README writes it (``from monitor.sdk import MlwatchASGIMiddleware``)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from werkzeug.serving import make_server
 
-from monitor.sdk import DeliveryOptions, Tracker
-from monitor.sdk.asgi import MlwatchASGIMiddleware
-from monitor.sdk.onnx import TrackedSession
-from monitor.sdk.wsgi import MlwatchWSGIMiddleware
+from monitor.sdk import DeliveryOptions, MlwatchASGIMiddleware, MlwatchWSGIMiddleware, TrackedSession, Tracker
 from tests.collectors.conftest import register, stored
 from tests.conftest import RunningServer, free_port, wait_http
 
