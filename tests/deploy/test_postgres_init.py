@@ -4,7 +4,8 @@ The image first creates POSTGRES_DB itself (``CREATE DATABASE :"db"`` through ps
 ``postgres`` database), then runs each ``/docker-entrypoint-initdb.d/*.sql`` with
 ``psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --no-password --no-psqlrc
 --dbname "$POSTGRES_DB" -f FILE``. These tests do exactly that against the local server,
-under database names of their own, dropped afterwards.
+under database names of their own, dropped afterwards. Compose's ``databases`` service runs
+the same file again on every start, so a volume whose init failed gets mended.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, make_url, text
+
+from tests.test_compose import ENV, SERVICES, interpolate
 
 ROOT = Path(__file__).resolve().parents[2]
 INIT_SQL = ROOT / "deploy/postgres/init.sql"
@@ -98,3 +101,25 @@ def test_init_run_twice_changes_nothing_and_succeeds(entrypoint: tuple[Entrypoin
     first, second = entry.run_init(names["mlwatch_db"], wanted), entry.run_init(names["mlwatch_db"], wanted)
     assert (first.returncode, second.returncode) == (0, 0), first.stderr + second.stderr
     assert "CREATE DATABASE" in first.stdout and "CREATE DATABASE" not in second.stdout
+
+
+def _databases_service(entry: Entrypoint, names: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Compose's `databases` service, its host and mounted file mapped to this machine."""
+    spec = SERVICES["databases"]
+    argv = [interpolate(str(a), {**ENV, "POSTGRES_USER": entry.user}) for a in spec["entrypoint"]]
+    mounted = {target: ROOT / source for source, target, *_ in (str(v).split(":") for v in spec["volumes"])}
+    argv = [a.replace("--host=postgres", f"--host={entry.env['PGHOST']}") for a in argv]
+    argv = [f"--file={mounted[a.removeprefix('--file=')]}" if a.startswith("--file=") else a for a in argv]
+    variables = [f"--set={key}={names[key]}" for key in ("mlwatch_db", "mlflow_db")]
+    return subprocess.run([*argv, *variables], env=entry.env, capture_output=True, text=True, timeout=60)
+
+
+def test_databases_service_mends_a_volume_whose_first_start_failed(
+    entrypoint: tuple[Entrypoint, dict[str, str]],
+) -> None:
+    entry, names = entrypoint
+    entry.create_postgres_db(names["mlwatch_db"])  # then the old init aborted: no mlflow database, ever
+    mended = _databases_service(entry, names)
+    assert mended.returncode == 0, mended.stderr
+    assert _databases(entry, names) == {names["mlwatch_db"], names["mlflow_db"]}
+    assert _databases_service(entry, names).returncode == 0  # and on every later start
