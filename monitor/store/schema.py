@@ -235,6 +235,21 @@ webhook_deliveries = Table(
     Index(None, "status", "next_attempt_at"),
 )
 
+ATTEMPT_ERROR_CHARS = 1000
+"""The longest error text kept per delivery attempt (a receiver's answer is quoted, never kept whole)."""
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("delivery_id", Id, ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), primary_key=True),
+    Column("attempt", Integer, primary_key=True),  # 1, 2, ...: the delivery's attempt count at its claim
+    Column("started_at", Float, nullable=False),
+    Column("status_code", Integer),  # None when no answer came (timeout, refused, connection error)
+    Column("latency_ms", Float),
+    Column("error", String(ATTEMPT_ERROR_CHARS)),
+    Index(None, "started_at"),  # retention deletes by age
+)
+
 jobs = Table(
     "jobs",
     metadata,

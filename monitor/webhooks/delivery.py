@@ -7,7 +7,8 @@ Deliveries go through ``GuardedTransport`` (``connection.py``): the address a re
 connects to is the one that was checked, so DNS cannot steer a delivery to a private
 network between the check and the connection. A refused address fails the row at once.
 
-Each attempt is logged on its row (attempts, status code, latency, last error). A row is
+Each attempt is logged: on its row (attempt count, last status code, latency and error) and
+as a row of its own (number, start, status code, latency, error), in one transaction. A row is
 claimed with a lease longer than the time its batch can take, so a worker that dies
 mid-delivery only delays it: once the lease expires another worker (or the restarted one)
 sends it again with the same ``webhook-id``.
@@ -15,6 +16,7 @@ sends it again with the same ``webhook-id``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -43,6 +45,7 @@ class Answer:
     error: str | None
     latency_ms: float
     refused: bool = False
+    started_at: float | None = None  # the clock when the request went out
 
 
 def policy_of(hook: WebhookConfig) -> RetryPolicy:
@@ -110,8 +113,10 @@ class Deliverer:
         hook = self.receivers.get(delivery.receiver)
         if hook is None:
             reason = f"receiver {delivery.receiver!r} is no longer configured"
-            return AttemptOutcome(delivery.id, "failed", self.clock(), self.clock(), error=reason)
-        answer = self.post(hook, delivery)
+            now = self.clock()
+            return AttemptOutcome(delivery.id, "failed", now, now, error=reason, attempt=delivery.attempts)
+        started_at = self.clock()
+        answer = dataclasses.replace(self.post(hook, delivery), started_at=started_at)
         return self.outcome(hook, delivery, answer)
 
     def post(self, hook: WebhookConfig, delivery: Delivery) -> Answer:
@@ -161,7 +166,15 @@ def _record(
     delivery: Delivery, status: str, now: float, next_at: float, answer: Answer, error: str | None = None
 ) -> AttemptOutcome:
     return AttemptOutcome(
-        delivery.id, status, now, next_at, answer.status_code, error or answer.error, answer.latency_ms
+        delivery.id,
+        status,
+        now,
+        next_at,
+        answer.status_code,
+        error or answer.error,
+        answer.latency_ms,
+        attempt=delivery.attempts,
+        started_at=answer.started_at,
     )
 
 
