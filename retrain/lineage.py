@@ -94,7 +94,7 @@ def datasets(data: TrainingData, store_url: str, service: str) -> dict[str, Pand
             StoreWindowSource(
                 store,
                 service,
-                f"holdout ({window.holdout_source})",
+                f"holdout-{window.holdout_source}",
                 window.start,
                 window.end,
                 {window.holdout_source: window.holdout_rows},
