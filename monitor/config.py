@@ -17,12 +17,24 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from monitor.errors import ConfigError
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_DURATION = re.compile(r"^\s*(\d{1,15}(?:\.\d{1,15})?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+MAX_DURATION = 100 * 365 * 86400.0
+"""The longest duration any setting takes (100 years): past it, adding one to a time can overflow."""
 
 
 def parse_duration(value: object) -> float:
@@ -32,21 +44,112 @@ def parse_duration(value: object) -> float:
     if isinstance(value, int | float):
         seconds = float(value)
     else:
-        match = _DURATION.match(str(value))
+        match = _DURATION.match(str(value)[:100])
         if not match:
-            raise ValueError(f"expected a duration such as '30s', '15m', '1h' or '7d', got {value!r}")
+            raise ValueError(f"expected a duration such as '30s', '15m', '1h' or '7d', got {_shown(value)}")
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    if seconds < 0:
-        raise ValueError(f"expected a non-negative duration, got {value!r}")
+    if not 0 <= seconds <= MAX_DURATION:  # also refuses NaN
+        raise ValueError(f"expected a duration from 0 to 100 years, got {_shown(value)}")
     return seconds
 
 
+def parse_positive_duration(value: object) -> float:
+    """``parse_duration`` for intervals, where 0 would mean "again at once, forever"."""
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"expected a positive duration such as '30s' or '4h', got {_shown(value)}")
+    return seconds
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "..."
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
-"""Seconds, written in config as ``30s``, ``15m``, ``1h``, ``7d`` or a number."""
+"""Seconds, written in config as ``30s``, ``15m``, ``1h``, ``7d`` or a number (0 to 100 years)."""
+PositiveDuration = Annotated[float, BeforeValidator(parse_positive_duration)]
+"""A ``Duration`` that must be above zero: windows, intervals, timeouts."""
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable_text(value: str) -> str:
+    """``value`` if every backend can store it: no NUL character (PostgreSQL refuses it in
+    text) and no lone surrogate (no UTF-8 encoding exists for one); ValueError otherwise."""
+    found = _UNSTORABLE.search(value)
+    if found:
+        kind = "a NUL character" if found.group() == "\x00" else "a lone surrogate"
+        raise ValueError(f"expected text without NUL characters or lone surrogates, got {kind} at {found.start()}")
+    return value
+
+
+Text = Annotated[str, StringConstraints(max_length=200), AfterValidator(storable_text)]
+"""A name, key or label value: at most 200 characters, storable on every backend."""
+LongText = Annotated[str, StringConstraints(max_length=2000), AfterValidator(storable_text)]
+"""A comment or message: at most 2,000 characters, storable on every backend."""
+
+MAX_DEPTH = 32
+"""How deeply free-form values (alert rule options, request bodies) may nest."""
+
+
+def check_depth(value: Any, limit: int = MAX_DEPTH) -> Any:
+    """``value`` if its lists and mappings nest at most ``limit`` deep; ValueError otherwise.
+
+    Iterative, so that a value nested thousands deep is refused rather than overflowing the stack.
+    """
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list | tuple) else None
+        if children is None:
+            continue
+        if depth > limit:
+            raise ValueError(f"expected values nested at most {limit} levels deep")
+        pending.extend((child, depth + 1) for child in children)
+    return value
+
+
+DRIFT_METHODS: dict[str, frozenset[str]] = {
+    name: frozenset(kinds)
+    for name, kinds in {
+        "TVD": ("categorical",),
+        "abs_text_content_drift": ("text",),
+        "anderson": ("numerical",),
+        "chisquare": ("categorical",),
+        "cramer_von_mises": ("numerical",),
+        "ed": ("numerical",),
+        "empirical_mmd": ("numerical",),
+        "es": ("numerical",),
+        "fisher_exact": ("categorical",),
+        "g_test": ("categorical",),
+        "hellinger": ("categorical", "numerical"),
+        "jensenshannon": ("categorical", "numerical"),
+        "kl_div": ("categorical", "numerical"),
+        "ks": ("numerical",),
+        "mannw": ("numerical",),
+        "perc_text_content_drift": ("text",),
+        "psi": ("categorical", "numerical"),
+        "t_test": ("numerical",),
+        "wasserstein": ("numerical",),
+        "z": ("categorical",),
+    }.items()
+}
+"""Evidently's stattests and the feature types each takes (``drift_method``'s values). Kept
+here so that loading a config does not import Evidently (6 s); ``tests/test_config.py``
+checks it against Evidently's registry."""
+
+
+def check_drift_method(method: str | None, kind: str) -> str | None:
+    """``method`` if Evidently has a stattest of that name for ``kind`` features; else ValueError listing those."""
+    if method is None or kind in DRIFT_METHODS.get(method, ()):
+        return method
+    valid = ", ".join(sorted(m for m, kinds in DRIFT_METHODS.items() if kind in kinds))
+    raise ValueError(f"drift_method: expected a stattest for {kind} features, one of {valid}; got {_shown(method)}")
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 FeatureType = Literal["numerical", "categorical", "text"]
@@ -55,12 +158,17 @@ Severity = Literal["info", "warning", "critical"]
 
 
 class FeatureSpec(_Frozen):
-    """One model input: its name and how drift and quality treat it."""
+    """One model input: its name and how drift and quality treat it (the API's ``FeatureIn`` too)."""
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Annotated[Text, StringConstraints(min_length=1)]
     type: FeatureType = "numerical"
-    drift_method: str | None = None
-    drift_threshold: float | None = None
+    drift_method: Annotated[str, StringConstraints(max_length=100)] | None = None
+    drift_threshold: float | None = Field(default=None, gt=0, le=1e6)
+
+    @model_validator(mode="after")
+    def _method_of_type(self) -> FeatureSpec:
+        check_drift_method(self.drift_method, self.type)
+        return self
 
 
 class ServiceConfig(_Frozen):
@@ -68,12 +176,12 @@ class ServiceConfig(_Frozen):
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     task: Task = "classification"
-    model_name: str | None = None
-    target: str | None = None
-    window: Duration = 3600.0
+    model_name: Text | None = None
+    target: Text | None = None
+    window: PositiveDuration = 3600.0
     reference: str | None = None
     features: tuple[FeatureSpec, ...] = ()
-    latency_bound_ms: float | None = None
+    latency_bound_ms: float | None = Field(default=None, gt=0)
     sample_size: int = Field(default=20_000, ge=100, le=1_000_000)
 
 
@@ -87,10 +195,10 @@ class WebhookConfig(_Frozen):
     min_severity: Severity = "info"
     match_labels: dict[str, str] = Field(default_factory=dict)
     events: tuple[str, ...] = ()
-    timeout: Duration = 5.0
-    retry_horizon: Duration = 24 * 3600.0
-    backoff_initial: Duration = 2.0
-    backoff_max: Duration = 600.0
+    timeout: PositiveDuration = 5.0
+    retry_horizon: PositiveDuration = 24 * 3600.0
+    backoff_initial: PositiveDuration = 2.0
+    backoff_max: PositiveDuration = 600.0
 
     @field_validator("url")
     @classmethod
@@ -110,19 +218,19 @@ class WebhookConfig(_Frozen):
 class AlertRuleConfig(_Frozen):
     """An alert rule; ``kind`` picks what it watches."""
 
-    name: str = Field(min_length=1)
-    kind: str
-    service: str | None = None
-    host: str | None = None
-    model_version: str | None = None
-    feature: str | None = None
-    metric: str | None = None
-    threshold: float = 0.0
+    name: Annotated[Text, StringConstraints(min_length=1)]
+    kind: Annotated[str, StringConstraints(max_length=100)]
+    service: Text | None = None
+    host: Text | None = None
+    model_version: Text | None = None
+    feature: Text | None = None
+    metric: Text | None = None
+    threshold: float = Field(default=0.0, ge=-1e15, le=1e15)
     for_: Duration = Field(default=0.0, alias="for")
     severity: Severity = "warning"
-    labels: dict[str, str] = Field(default_factory=dict)
-    repeat_interval: Duration = 4 * 3600.0
-    options: dict[str, Any] = Field(default_factory=dict)
+    labels: dict[Text, Text] = Field(default_factory=dict, max_length=50)
+    repeat_interval: PositiveDuration = 4 * 3600.0
+    options: Annotated[dict[Text, Any], AfterValidator(check_depth)] = Field(default_factory=dict, max_length=50)
 
     @field_validator("kind")
     @classmethod
@@ -159,7 +267,7 @@ class RetrainConfig(_Frozen):
     trainer: str = "sklearn"
     project_uri: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
-    data_window: Duration = 7 * 86400.0
+    data_window: PositiveDuration = 7 * 86400.0
     max_production_rows: int = Field(default=200_000, ge=0)
     recency_half_life: Duration | None = None
     reference_weight: float = Field(default=1.0, ge=0.0)
@@ -167,15 +275,15 @@ class RetrainConfig(_Frozen):
     lower it when the concept has changed, 0 trains on production data alone."""
     cooldown: Duration = 3600.0
     daily_cap: int = Field(default=3, ge=0)
-    timeout: Duration = 3600.0
+    timeout: PositiveDuration = 3600.0
 
 
 class RetentionConfig(_Frozen):
     """How long raw rows are kept before the worker deletes them."""
 
-    predictions: Duration = 30 * 86400.0
-    host_samples: Duration = 7 * 86400.0
-    traffic_rollups: Duration = 400 * 86400.0
+    predictions: PositiveDuration = 30 * 86400.0
+    host_samples: PositiveDuration = 7 * 86400.0
+    traffic_rollups: PositiveDuration = 400 * 86400.0
 
 
 class UserConfig(_Frozen):
@@ -200,7 +308,7 @@ class Settings(_Frozen):
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_batch_records: int = Field(default=10_000, ge=1)
     bootstrap_token: str | None = None
-    check_interval: Duration = 60.0
+    check_interval: PositiveDuration = 60.0
     allow_private_webhooks: bool = False
     services: tuple[ServiceConfig, ...] = ()
     webhooks: tuple[WebhookConfig, ...] = ()

@@ -80,3 +80,54 @@ def test_the_example_configuration_is_valid() -> None:
     settings = load_settings(example, environ={"MLWATCH_WEBHOOK_SECRET": "s3cret"})
     assert [a.kind for a in settings.alerts][:3] == ["drift_share", "feature_drift", "quality_decay"]
     assert settings.retrain_policy("credit").trigger == "on_alert"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "services:\n  - name: credit\n    features: [{name: age, drift_method: bogus}]\n",
+            r"services\.0\.features\.0: .*drift_method: expected a stattest for numerical features, .*wasserstein",
+        ),
+        (
+            "services:\n  - name: credit\n    features: [{name: city, type: categorical, drift_method: ks}]\n",
+            r"drift_method: expected a stattest for categorical features",
+        ),
+        ("services:\n  - name: credit\n    window: 0s\n", r"services\.0\.window: .*expected a positive duration"),
+        ("check_interval: 0\n", r"check_interval: .*expected a positive duration"),
+        ("alerts:\n  - {name: a, kind: drift_share, threshold: .nan}\n", r"alerts\.0\.threshold: .*finite number"),
+        ("alerts:\n  - {name: a, kind: drift_share, threshold: .inf}\n", r"alerts\.0\.threshold: .*finite number"),
+        ("alerts:\n  - {name: a, kind: drift_share, repeat_interval: 0s}\n", r"repeat_interval: .*positive duration"),
+        ("services:\n  - name: credit\n    window: 99999999999999d\n", r"window: .*from 0 to 100 years"),
+        ("alerts:\n  - {name: a, kind: drift_share, options: {x: " + "[" * 40 + "]" * 40 + "}}\n", "nested at most"),
+    ],
+    ids=["unknown method", "method of another type", "zero window", "zero interval", "NaN", "inf", "zero repeat",
+         "overflowing duration", "deep options"],
+)  # fmt: skip
+def test_settings_that_would_break_later_are_refused_at_load(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(_write(tmp_path, text), environ={})
+
+
+def test_the_drift_methods_are_evidentlys_stattests() -> None:
+    from evidently.legacy.core import ColumnType
+
+    from monitor.config import DRIFT_METHODS
+    from monitor.drift.stattests import _registered_stat_tests
+
+    names = {ColumnType.Numerical: "numerical", ColumnType.Categorical: "categorical", ColumnType.Text: "text"}
+    registered = {
+        method: frozenset(names[kind] for test in by_type.values() for kind in test.allowed_feature_types)
+        for method, by_type in _registered_stat_tests.items()
+    }
+    assert registered == DRIFT_METHODS
+
+
+def test_text_with_a_nul_or_a_lone_surrogate_is_refused() -> None:
+    from monitor.config import storable_text
+
+    assert storable_text("paris, é, 東京") == "paris, é, 東京"
+    with pytest.raises(ValueError, match="a NUL character at 2"):
+        storable_text("ab\x00")
+    with pytest.raises(ValueError, match="a lone surrogate at 0"):
+        storable_text("\ud800x")
