@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from typing import Any
 
 import httpx
 
@@ -112,7 +113,7 @@ def test_metrics_expose_drift_and_quality_of_the_latest_check(api: RunningServer
     register(api, "checked")
     store = Store.open(api.store_url)
     service = store.get_service("checked")
-    common = {"model_version": None, "status": "ok", "trigger": "manual"}
+    common: dict[str, Any] = {"model_version": None, "status": "ok", "trigger": "manual"}
     store.add_check(service, window_start=0, window_end=100, summary={"drift_share": 0.9}, results={}, **common)
     summary = {"rows": 500, "drift_share": 0.25, "dataset_drift": False, "quality": {"f1": 0.8, "accuracy": None}}
     results = {
