@@ -6,7 +6,7 @@ keeping either in the spool would stop every later batch behind it, and deleting
 lose it without a trace. One JSON file per refusal, ``{"status", "reason", "records"}``, in
 ``<spool>/quarantine/``; past ``max_bytes`` the oldest files are deleted and counted.
 
-    $ cat ~/.cache/mlwatch/spool/credit/quarantine/*.json
+    $ cat ~/.cache/mlwatch/spool/credit/*/quarantine/*.json
     {"status": 500, "reason": "HTTP 500: internal error", "records": [{"request_id": ...}]}
 """
 

@@ -6,16 +6,27 @@ and is shared by the processes of one service. Past ``max_bytes`` the oldest bat
 deleted and their records counted as dropped. A sender claims a file by renaming it
 (atomic), so several processes of one service can share a directory; claims left by a
 dead process are given back when a spool opens.
+
+The default directory (``default_directory``) is keyed by the service and by where its
+batches go, ``<cache>/mlwatch/spool/<service>/<key>/`` with ``key`` the first 16 hex digits
+of the SHA-256 of the target (the API URL, normalized, or the store URL in store mode):
+every process that sends the same service to the same server shares it, so a restart
+drains what its predecessor left, and records spooled for one server are never delivered
+to another. ``<cache>`` is ``$XDG_CACHE_HOME`` or ``~/.cache``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from monitor.sdk.folder import SUFFIX, Folder, records_in, tag_of, with_tag
+
+log = logging.getLogger("monitor.sdk")
 
 
 class Spool(Folder):
@@ -80,3 +91,28 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def default_directory(service: str, target: str) -> Path:
+    """The spool of ``service`` sending to ``target``: ``<cache>/mlwatch/spool/<service>/<key>``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = Path(base) / "mlwatch" / "spool" / "".join(c if c.isalnum() or c in "._-" else "_" for c in service)
+    keyed = folder / hashlib.sha256(target.encode()).hexdigest()[:16]
+    _warn_unkeyed(folder, keyed)
+    return keyed
+
+
+def _warn_unkeyed(folder: Path, keyed: Path) -> None:
+    """Batches of the older layout (one spool per service) may be for any server: say so, send none."""
+    try:
+        waiting = sum(1 for p in folder.iterdir() if p.name.endswith(SUFFIX) and not p.name.startswith("."))
+    except OSError:
+        return
+    if waiting:
+        log.warning(
+            "mlwatch: %d batch(es) in %s were spooled before spools were kept per server, so none is sent; "
+            "if they are for the server this tracker sends to, move the .json files into %s",
+            waiting,
+            folder,
+            keyed,
+        )

@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 from monitor.sdk.calls import Encoder, FeatureFilter, RawCall
 from monitor.sdk.delivery import Delivery, DeliveryOptions, DeliveryStats
 from monitor.sdk.quarantine import Quarantine
-from monitor.sdk.spool import Spool
+from monitor.sdk.spool import Spool, default_directory
 from monitor.sdk.transport import Authenticated, HttpTransport, StoreTransport, Transport
 
 log = logging.getLogger("monitor.sdk")
@@ -51,6 +51,11 @@ class Tracker:
     names a file holding the token, read at start and again whenever the server refuses
     the token, so that a rotated secret is picked up without a restart. ``clock`` stamps
     the records; ``timer`` paces retries and warnings (tests pass fakes of both).
+
+    ``spool_dir`` defaults to a directory of this service *and* this server (the API URL,
+    or ``store_url``), ``~/.cache/mlwatch/spool/<service>/<key>/``: a restart drains what its
+    predecessor spooled, and what was spooled for one server never goes to another
+    (``monitor.sdk.spool.default_directory``).
     """
 
     def __init__(
@@ -85,10 +90,11 @@ class Tracker:
         self._prefix = os.urandom(8).hex() + "-"
         self._random = random.random
         encoder = Encoder(FeatureFilter.of(allow_features, deny_features), model_version, max_body_bytes)
-        spool = Spool(Path(spool_dir) if spool_dir else _default_spool(service), spool_max_bytes)
+        transport = transport or _transport(service, url, token, token_file, store_url)
+        spool = Spool(Path(spool_dir) if spool_dir else default_directory(service, _target(transport)), spool_max_bytes)
         quarantine = Quarantine(spool.directory / "quarantine", quarantine_max_bytes)
         self._delivery = Delivery(
-            transport or _transport(service, url, token, token_file, store_url),
+            transport,
             encoder,
             spool,
             quarantine,
@@ -298,6 +304,7 @@ def _transport(
     )
 
 
-def _default_spool(service: str) -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "mlwatch" / "spool" / "".join(c if c.isalnum() or c in "._-" else "_" for c in service)
+def _target(transport: Transport) -> str:
+    """Where ``transport`` delivers, which keys its default spool (a class of one's own: its name)."""
+    target = getattr(transport, "target", None)
+    return str(target) if target else f"{type(transport).__module__}.{type(transport).__qualname__}"

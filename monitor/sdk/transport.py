@@ -133,6 +133,16 @@ class HttpClient:
             self._conn = None
 
 
+def normalized_url(url: str) -> str:
+    """``url`` as one server is named however it is written: ``HTTP://Host:80/`` is ``http://host:80``."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    port = parts.port or (443 if scheme == "https" else 80)
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}{parts.path.rstrip('/')}"
+
+
 def check_status(status: int, body: bytes) -> None:
     """Raise Retryable for 408/429/503, ServerError for other 5xx, Unauthorized for 401/403, else Rejected."""
     if status < 300:
@@ -179,6 +189,7 @@ class HttpTransport:
         self._token = _read_token(self._token_file) or token
         self._client = HttpClient(url, self._token, timeout)
         self._path = f"/v1/services/{quote(service, safe='')}/predictions"
+        self.target = normalized_url(url)
 
     def send(self, records: Sequence[Json]) -> None:
         """Deliver one batch."""
@@ -218,6 +229,7 @@ class StoreTransport:
 
     def __init__(self, store_url: str, service: str) -> None:
         self._url = store_url
+        self.target = store_url
         self._service = service
         self._store: Any = None
         self._ingestor: Any = None

@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from monitor.sdk import DeliveryOptions, Tracker
 from monitor.sdk.spool import Spool
@@ -86,6 +87,39 @@ def test_records_left_in_the_spool_at_exit_are_delivered_by_the_next_process(
     assert second.flush(10)
     second.close()
     assert _stored_ids(api.store_url, "later") == {f"late-{i}" for i in range(20)}
+
+
+def test_the_default_spool_is_kept_per_server_so_a_restart_drains_it_and_no_other_server_gets_it(
+    tmp_path: Path, api: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the default spool, of this test only
+    port, token = free_port(), f"t-{uuid.uuid4().hex}"
+    store_url, down_url = f"sqlite:///{tmp_path / 'down.db'}", f"http://127.0.0.1:{port}"
+    server = launch(tmp_path, store_url, port, token)
+    _register(down_url, token, "twin")
+    _register(api.url, api.token, "twin")
+    server.kill()
+    server.wait()
+    for_down = Tracker("twin", url=down_url, token=token, options=FAST, flush_at_exit=False)
+    for i in range(20):
+        for_down.log({"i": i}, request_id=f"down-{i}")
+    assert not for_down.flush(2)
+    for_down.close(2)
+    assert for_down.stats().spooled_bytes > 0
+    for_up = Tracker("twin", url=api.url + "/", token=api.token, options=FAST, flush_at_exit=False)
+    for_up.log({"i": 99}, request_id="up-99")
+    assert for_up.flush(10)
+    for_up.close()
+    assert _stored_ids(api.store_url, "twin") == {"up-99"}
+    server = launch(tmp_path, store_url, port, token)
+    try:
+        restarted = Tracker("twin", url=down_url, token=token, options=FAST, flush_at_exit=False)
+        assert restarted.flush(10)
+        restarted.close()
+    finally:
+        server.terminate()
+        server.wait()
+    assert _stored_ids(store_url, "twin") == {f"down-{i}" for i in range(20)}
 
 
 def test_records_still_queued_at_process_exit_are_delivered_by_the_exit_hook(
