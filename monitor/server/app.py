@@ -15,8 +15,7 @@ from monitor.server import errors
 from monitor.server.auth import TokenAuth
 from monitor.server.body import register_schemas
 from monitor.server.limits import BodyLimit
-from monitor.server.routes import ROUTERS
-from monitor.server.schemas import LabelBatch, PredictionBatch
+from monitor.server.routes import BODIES, ROUTERS
 from monitor.store import Store
 
 
@@ -36,7 +35,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
-    register_schemas(app, [PredictionBatch, LabelBatch])
+    register_schemas(app, BODIES)
     return app
 
 

@@ -2,35 +2,48 @@
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Path
+from fastapi import Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
-from monitor.config import FeatureType, Task
+from monitor.config import FeatureSpec, Task, Text
+from monitor.ingest import scalar_problem
 from monitor.records import Feature, HostSample, LabelRecord, PredictionRecord
 
-ObjectId = Annotated[int, Path(ge=1, le=2**63 - 1, description="a stored object's id")]
+ID_MAX = 2**31 - 1
+"""The largest id a path takes: ids are 32-bit integers in some tables of every backend."""
+ObjectId = Annotated[int, Path(ge=1, le=ID_MAX, description="a stored object's id")]
 """The id of a stored object in a path: bounded so that no database is asked for an integer it cannot hold."""
-Name = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
-RequestId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+Name = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NAME_PATTERN)]
+ServiceName = Annotated[str, Path(min_length=1, max_length=100, pattern=NAME_PATTERN, description="a service's name")]
+"""A service in a path: named as at registration, so that no other text reaches the store."""
+RequestId = Annotated[Text, StringConstraints(min_length=1)]
+QueryText = Annotated[Text | None, Query()]
+"""A free-text filter in a query string: at most 200 characters, storable on every backend."""
+EPOCH_MIN, EPOCH_MAX = -62135596800.0, 253402300799.0
+"""Epoch seconds of 0001-01-01 and 9999-12-31T23:59:59 UTC: the times a date can show."""
+EpochSeconds = Annotated[float, Field(ge=EPOCH_MIN, le=EPOCH_MAX, description="epoch seconds")]
+EpochQuery = Annotated[
+    float | None, Query(ge=EPOCH_MIN, le=EPOCH_MAX, allow_inf_nan=False, description="epoch seconds")
+]
 
 
 def _scalar(value: Any) -> Any:
-    if value is None or isinstance(value, str | bool | int):
-        return value
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return value
-        raise ValueError("expected a finite number, got NaN or infinity")
-    raise ValueError(f"expected a number, string, boolean or null, got {type(value).__name__}")
+    problem = scalar_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
 
 
 def prediction_value(value: Any) -> Any:
+    """``value`` if it is a scalar or a list of at most 10,000 scalars; ValueError otherwise."""
     if isinstance(value, list):
+        if len(value) > 10_000:
+            raise ValueError(f"expected at most 10000 values in a prediction, got {len(value)}")
         return [_scalar(v) for v in value]
     return _scalar(value)
 
@@ -62,13 +75,8 @@ def epoch(value: datetime | None) -> float:
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
 
 
-class FeatureIn(_Body):
-    """A feature of a service: its name and type."""
-
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    type: FeatureType = "numerical"
-    drift_method: str | None = None
-    drift_threshold: float | None = Field(default=None, gt=0)
+class FeatureIn(FeatureSpec):
+    """A feature of a service: its name and type (validated as ``services[].features`` in mlwatch.yaml)."""
 
 
 class ServiceIn(_Body):
@@ -76,8 +84,8 @@ class ServiceIn(_Body):
 
     name: Name
     task: Task = "classification"
-    model_name: str | None = Field(default=None, max_length=200)
-    target: str | None = Field(default=None, max_length=200)
+    model_name: Text | None = None
+    target: Text | None = None
     features: list[FeatureIn] = Field(default_factory=list, max_length=2000)
 
     def feature_records(self) -> tuple[Feature, ...]:
@@ -98,6 +106,11 @@ class ServiceOut(BaseModel):
     errors_last_hour: int = 0
 
 
+LATENCY_MAX_MS = 1e9
+"""About 11.6 days: a latency past it is a unit mistake, and sums of such values lose all precision."""
+Probabilities = Annotated[list[float], Field(max_length=10_000)]
+
+
 class PredictionIn(_Body):
     """One logged prediction. ``timestamp`` is ISO 8601 or epoch seconds (UTC if no zone)."""
 
@@ -109,9 +122,9 @@ class PredictionIn(_Body):
         Field(default_factory=dict, max_length=5000)
     )
     prediction: PredictionValue = None
-    probabilities: dict[str, float] | list[float] | None = None
-    latency_ms: float | None = Field(default=None, ge=0)
-    model_version: Annotated[str, StringConstraints(max_length=100)] | None = None
+    probabilities: Annotated[dict[Text, float], Field(max_length=10_000)] | Probabilities | None = None
+    latency_ms: float | None = Field(default=None, ge=0, le=LATENCY_MAX_MS)
+    model_version: Annotated[Text, StringConstraints(max_length=100)] | None = None
     status: Literal["ok", "error"] = "ok"
 
     def record(self) -> PredictionRecord:
@@ -157,8 +170,8 @@ class HostSampleIn(_Body):
 
     timestamp: datetime | None = None
     kind: Literal["host", "process", "gpu"] = "host"
-    name: Annotated[str, StringConstraints(max_length=200)] = ""
-    metrics: dict[str, float] = Field(max_length=500)
+    name: Text = ""
+    metrics: dict[Text, Annotated[float, Field(ge=-1e18, le=1e18)]] = Field(max_length=500)
 
     def record(self) -> HostSample:
         """As a store record."""
@@ -168,7 +181,7 @@ class HostSampleIn(_Body):
 class HostSampleBatch(_Body):
     """Samples from the agent on one host."""
 
-    samples: list[HostSampleIn] = Field(min_length=1)
+    samples: list[HostSampleIn] = Field(min_length=1, max_length=10_000)
 
 
 class IngestOut(BaseModel):

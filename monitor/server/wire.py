@@ -20,10 +20,13 @@ import msgspec
 from pydantic import TypeAdapter, ValidationError
 
 from monitor.records import PredictionRecord
-from monitor.server.schemas import PredictionBatch, epoch, prediction_value
+from monitor.server.schemas import LATENCY_MAX_MS, PredictionBatch, epoch, prediction_value
 
 _PYDANTIC_SECONDS = 2e10
 """pydantic reads a number above this as milliseconds; the fast path leaves those to it."""
+
+
+_Key = Annotated[str, msgspec.Meta(max_length=200)]
 
 
 class _Prediction(msgspec.Struct, forbid_unknown_fields=True):
@@ -31,8 +34,12 @@ class _Prediction(msgspec.Struct, forbid_unknown_fields=True):
     timestamp: float | str | None = None
     features: Annotated[dict[str, Any], msgspec.Meta(max_length=5000)] = msgspec.field(default_factory=dict)
     prediction: Any = None
-    probabilities: dict[str, float] | list[float] | None = None
-    latency_ms: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    probabilities: (
+        Annotated[dict[_Key, float], msgspec.Meta(max_length=10_000)]
+        | Annotated[list[float], msgspec.Meta(max_length=10_000)]
+        | None
+    ) = None
+    latency_ms: Annotated[float, msgspec.Meta(ge=0, le=LATENCY_MAX_MS)] | None = None
     model_version: Annotated[str, msgspec.Meta(max_length=100)] | None = None
     status: Literal["ok", "error"] = "ok"
 
@@ -53,17 +60,26 @@ def decode_predictions(raw: bytes) -> list[PredictionRecord]:
     """The records of a ``PredictionBatch`` body; pydantic's ValidationError when it is not one."""
     try:
         return [_record(p) for p in _DECODER.decode(raw).records]
-    except (msgspec.DecodeError, _NotFast):
+    except (msgspec.DecodeError, _NotFast, RecursionError, UnicodeDecodeError):
+        # msgspec raises the last two for a body nested too deep or not UTF-8; pydantic
+        # parses those into a 400 that says where.
         return [r.record() for r in PredictionBatch.model_validate_json(raw or b"null").records]
 
 
 def _record(p: _Prediction) -> PredictionRecord:
     if p.latency_ms is not None and not math.isfinite(p.latency_ms):
         raise _NotFast
+    # NUL is the one character msgspec passes that a store refuses (it refuses lone surrogates).
+    if (p.request_id is not None and "\x00" in p.request_id) or (
+        p.model_version is not None and "\x00" in p.model_version
+    ):
+        raise _NotFast
     probabilities = p.probabilities
     if probabilities is not None:
         values = probabilities.values() if isinstance(probabilities, dict) else probabilities
         if not all(math.isfinite(v) for v in values):
+            raise _NotFast
+        if isinstance(probabilities, dict) and any("\x00" in k for k in probabilities):
             raise _NotFast
     try:
         prediction = prediction_value(p.prediction)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -120,6 +121,9 @@ def test_silences_are_created_listed_and_ended(api: Api) -> None:
         ({"matchers": {"service": "a"}, "ends_at": "2001-01-01T00:00:00Z"}, "ends_at", "in the future"),
         ({"matchers": {"service": "a"}, "duration": "soon"}, "duration", "expected a duration"),
         ({"matchers": {"service": 3}, "duration": "1h"}, "matchers.service", "valid string"),
+        ({"matchers": {"service": "a"}, "duration": "0s"}, "duration", "expected a positive duration"),
+        ({"matchers": {"service": "a"}, "duration": "1h", "comment": "\x00"}, "comment", "without NUL"),
+        ({"matchers": {"service": "v" * 1_000_000}, "duration": "1h"}, "matchers.service", "at most 200 characters"),
     ],
 )
 def test_bad_silences_are_refused_naming_the_field(api: Api, body: dict[str, object], field: str, message: str) -> None:
@@ -165,10 +169,17 @@ def test_api_rules_are_created_replaced_and_deleted(api: Api) -> None:
         ({"kind": "drift_share", "name": "other"}, "name", "expected the name in the path"),
         ({"kind": "drift_share", "enabled": "yes"}, "enabled", "expected true or false"),
         ({"kind": "drift_share", "colour": "red"}, "colour", "Extra inputs are not permitted"),
+        ({"kind": "drift_share", "threshold": float("nan")}, "threshold", "expected a finite number"),
+        ({"kind": "drift_share", "threshold": float("inf")}, "threshold", "expected a finite number"),
+        ({"kind": "drift_share", "repeat_interval": "0s"}, "repeat_interval", "expected a positive duration"),
+        ({"kind": "drift_share", "for": "9" * 400}, "for", "expected a duration"),
+        ({"kind": "drift_share", "labels": {"team": "a\x00"}}, "labels.team", "without NUL characters"),
+        ({"kind": "drift_share", "service": "x" * 1_000_000}, "service", "at most 200 characters"),
     ],
 )
 def test_bad_rules_are_refused_naming_the_field(api: Api, body: dict[str, object], field: str, message: str) -> None:
-    answer = api.as_("operator").put("/v1/alert-rules/bad", json=body)
+    raw = json.dumps(body).encode()  # NaN and Infinity as JavaScript writes them, which httpx's json= refuses
+    answer = api.as_("operator").put("/v1/alert-rules/bad", content=raw, headers={"content-type": "application/json"})
     assert answer.status_code == 422, answer.text
     assert answer.json()["errors"][0]["field"] == field and message in answer.json()["message"]
 
@@ -182,6 +193,7 @@ def test_test_event_goes_through_the_outbox(api: Api) -> None:
     missing = api.as_("admin").post("/v1/webhooks/test", json={"receiver": "pager"})
     assert missing.status_code == 404 and "configured: ops, chat" in missing.json()["message"]
     log = api.as_("viewer").get("/v1/webhooks/deliveries", params={"event_id": both["event_id"]}).json()
+    assert isinstance(log, list), log
     assert sorted(d["receiver"] for d in log) == ["chat", "ops"]
     assert all(d["status"] == "pending" and d["event_type"] == "test" for d in log)
 
@@ -200,3 +212,23 @@ def test_event_schema_is_served_to_viewers(api: Api) -> None:
     assert api.as_(None).get("/v1/webhooks/schema").status_code == 401
     schema = api.as_("viewer").get("/v1/webhooks/schema").json()
     assert schema["title"] == "mlwatch.event/v1" and "dashboard_url" in schema["required"]
+
+
+def test_a_rule_with_a_1mb_label_key_or_deep_options_is_refused(api: Api) -> None:
+    operator = api.as_("operator")
+    long_key = operator.put("/v1/alert-rules/big", json={"kind": "drift_share", "labels": {"k" * 1_000_000: "v"}})
+    nested: object = 1
+    for _ in range(40):
+        nested = [nested]
+    deep = operator.put("/v1/alert-rules/deep", json={"kind": "drift_share", "options": {"min_rows": nested}})
+    assert long_key.status_code == 422 and "at most 200 characters" in long_key.json()["message"]
+    assert len(long_key.content) < 2000  # the key is not echoed back whole
+    assert deep.status_code == 422 and "nested at most 32 levels deep" in deep.json()["message"]
+    assert operator.get("/v1/alert-rules/big").status_code == 404
+
+
+def test_a_rule_body_without_a_valid_token_is_refused_before_it_is_read(api: Api) -> None:
+    deep = b'{"kind": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    for role in (None, "viewer"):
+        answer = api.as_(role).put("/v1/alert-rules/x", content=deep, headers={"content-type": "application/json"})
+        assert answer.status_code == (401 if role is None else 403), answer.text

@@ -1,8 +1,16 @@
-"""The API's routers, one module per resource; ``ROUTERS`` is what the app mounts."""
+"""The API's routers, one module per resource; ``ROUTERS`` is what the app mounts.
+
+``BODIES`` are the request bodies the routes read through ``monitor.server.body`` (never
+as FastAPI body parameters, which are read before authentication): the app adds them to
+its OpenAPI schema.
+"""
 
 from __future__ import annotations
 
+from pydantic import BaseModel
+
 from monitor.server.routes import alerts, checks, health, hosts, ingest, metrics, models, services, tokens
+from monitor.server.schemas import HostSampleBatch, LabelBatch, PredictionBatch, ServiceIn
 
 ROUTERS = [
     health.router,
@@ -14,4 +22,18 @@ ROUTERS = [
     models.router,
     metrics.router,
     tokens.router,
+]
+BODIES: list[type[BaseModel]] = [
+    ServiceIn,
+    PredictionBatch,
+    LabelBatch,
+    HostSampleBatch,
+    checks.CheckIn,
+    alerts.AckIn,
+    alerts.SilenceIn,
+    alerts.TestEventIn,
+    models.RetrainIn,
+    models.VersionIn,
+    models.RollbackIn,
+    tokens.TokenIn,
 ]

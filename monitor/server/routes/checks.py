@@ -6,29 +6,29 @@ and ``monitor.drift.report`` are imported inside the handlers), never at start-u
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from monitor.config import Text
 from monitor.errors import ValidationFailed
 from monitor.records import CheckRecord, Service
 from monitor.server.auth import Principal, require
+from monitor.server.body import decoded_body, openapi_body, optional_json_body
 from monitor.server.routes.services import StoreDep
-from monitor.server.schemas import ObjectId, Scalar
+from monitor.server.schemas import EpochQuery, EpochSeconds, ObjectId, Scalar, ServiceName
 from monitor.store import Store
 
 router = APIRouter(tags=["checks"])
 Viewer = Annotated[Principal, Depends(require("viewer"))]
 Operator = Annotated[Principal, Depends(require("operator"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
-Version = Annotated[str, StringConstraints(max_length=100)]
+Version = Annotated[Text, StringConstraints(max_length=100)]
 _LOCK = threading.Lock()
 
 
@@ -37,8 +37,8 @@ class CheckIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    start: float | None = Field(default=None, description="epoch seconds")
-    end: float | None = Field(default=None, description="epoch seconds; default now")
+    start: EpochSeconds | None = Field(default=None, description="epoch seconds")
+    end: EpochSeconds | None = Field(default=None, description="epoch seconds; default now")
     sample_size: int | None = Field(default=None, ge=100, le=1_000_000)
 
 
@@ -64,7 +64,7 @@ class ReferenceRecordsIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    records: list[dict[str, Scalar]] = Field(min_length=1)
+    records: list[Annotated[dict[Text, Scalar], Field(max_length=5000)]] = Field(min_length=1)
     model_version: Version | None = None
 
 
@@ -109,8 +109,16 @@ def _run_check(request: Request, service: Service, body: CheckIn) -> CheckRecord
         return runner.run(service, start, end, trigger="api", sample_size=body.sample_size)
 
 
-@router.post("/v1/services/{service}/checks", response_model=CheckOut)
-def run_check(service: str, store: StoreDep, request: Request, who: Operator, body: CheckIn | None = None) -> CheckOut:
+@router.post(
+    "/v1/services/{service}/checks", response_model=CheckOut, openapi_extra=openapi_body(CheckIn, required=False)
+)
+def run_check(
+    who: Operator,
+    service: ServiceName,
+    body: Annotated[CheckIn | None, Depends(optional_json_body(CheckIn))],
+    store: StoreDep,
+    request: Request,
+) -> CheckOut:
     """Run a check of the service's latest window (or the given one) now, and return it."""
     found = store.get_service(service)
     check = _run_check(request, found, body or CheckIn())
@@ -120,11 +128,11 @@ def run_check(service: str, store: StoreDep, request: Request, who: Operator, bo
 
 @router.get("/v1/services/{service}/checks", response_model=list[CheckOut])
 def list_checks(
-    service: str,
+    service: ServiceName,
     store: StoreDep,
     _: Viewer,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    since: Annotated[float | None, Query(description="epoch seconds", allow_inf_nan=False)] = None,
+    since: EpochQuery = None,
 ) -> list[CheckOut]:
     """The service's checks, newest first."""
     found = store.get_service(service)
@@ -170,10 +178,10 @@ _UPLOAD_DOC = {
 
 @router.post("/v1/services/{service}/reference", response_model=ReferenceOut, openapi_extra=_UPLOAD_DOC)
 async def upload_reference(
-    service: str,
+    who: Admin,
+    service: ServiceName,
     store: StoreDep,
     request: Request,
-    who: Admin,
     model_version: Annotated[Version | None, Query(description="'' or absent: any version")] = None,
 ) -> ReferenceOut:
     """Set the reference (training) data: JSON records, a multipart file, or a raw Parquet/CSV body."""
@@ -199,14 +207,7 @@ async def upload_reference(
 async def _json_upload(request: Request) -> tuple[Any, str | None, str]:
     from monitor.drift.reference import frame_from_records
 
-    try:
-        raw = json.loads(await request.body())
-    except ValueError as exc:
-        raise ValidationFailed("body", f"expected JSON {{'records': [...]}}: {exc}") from exc
-    try:
-        body = ReferenceRecordsIn.model_validate(raw)
-    except ValidationError as exc:
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from exc
+    body = await decoded_body(ReferenceRecordsIn.model_validate_json)(request)
     return frame_from_records(body.records), body.model_version, "api:json"
 
 

@@ -12,7 +12,7 @@ from monitor.records import PredictionRecord
 from monitor.server.auth import Principal, require
 from monitor.server.body import decoded_body, json_body, openapi_body
 from monitor.server.routes.services import StoreDep
-from monitor.server.schemas import IngestOut, LabelBatch, PredictionBatch
+from monitor.server.schemas import IngestOut, LabelBatch, PredictionBatch, ServiceName
 from monitor.server.wire import decode_predictions
 
 router = APIRouter(prefix="/v1/services", tags=["ingest"])
@@ -32,11 +32,11 @@ def _check_size(request: Request, count: int, field: str) -> None:
 
 @router.post("/{service}/predictions", response_model=IngestOut, openapi_extra=openapi_body(PredictionBatch))
 def add_predictions(
-    service: str,
+    _: Ingest,
+    service: ServiceName,
     records: Annotated[list[PredictionRecord], Depends(decoded_body(decode_predictions))],
     store: StoreDep,
     request: Request,
-    _: Ingest,
 ) -> IngestOut:
     """Store a batch of predictions (whole or not at all); request ids already stored are skipped."""
     _check_size(request, len(records), "records")
@@ -46,11 +46,11 @@ def add_predictions(
 
 @router.post("/{service}/labels", response_model=IngestOut, openapi_extra=openapi_body(LabelBatch))
 def add_labels(
-    service: str,
+    _: Ingest,
+    service: ServiceName,
     body: Annotated[LabelBatch, Depends(json_body(LabelBatch))],
     store: StoreDep,
     request: Request,
-    _: Ingest,
 ) -> IngestOut:
     """Store delayed ground truth, joined to predictions by request id."""
     _check_size(request, len(body.labels), "labels")

@@ -10,12 +10,13 @@ from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema
 
 from monitor.config import Settings
 from monitor.errors import Conflict
 from monitor.server.auth import Principal, require
-from monitor.server.schemas import ObjectId
+from monitor.server.body import json_body, openapi_body, optional_json_body
+from monitor.server.schemas import ID_MAX, ObjectId, ServiceName
 from monitor.store import Store
 from retrain import actions
 from retrain.records import JobRecord
@@ -46,18 +47,34 @@ class RetrainIn(BaseModel):
     mode: Literal["retrain", "fine_tune"] | None = None
 
 
+def _version_number(value: object) -> str:
+    text = str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
+    if not (text.isascii() and text.isdigit() and 1 <= int(text[:12]) <= ID_MAX):
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+        raise ValueError(f"expected a registered model version, a number from 1 to {ID_MAX} such as '3', got {shown}")
+    return str(int(text))
+
+
+_VERSION_SCHEMA = {
+    "anyOf": [{"type": "string", "pattern": "^[0-9]{1,10}$"}, {"type": "integer", "minimum": 1, "maximum": ID_MAX}],
+    "description": "registered model version, e.g. '3'",
+}
+ModelVersion = Annotated[str, BeforeValidator(_version_number), WithJsonSchema(_VERSION_SCHEMA)]
+"""A model version as MLflow numbers them: bounded here, so that the registry is never asked for 10**30."""
+
+
 class VersionIn(BaseModel):
     """A model version number, e.g. ``"3"``."""
 
     model_config = ConfigDict(extra="forbid")
-    version: str | int = Field(description="registered model version, e.g. '3'")
+    version: ModelVersion
 
 
 class RollbackIn(BaseModel):
     """Optionally, the version expected to become champion again (the current ``previous``)."""
 
     model_config = ConfigDict(extra="forbid")
-    version: str | int | None = None
+    version: ModelVersion | None = None
 
 
 class JobOut(BaseModel):
@@ -93,8 +110,16 @@ def _job(job: JobRecord) -> JobOut:
     return JobOut(**{k: v for k, v in fields.items() if k in JobOut.model_fields})
 
 
-@router.post("/v1/services/{service}/retrain", response_model=RetrainOut, status_code=202)
-def retrain(service: str, body: RetrainIn, store: StoreDep, settings: SettingsDep, who: Operator) -> RetrainOut:
+@router.post(
+    "/v1/services/{service}/retrain", response_model=RetrainOut, status_code=202, openapi_extra=openapi_body(RetrainIn)
+)
+def retrain(
+    who: Operator,
+    service: ServiceName,
+    body: Annotated[RetrainIn, Depends(json_body(RetrainIn))],
+    store: StoreDep,
+    settings: SettingsDep,
+) -> RetrainOut:
     """Queue a retrain (one active job per service: a second request returns the running one)."""
     job, created = actions.request_retrain(store, settings, service, mode=body.mode, actor=who.name)
     return RetrainOut(job_id=job.id, status=job.status, created=created)
@@ -112,21 +137,31 @@ def cancel_job(job_id: ObjectId, store: StoreDep, who: Operator) -> JobOut:
     return _job(actions.cancel_job(store, job_id, actor=who.name))
 
 
-@router.post("/v1/services/{service}/promote")
-def promote(service: str, body: VersionIn, store: StoreDep, settings: SettingsDep, who: Operator) -> dict[str, Any]:
+@router.post("/v1/services/{service}/promote", openapi_extra=openapi_body(VersionIn))
+def promote(
+    who: Operator,
+    service: ServiceName,
+    body: Annotated[VersionIn, Depends(json_body(VersionIn))],
+    store: StoreDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
     """Make a version the champion; the old champion becomes ``previous``."""
-    done = actions.promote(store, settings, service, str(body.version), actor=who.name)
+    done = actions.promote(store, settings, service, body.version, actor=who.name)
     return asdict(done)
 
 
-@router.post("/v1/services/{service}/rollback")
+@router.post("/v1/services/{service}/rollback", openapi_extra=openapi_body(RollbackIn, required=False))
 def rollback(
-    service: str, store: StoreDep, settings: SettingsDep, who: Operator, body: RollbackIn | None = None
+    who: Operator,
+    service: ServiceName,
+    body: Annotated[RollbackIn | None, Depends(optional_json_body(RollbackIn))],
+    store: StoreDep,
+    settings: SettingsDep,
 ) -> dict[str, Any]:
     """Swap champion and previous (the version, when given, must be the current ``previous``)."""
     if body is not None and body.version is not None:
         overview = actions.list_models(store, settings, service, limit=1)
-        if overview.previous != str(body.version).strip():
+        if overview.previous != body.version:
             raise Conflict(
                 f"cannot roll back to version {body.version}: the rollback target ('previous') is {overview.previous}"
             )
@@ -134,6 +169,6 @@ def rollback(
 
 
 @router.get("/v1/services/{service}/models")
-def models(service: str, store: StoreDep, settings: SettingsDep, _: Viewer) -> dict[str, Any]:
+def models(service: ServiceName, store: StoreDep, settings: SettingsDep, _: Viewer) -> dict[str, Any]:
     """Registry versions with aliases and metrics, gate decisions, and the alias history."""
     return asdict(actions.list_models(store, settings, service))

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from monitor.records import Service, TrafficBucket
 from monitor.server.auth import Principal, require
-from monitor.server.schemas import ServiceIn, ServiceOut, StatsBucket, StatsOut
+from monitor.server.body import json_body, openapi_body
+from monitor.server.schemas import EpochQuery, ServiceIn, ServiceName, ServiceOut, StatsBucket, StatsOut
 from monitor.store import Store
 
 router = APIRouter(prefix="/v1/services", tags=["services"])
@@ -39,9 +40,11 @@ def _out(store: Store, service: Service) -> ServiceOut:
     )
 
 
-@router.post("", response_model=ServiceOut)
+@router.post("", response_model=ServiceOut, openapi_extra=openapi_body(ServiceIn))
 def register_service(
-    body: ServiceIn, store: StoreDep, who: Annotated[Principal, Depends(require("admin"))]
+    who: Annotated[Principal, Depends(require("admin"))],
+    body: Annotated[ServiceIn, Depends(json_body(ServiceIn))],
+    store: StoreDep,
 ) -> ServiceOut:
     """Register a service or update its definition."""
     service = store.upsert_service(
@@ -58,22 +61,25 @@ def list_services(store: StoreDep, _: Annotated[Principal, Depends(require("view
 
 
 @router.get("/{service}", response_model=ServiceOut)
-def get_service(service: str, store: StoreDep, _: Annotated[Principal, Depends(require("viewer"))]) -> ServiceOut:
+def get_service(
+    service: ServiceName, store: StoreDep, _: Annotated[Principal, Depends(require("viewer"))]
+) -> ServiceOut:
     """One service with its recent traffic."""
     return _out(store, store.get_service(service))
 
 
 @router.get("/{service}/stats", response_model=StatsOut)
 def service_stats(
-    service: str,
+    service: ServiceName,
     store: StoreDep,
     _: Annotated[Principal, Depends(require("viewer"))],
-    start: Annotated[float | None, Query(description="epoch seconds; default: end - 24h", allow_inf_nan=False)] = None,
-    end: Annotated[float | None, Query(description="epoch seconds; default: now", allow_inf_nan=False)] = None,
+    start: EpochQuery = None,
+    end: EpochQuery = None,
     bucket: Annotated[int, Query(ge=60, le=86400 * 31, multiple_of=60, description="seconds")] = 300,
     by_version: bool = False,
 ) -> StatsOut:
-    """Count, errors and latency p50/p95/p99 per time bucket (and model version)."""
+    """Count, errors and latency p50/p95/p99 per time bucket (and model version), from
+    ``start`` (default: ``end`` less 24 hours) to ``end`` (default: now)."""
     end = time.time() if end is None else end
     start = end - 86400 if start is None else start
     found = store.get_service(service)

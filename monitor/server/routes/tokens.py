@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from monitor.config import Text
 from monitor.records import ApiToken
 from monitor.server.auth import Principal, TokenAuth, require
 from monitor.server.body import json_body, openapi_body
+from monitor.server.schemas import ObjectId
 from monitor.store import Store
 
 router = APIRouter(prefix="/v1/tokens", tags=["tokens"])
@@ -27,7 +29,7 @@ class TokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     role: Literal["ingest", "viewer", "operator", "admin"]
-    name: str = Field(default="", max_length=200, description="a label for the audit log (default: the role)")
+    name: Text = Field(default="", description="a label for the audit log (default: the role)")
 
 
 class TokenOut(BaseModel):
@@ -88,7 +90,7 @@ def create_token(
 @router.delete("/{token_id}", response_model=TokenOut)
 def revoke_token(
     who: Admin,
-    token_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    token_id: ObjectId,
     auth: Annotated[TokenAuth, Depends(_auth)],
     store: Annotated[Store, Depends(_store)],
 ) -> TokenOut:
