@@ -21,15 +21,23 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
-from monitor.config import AlertRuleConfig, Settings, parse_duration
+from monitor.config import AlertRuleConfig, LongText, Settings, Text, parse_positive_duration
 from monitor.errors import Conflict, NotFound, ValidationFailed
 from monitor.server.auth import Principal, require
+from monitor.server.body import (
+    decoded_body,
+    json_body,
+    object_body,
+    openapi_body,
+    openapi_object_body,
+    optional_json_body,
+)
 from monitor.server.routes.services import StoreDep
-from monitor.server.schemas import ObjectId, epoch
+from monitor.server.schemas import ObjectId, QueryText, epoch
 from monitor.store import Store
 from monitor.store.alerts import AlertRecord, SilenceRecord, StoredRule, write_audit
 from monitor.store.outbox import Delivery
@@ -50,25 +58,27 @@ class _Body(BaseModel):
 class AckIn(_Body):
     """Acknowledge an alert."""
 
-    comment: str = Field(default="", max_length=2000)
+    comment: LongText = ""
 
 
 class SilenceIn(_Body):
     """Silence alerts whose labels match every matcher, until ``ends_at`` (or for ``duration``)."""
 
-    matchers: dict[str, str] = Field(
+    matchers: dict[Text, Text] = Field(
         min_length=1, max_length=20, description="label -> value, e.g. {'service': 'credit'}"
     )
     starts_at: datetime | None = None
     ends_at: datetime | None = None
-    duration: str | None = Field(default=None, description="e.g. '2h'; instead of ends_at")
-    comment: str = Field(default="", max_length=2000)
+    duration: Annotated[str, StringConstraints(max_length=100)] | None = Field(
+        default=None, description="e.g. '2h'; instead of ends_at"
+    )
+    comment: LongText = ""
 
     @field_validator("duration")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
-        if value is not None and parse_duration(value) <= 0:
-            raise ValueError(f"expected a positive duration such as '30m' or '2h', got {value!r}")
+        if value is not None:
+            parse_positive_duration(value)
         return value
 
 
@@ -97,7 +107,7 @@ class RuleOut(BaseModel):
 class TestEventIn(_Body):
     """Send a test event to one receiver (by name) or to all."""
 
-    receiver: str | None = Field(default=None, max_length=200)
+    receiver: Text | None = None
 
 
 class TestEventOut(BaseModel):
@@ -141,8 +151,8 @@ def list_alerts(
     store: StoreDep,
     _: Viewer,
     state: Literal["pending", "firing", "resolved"] | None = None,
-    service: str | None = None,
-    rule: str | None = None,
+    service: QueryText = None,
+    rule: QueryText = None,
     limit: Limit = 100,
 ) -> list[AlertRecord]:
     """Alerts, newest first."""
@@ -155,9 +165,12 @@ def get_alert(alert_id: ObjectId, store: StoreDep, _: Viewer) -> AlertRecord:
     return store.get_alert(alert_id)
 
 
-@router.post("/v1/alerts/{alert_id}/ack", response_model=AlertRecord)
+@router.post("/v1/alerts/{alert_id}/ack", response_model=AlertRecord, openapi_extra=openapi_body(AckIn, required=False))
 def ack_alert(
-    alert_id: ObjectId, store: StoreDep, who: Operator, body: Annotated[AckIn | None, Body()] = None
+    who: Operator,
+    alert_id: ObjectId,
+    body: Annotated[AckIn | None, Depends(optional_json_body(AckIn))],
+    store: StoreDep,
 ) -> AlertRecord:
     """Acknowledge an alert: it keeps firing until it clears, but sends no more reminders."""
     return store.ack_alert(alert_id, who.name, time.time(), (body or AckIn()).comment)
@@ -170,8 +183,10 @@ def list_silences(store: StoreDep, _: Viewer, active: bool = False) -> list[Sile
     return [_silence_out(s, now) for s in store.list_silences(active_at=now if active else None)]
 
 
-@router.post("/v1/silences", response_model=SilenceOut, status_code=201)
-def create_silence(body: SilenceIn, store: StoreDep, who: Operator) -> SilenceOut:
+@router.post("/v1/silences", response_model=SilenceOut, status_code=201, openapi_extra=openapi_body(SilenceIn))
+def create_silence(
+    who: Operator, body: Annotated[SilenceIn, Depends(json_body(SilenceIn))], store: StoreDep
+) -> SilenceOut:
     """Silence matching alerts until ``ends_at`` (or for ``duration``)."""
     now = time.time()
     starts = epoch(body.starts_at) if body.starts_at else now
@@ -188,7 +203,7 @@ def _silence_end(body: SilenceIn, starts: float) -> float:
     if (body.ends_at is None) == (body.duration is None):
         raise ValidationFailed("ends_at", "give exactly one of ends_at (a time) or duration (such as '2h')")
     if body.duration is not None:
-        return starts + parse_duration(body.duration)
+        return starts + parse_positive_duration(body.duration)
     assert body.ends_at is not None
     return epoch(body.ends_at)
 
@@ -212,8 +227,17 @@ def get_rule(name: RuleName, store: RulesStore, _: Operator) -> RuleOut:
     return _rule_out(store.get_alert_rule(name))
 
 
-@router.put("/v1/alert-rules/{name}", response_model=RuleOut)
-def put_rule(name: RuleName, body: Annotated[dict[str, Any], Body()], store: RulesStore, who: Operator) -> RuleOut:
+@router.put(
+    "/v1/alert-rules/{name}",
+    response_model=RuleOut,
+    openapi_extra=openapi_object_body("the fields of a rule in mlwatch.yaml (`alerts:`), and optionally `enabled`"),
+)
+def put_rule(
+    who: Operator,
+    name: RuleName,
+    body: Annotated[dict[str, Any], Depends(decoded_body(object_body))],
+    store: RulesStore,
+) -> RuleOut:
     """Create or replace an API rule (the body has the fields of a rule in mlwatch.yaml; ``enabled`` optional)."""
     fields = dict(body)
     enabled = fields.pop("enabled", True)
@@ -250,9 +274,9 @@ def delete_rule(name: RuleName, store: RulesStore, who: Operator) -> None:
 def list_deliveries(
     store: StoreDep,
     _: Viewer,
-    receiver: str | None = None,
+    receiver: QueryText = None,
     status: Literal["pending", "delivered", "failed"] | None = None,
-    event_id: str | None = None,
+    event_id: QueryText = None,
     limit: Limit = 100,
 ) -> list[Delivery]:
     """The delivery log, newest first, per event and receiver: attempt count, last status code, latency and error,
@@ -274,9 +298,17 @@ def event_schema(_: Viewer) -> dict[str, Any]:
     return EVENT_SCHEMA
 
 
-@router.post("/v1/webhooks/test", response_model=TestEventOut, status_code=202)
+@router.post(
+    "/v1/webhooks/test",
+    response_model=TestEventOut,
+    status_code=202,
+    openapi_extra=openapi_body(TestEventIn, required=False),
+)
 def send_test(
-    store: StoreDep, settings: SettingsDep, who: Admin, body: Annotated[TestEventIn | None, Body()] = None
+    who: Admin,
+    body: Annotated[TestEventIn | None, Depends(optional_json_body(TestEventIn))],
+    store: StoreDep,
+    settings: SettingsDep,
 ) -> TestEventOut:
     """Queue a ``test`` event for one receiver or all; the worker delivers it like any other."""
     wanted = (body or TestEventIn()).receiver
