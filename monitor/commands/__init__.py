@@ -105,6 +105,21 @@ def open_existing_store(
         raise click.ClickException(f"cannot open the store at {where.describe()}: {reason}; {POINT_ELSEWHERE}") from exc
 
 
+def open_configured_store(ctx: click.Context, *, announce: bool = True) -> tuple[Store, StoreLocation]:
+    """``open_existing_store`` with the services named in mlwatch.yaml registered, as the server
+    does when it starts (so a service configured there is known before any server ran)."""
+    from monitor.server.app import sync_services
+
+    settings = settings_from(ctx)
+    store, where = open_existing_store(ctx, settings, announce=announce)
+    try:
+        sync_services(settings, store)
+    except MlwatchError as exc:
+        store.close()
+        raise click.ClickException(str(exc)) from exc
+    return store, where
+
+
 INTERACTIVE_MLFLOW = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",

@@ -180,11 +180,12 @@ class BatchFile:
             return f"line {index + 2}"
         return f"line {index + 1}" if self.format == "jsonl" else f"row {index + 1}"
 
-    def chunk(self, frame: pd.DataFrame, offset: int) -> Chunk:
-        """Validate and convert one frame; a bad cell stops with its line (the first one, of all columns)."""
+    def chunk(self, frame: pd.DataFrame, offset: int, ids: list[str] | None = None) -> Chunk:
+        """Validate and convert one frame (``ids``: its ``request_ids``, where known already);
+        a bad cell stops with its line (the first one, of all columns)."""
         c = self.columns
         parts: dict[str, Callable[[], Any]] = {
-            "request_ids": lambda: self.request_ids(frame, offset),
+            "request_ids": lambda: self.request_ids(frame, offset) if ids is None else ids,
             "ts": lambda: self._times(frame[c.timestamp]) if c.timestamp in frame else [self.now] * len(frame),
             "prediction": lambda: self._values(frame, c.prediction, c.prediction, ANY),
             "label": lambda: self._values(frame, c.label, c.label, ANY),
@@ -194,8 +195,9 @@ class BatchFile:
         special = c.special()
         features = [name for name in frame.columns if name not in special]
         for name in features:
-            kind = self.kinds.get(str(name), UNREGISTERED) if self.kinds else ANY
-            parts[f"features.{name}"] = functools.partial(self._values, frame, name, f"features.{name}", kind)
+            parts[f"features.{name}"] = functools.partial(
+                self._values, frame, name, f"features.{name}", self._kind(name)
+            )
         done, bad = {}, []
         for key, part in parts.items():
             try:

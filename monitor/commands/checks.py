@@ -20,22 +20,13 @@ from typing import Any
 
 import click
 
-from monitor.commands import POINT_ELSEWHERE, StoreLocation, open_existing_store, settings_from
+from monitor.commands import POINT_ELSEWHERE, StoreLocation, open_configured_store, settings_from
 from monitor.errors import MlwatchError, NotFound
 
 
 def _open(ctx: click.Context) -> tuple[Any, StoreLocation]:
     """The configured store, which must exist already, with the services of mlwatch.yaml registered."""
-    from monitor.server.app import sync_services
-
-    settings = settings_from(ctx)
-    store, where = open_existing_store(ctx, settings)
-    try:
-        sync_services(settings, store)
-    except MlwatchError as exc:
-        store.close()
-        raise click.ClickException(str(exc)) from exc
-    return store, where
+    return open_configured_store(ctx)
 
 
 def _service(store: Any, where: StoreLocation, name: str) -> Any:

@@ -232,3 +232,19 @@ def test_both_phases_report_progress_on_stderr_and_leave_stdout_to_the_summary(t
     assert re.search(r"^checking: 100/100 rows \(100%\), [\d,]+ rows/s in [\d.]+ s$", result.stderr, re.M)
     assert re.search(r"^storing: 100/100 rows \(100%\), [\d,]+ rows/s in [\d.]+ s$", result.stderr, re.M)
     assert result.stdout == "p.parquet: 100 row(s), 100 new, 0 already stored\n"
+
+
+def test_ingest_direct_knows_a_service_named_only_in_the_config_it_was_given(tmp_path: Path) -> None:
+    db = tmp_path / "state" / "mlwatch.db"
+    db.parent.mkdir()
+    Store.open(f"sqlite:///{db}").close()
+    config = tmp_path / "mlwatch.yaml"
+    config.write_text(f"store_url: sqlite:///{db}\nservices:\n  - name: configured\n")
+    path = _write(_frame(20), tmp_path / "p.parquet")
+    args = ["--config", str(config), "ingest", str(path), "--service", "configured", "--direct"]
+    result = CliRunner().invoke(
+        main, args, env={"MLWATCH_STORE_URL": None, "MLWATCH_CONFIG": None}, prog_name="mlwatch"
+    )
+    assert result.exit_code == 0, result.output
+    assert f"mlwatch ingest: store sqlite:///{db} (store_url in {config})" in result.stderr
+    assert result.stdout == "p.parquet: 20 row(s), 20 new, 0 already stored\n"
