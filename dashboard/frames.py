@@ -319,14 +319,20 @@ def silences_table(silences: Sequence[SilenceRecord]) -> pd.DataFrame:
 
 
 def deliveries_table(deliveries: Sequence[Delivery]) -> pd.DataFrame:
-    """The webhook delivery log: one row per event and receiver with its last attempt."""
+    """The webhook delivery log: one row per event and receiver, its last attempt and each attempt's answer.
+
+    ``tries`` reads like ``503 → 503 → 200`` (``–`` where no answer came: a timeout or a
+    refused connection), oldest first, the newest ``ATTEMPTS_LISTED`` of them.
+    """
     rows = [
         {
+            "id": d.id,
             "created": when(d.created_at),
             "receiver": d.receiver,
             "event": d.event_type,
             "status": d.status,
             "attempts": d.attempts,
+            "tries": " → ".join("–" if a.status_code is None else str(a.status_code) for a in d.attempt_log),
             "HTTP": d.last_status_code,
             "latency ms": d.last_latency_ms,
             "delivered": when(d.delivered_at),
@@ -336,5 +342,20 @@ def deliveries_table(deliveries: Sequence[Delivery]) -> pd.DataFrame:
         }
         for d in deliveries
     ]
-    columns = ["created", "receiver", "event", "status", "attempts", "HTTP", "latency ms", "delivered", "next attempt"]
-    return pd.DataFrame(rows, columns=[*columns, "error", "event id"])
+    columns = ["id", "created", "receiver", "event", "status", "attempts", "tries", "HTTP", "latency ms", "delivered"]
+    return pd.DataFrame(rows, columns=[*columns, "next attempt", "error", "event id"])
+
+
+def attempts_table(delivery: Delivery) -> pd.DataFrame:
+    """Each attempt of one delivery, oldest first: when it started, the HTTP status, latency and error."""
+    rows = [
+        {
+            "attempt": a.attempt,
+            "started": when(a.started_at),
+            "HTTP": a.status_code,
+            "latency ms": a.latency_ms,
+            "error": a.error,
+        }
+        for a in delivery.attempt_log
+    ]
+    return pd.DataFrame(rows, columns=["attempt", "started", "HTTP", "latency ms", "error"])

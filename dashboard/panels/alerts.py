@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,6 +12,7 @@ import streamlit as st
 from dashboard import actions, data, frames, session
 from dashboard.access import Viewer
 from monitor.store.alerts import AlertRecord
+from monitor.store.outbox import Delivery
 
 _TIMES = ["started", "fired", "resolved"]
 
@@ -111,6 +113,25 @@ def webhooks(viewer: Viewer) -> None:
         return
     times = ["created", "delivered", "next attempt"]
     st.dataframe(frames.localize(frames.deliveries_table(found), data.zone(), times), hide_index=True)
+    attempts(found)
+
+
+def attempts(found: list[Delivery]) -> None:
+    """Every attempt of the delivery chosen from the log: start, HTTP status, latency and error."""
+    by_id = {d.id: d for d in found}
+    choice = st.selectbox(
+        "Attempts of delivery", list(by_id), format_func=_delivery_label(by_id), key="delivery_choice"
+    )
+    chosen = by_id[choice]
+    if not chosen.attempt_log:
+        st.caption("Not tried yet: the worker sends due deliveries every second (`mlwatch worker`).")
+        return
+    st.dataframe(frames.localize(frames.attempts_table(chosen), data.zone(), ["started"]), hide_index=True)
+    if chosen.attempts > len(chosen.attempt_log):
+        st.caption(
+            f"The newest {len(chosen.attempt_log)} of {chosen.attempts} attempts; "
+            f"GET /v1/webhooks/deliveries/{chosen.id} lists every one."
+        )
 
 
 def _after(done: object, message: str) -> None:
@@ -119,6 +140,14 @@ def _after(done: object, message: str) -> None:
     data.changed()
     session.flash(message)
     st.rerun()
+
+
+def _delivery_label(by_id: dict[int, Delivery]) -> Callable[[int], str]:
+    def label(delivery_id: int) -> str:
+        d = by_id[delivery_id]
+        return f"#{d.id} {d.event_type} → {d.receiver} ({d.status}, {d.attempts} tries)"
+
+    return label
 
 
 def _label(alert: AlertRecord) -> str:
