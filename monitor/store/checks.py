@@ -14,7 +14,7 @@ from monitor.records import CheckRecord, SampledColumns, Service
 from monitor.store import schema as t
 from monitor.store.codec import loads
 from monitor.store.engine import write_transaction
-from monitor.store.storable import check_text, check_time, json_text
+from monitor.store.storable import check_text, check_time, json_text, storable_message
 
 CHECK_STATUSES = ("ok", "no_data", "error")
 CHECK_TRIGGERS = ("schedule", "manual", "api")
@@ -53,7 +53,7 @@ class ChecksMixin:
             "trigger": trigger,
             "summary": json_text("summary", summary),
             "results": json_text("results", results),
-            "error": None if error is None else _storable_message(error),
+            "error": storable_message(error),
         }
         with write_transaction(self.engine) as conn:
             key = conn.execute(t.checks.insert().values(**values)).inserted_primary_key
@@ -124,11 +124,6 @@ class ChecksMixin:
 def _decode(texts: list[str | None]) -> list[Any]:
     """Parse a column of JSON texts (None stays None) with one parser call."""
     return list(orjson.loads("[" + ",".join("null" if x is None else x for x in texts) + "]"))
-
-
-def _storable_message(text: str) -> str:
-    """An error message as every backend can keep it: NUL and lone surrogates written as escapes."""
-    return text.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")
 
 
 def _expect(field: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -9,8 +9,10 @@ from sqlalchemy import Connection, Engine, select
 
 from monitor.errors import ValidationFailed
 from monitor.store import schema as t
-from monitor.store.codec import dumps, loads
+from monitor.store.codec import loads
 from monitor.store.engine import write_transaction
+from monitor.store.services import audit_values
+from monitor.store.storable import check_text, json_text, storable_message
 from retrain.records import DecisionRecord
 
 DECISIONS = ("promote", "reject", "pending")
@@ -41,8 +43,8 @@ class DecisionsMixin:
             "version": str(version),
             "job_id": job_id,
             "decision": decision,
-            "metrics": dumps(metrics),
-            "reason": reason,
+            "metrics": json_text("metrics", metrics),
+            "reason": storable_message(reason),
             "created_at": time.time(),
         }
         with write_transaction(self.engine) as conn:
@@ -53,6 +55,7 @@ class DecisionsMixin:
 
     def list_decisions(self, service: str, *, limit: int = 50) -> list[DecisionRecord]:
         """Decisions on ``service``'s versions, newest first."""
+        check_text("service", service)
         d = t.model_decisions
         query = select(d).where(d.c.service == service).order_by(d.c.id.desc()).limit(limit)
         with self.engine.connect() as conn:
@@ -75,6 +78,4 @@ def _decision(row: Any) -> DecisionRecord:
 
 def audit_on(conn: Connection, actor: str, action: str, target: str, details: dict[str, Any]) -> None:
     """Write an audit entry inside the caller's transaction (e.g. while holding a store lock)."""
-    conn.execute(
-        t.audit_log.insert().values(ts=time.time(), actor=actor, action=action, target=target, details=dumps(details))
-    )
+    conn.execute(t.audit_log.insert().values(ts=time.time(), **audit_values(actor, action, target, details)))

@@ -15,9 +15,10 @@ from sqlalchemy import Connection, Engine, select, update
 
 from monitor.errors import Conflict, NotFound, ValidationFailed
 from monitor.store import schema as t
-from monitor.store.codec import dumps, loads
+from monitor.store.codec import loads
 from monitor.store.engine import write_transaction
 from monitor.store.locks import LocksMixin
+from monitor.store.storable import check_text, json_text, storable_message
 from retrain.records import ACTIVE_STATUSES, JOB_STATUSES, JobRecord
 
 LOG_TAIL_CHARS = 16_000
@@ -33,6 +34,10 @@ class JobsMixin(LocksMixin):
         self, kind: str, service: str | None, params: dict[str, Any], created_by: str, *, now: float | None = None
     ) -> tuple[JobRecord, bool]:
         """Queue a job, or return the active one of the same kind and service; True when new."""
+        check_text("kind", kind, 40)
+        check_text("service", service)
+        check_text("created_by", created_by)
+        encoded = json_text("params", params)
         with self.exclusive(f"mlwatch.jobs:{kind}:{service}") as conn:
             active = _active(conn, kind, service)
             if active is not None:
@@ -41,7 +46,7 @@ class JobsMixin(LocksMixin):
                 "kind": kind,
                 "service": service,
                 "status": "queued",
-                "params": dumps(params),
+                "params": encoded,
                 "progress": 0.0,
                 "log": "",
                 "created_by": created_by,
@@ -85,6 +90,8 @@ class JobsMixin(LocksMixin):
         self, *, service: str | None = None, kind: str | None = None, since: float | None = None, limit: int = 50
     ) -> list[JobRecord]:
         """Jobs, newest first, optionally of one service and kind, created since a time."""
+        check_text("service", service)
+        check_text("kind", kind)
         j = t.jobs
         query = select(j).order_by(j.c.id.desc()).limit(limit)
         if service is not None:
@@ -110,7 +117,7 @@ class JobsMixin(LocksMixin):
                 values["progress"] = min(1.0, max(0.0, float(progress)))
             if line:
                 stamp = time.strftime("%H:%M:%S", time.gmtime(now))
-                values["log"] = (row.log + f"{stamp} {line}\n")[-LOG_TAIL_CHARS:]
+                values["log"] = (row.log + f"{stamp} {storable_message(line)}\n")[-LOG_TAIL_CHARS:]
             conn.execute(update(t.jobs).where(t.jobs.c.id == job_id).values(**values))
         return bool(row.cancel_requested)
 
@@ -127,7 +134,12 @@ class JobsMixin(LocksMixin):
         if status not in FINAL_STATUSES:
             raise ValidationFailed("status", f"expected one of {', '.join(FINAL_STATUSES)}, got {status!r}")
         now = time.time() if now is None else now
-        values: dict[str, Any] = {"status": status, "finished_at": now, "result": dumps(result), "error": error}
+        values: dict[str, Any] = {
+            "status": status,
+            "finished_at": now,
+            "result": json_text("result", result),
+            "error": storable_message(error),
+        }
         if status == "succeeded":
             values["progress"] = 1.0
         j = t.jobs

@@ -72,6 +72,16 @@ def text_problem(value: object, limit: int | None = None) -> str | None:
     return None
 
 
+def storable_message(text: str | None) -> str | None:
+    """A message or log line as every backend can keep it: NUL and lone surrogates written as escapes.
+
+    For text mlwatch writes about something (an error, a job's log), where refusing would lose it.
+    """
+    if text is None or (text.isascii() and "\x00" not in text):
+        return text
+    return text.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")
+
+
 def json_text(field: str, value: Any) -> str:
     """``value`` as JSON text that every backend can store; ValidationFailed names the part that cannot be."""
     try:

@@ -169,3 +169,26 @@ def test_api_start_up_does_not_import_evidently(tmp_path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
     assert out.stdout.strip() == "False"
+
+
+def test_reports_and_references_the_store_cannot_use_get_4xx_answers_that_say_why(admin: httpx.Client) -> None:
+    """Issue 14's 500s: a report with no common column (ZeroDivisionError), a nested reference
+    (RecursionError), a window past year 9999 (OverflowError)."""
+    name = f"bare{next(_NAMES)}"
+    assert admin.post("/v1/services", json={"name": name, "task": "classification"}).status_code == 200
+    reference = {"records": [{"x": float(i)} for i in range(50)]}
+    assert admin.post(f"/v1/services/{name}/reference", json=reference).status_code == 200
+    now = time.time()
+    records = [{"request_id": f"r{i}", "timestamp": now - 100 + i, "features": {"y": 1.0}} for i in range(50)]
+    assert admin.post(f"/v1/services/{name}/predictions", json={"records": records}).status_code == 200
+    check = admin.post(f"/v1/services/{name}/checks", json={"start": now - 200, "end": now + 1}).json()
+    assert check["status"] == "ok" and check["summary"]["skipped_features"] == {
+        "x": "no prediction of the window has this feature"
+    }
+    report = admin.get(check["report_url"])
+    assert report.status_code == 409 and "no column with values on both sides" in report.json()["message"]
+    nested = b'{"records": [{"x": ' + b'{"a": ' * 1000 + b"1" + b"}" * 1001 + b"]}"
+    answer = admin.post(f"/v1/services/{name}/reference", content=nested, headers={"content-type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    assert admin.post(f"/v1/services/{name}/checks", json={"start": 0, "end": 1e21}).status_code == 422
+    assert admin.get(f"/v1/services/{name}/stats", params={"start": 0, "end": 1e21}).status_code == 422

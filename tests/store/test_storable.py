@@ -94,6 +94,9 @@ NUL_WRITES: dict[str, tuple[Callable[[Store, Service], object], str]] = {
     "audit filter": (lambda s, _: s.audit_entries(target=NUL), "target"),
     "host filter": (lambda s, _: s.host_samples(NOW, NOW + 1, host=NUL), "host"),
     "reference lookup": (lambda s, svc: s.reference_info(svc, NUL), "model_version"),
+    "job params": (lambda s, _: s.enqueue_job("retrain", "credit", {"mode": NUL}, "a"), "params.mode"),
+    "job filter": (lambda s, _: s.list_jobs(service=NUL), "service"),
+    "decision filter": (lambda s, _: s.list_decisions(NUL), "service"),
 }
 
 
@@ -181,3 +184,23 @@ def test_reading_windows_past_year_9999_is_refused_naming_the_bound(store: Store
             read()
     with pytest.raises(ValidationFailed, match=r"^start: expected epoch seconds between"):
         store.sample_window(service, bound, NOW, 100)
+
+
+def test_messages_mlwatch_writes_keep_a_nul_or_surrogate_as_an_escape(store: Store) -> None:
+    """An error or a job's log line is mlwatch's own account of something: kept, with the character escaped."""
+    service = _service(store)
+    check_id = store.add_check(
+        service,
+        window_start=NOW,
+        window_end=NOW + 60,
+        model_version=None,
+        status="error",
+        trigger="manual",
+        summary={},
+        results={},
+        error="bad \x00 and \udc80",
+    )
+    assert store.get_check(check_id).error == "bad \\x00 and \\udc80"
+    job, _ = store.enqueue_job("retrain", "credit", {}, "a")
+    store.job_progress(job.id, line="epoch \x00")
+    assert store.get_job(job.id).log.endswith("epoch \\x00\n")
