@@ -130,6 +130,8 @@ class JobRunner:
             data, mode, dict(policy.params), champion_path, run_id, self.settings.mlflow_tracking_uri
         )
         trained = make_trainer(policy).train(request)
+        if mode == "fine_tune" and champion is not None:
+            self._log_started_from(run_id, model_name(service), champion)
         self._step(job, 0.6, "logging and registering the model")
         candidate = self._register(job, service, data, trained, run_id, tmp)
         self._step(job, 0.75, f"registered version {candidate.version}; scoring against champion {champion}")
@@ -189,6 +191,16 @@ class JobRunner:
         if not named:
             raise TrainerError(f"the trainer logged no model in run {run_id}; log it with name='{NAME}'")
         return named[0]
+
+    def _log_started_from(self, run_id: str, model: str, version: str) -> None:
+        """A fine-tune's lineage: the champion's LoggedModel as a model input of the run (versions
+        registered before mlwatch logged LoggedModels have none)."""
+        from mlflow.entities import LoggedModelInput
+
+        source = str(self.client.get_model_version(model, version).source or "")
+        model_id = source.removeprefix("models:/") if source.startswith("models:/m-") else None
+        if model_id:
+            self.client.log_inputs(run_id, models=[LoggedModelInput(model_id)])
 
     def _log_run(self, run_id: str, service: Service, data: TrainingData, trained: TrainedModel) -> tuple[str, str]:
         """Parameters and the input datasets (sourced from the store window); returns the

@@ -168,6 +168,8 @@ def test_fine_tune_continues_the_champion_with_warm_start_and_keeps_the_triggeri
     assert job.status == "succeeded", job.error
     run = world.registry.client.get_run((job.result or {})["run_id"])
     assert run.data.params["fine_tune"] == "warm_start" and run.data.tags["mlwatch.mode"] == "fine_tune"
+    champion = world.registry.client.get_model_version("credit", "2").source
+    assert [f"models:/{m.model_id}" for m in run.inputs.model_inputs] == [champion]
     report = world.registry.client.download_artifacts(
         run.info.run_id, f"evidently/check-{check_id}.html", str(tmp_path)
     )
