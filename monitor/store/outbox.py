@@ -137,17 +137,16 @@ class OutboxMixin:
         """Record attempt outcomes and log each attempt, in one transaction; rows delivered or failed stay so.
 
         A late outcome (its lease ran out and another worker finished the row) still has its
-        attempt logged: the request was made.
+        attempt logged: the request was made. One for a row deleted meanwhile is dropped.
         """
         d = t.webhook_deliveries
         with self.write_transaction() as conn:
-            counts = _attempt_counts(conn, [o.delivery_id for o in outcomes if o.attempt is None])
+            counts = _attempt_counts(conn, [o.delivery_id for o in outcomes])
             for o in outcomes:
                 conn.execute(
                     update(d).where(and_(d.c.id == o.delivery_id, d.c.status == "pending")).values(**_values(o))
                 )
-            rows = [_attempt_row(o, counts) for o in outcomes]
-            rows = [r for r in rows if r["attempt"] is not None]  # a row deleted meanwhile has no count
+            rows = [_attempt_row(o, counts) for o in outcomes if o.delivery_id in counts]
             if rows:
                 stmt = upsert_statement(conn, t.webhook_attempts).on_conflict_do_nothing()
                 conn.execute(stmt, rows)
@@ -264,7 +263,7 @@ def _attempt_row(o: AttemptOutcome, counts: dict[int, int]) -> dict[str, Any]:
     error = o.error if o.error is None or len(o.error) <= t.ATTEMPT_ERROR_CHARS else o.error[: t.ATTEMPT_ERROR_CHARS]
     return {
         "delivery_id": o.delivery_id,
-        "attempt": o.attempt if o.attempt is not None else counts.get(o.delivery_id),
+        "attempt": o.attempt if o.attempt is not None else counts[o.delivery_id],
         "started_at": o.at if o.started_at is None else o.started_at,
         "status_code": o.status_code,
         "latency_ms": o.latency_ms,

@@ -69,6 +69,14 @@ def test_attempt_errors_are_kept_to_a_bounded_length(store: Store) -> None:
     assert attempt.error == "x" * 1000
 
 
+def test_an_outcome_for_a_deleted_delivery_is_dropped_and_the_others_recorded(store: Store) -> None:
+    store.enqueue_deliveries([OutboxEntry("evt_1", "ops", "test", "{}", 1000.0)])
+    (row,) = store.claim_deliveries(2000.0, limit=1, lease=30)
+    gone = AttemptOutcome(row.id + 1000, "delivered", 2001.0, 2001.0, 200, None, 1.0, attempt=1)
+    store.record_attempts([gone, AttemptOutcome(row.id, "delivered", 2001.0, 2001.0, 200, None, 1.0, attempt=1)])
+    assert [a.status_code for a in store.get_delivery(row.id).attempt_log] == [200]
+
+
 def test_a_list_shows_the_newest_attempts_and_one_delivery_shows_all(store: Store) -> None:
     store.enqueue_deliveries([OutboxEntry("evt_1", "ops", "test", "{}", 1000.0)])
     delivery_id = _claim_and_fail(store, ATTEMPTS_LISTED + 5)
