@@ -25,6 +25,7 @@ from monitor.store.queries import QueriesMixin
 from monitor.store.references import ReferencesMixin
 from monitor.store.retention import RetentionMixin
 from monitor.store.services import ROLES, ServicesMixin
+from monitor.store.sessions import SessionsMixin
 from monitor.store.traffic import TrafficMixin
 
 __all__ = ["ROLES", "Store"]
@@ -42,6 +43,7 @@ class Store(
     OutboxMixin,
     AlertsMixin,
     TrafficMixin,
+    SessionsMixin,
 ):
     """mlwatch's persistent state behind a few domain methods."""
 

@@ -319,3 +319,16 @@ leases = Table(
     Column("holder", String(200), nullable=False),
     Column("expires_at", Float, nullable=False),
 )
+
+dashboard_sessions = Table(
+    "dashboard_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # sha256 hex of the secret in the browser's cookie
+    Column("viewer", String(200), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("kind", String(20), nullable=False),  # user, token or bootstrap: what signed in
+    Column("credential", String(64), nullable=False),  # sha256 hex of that password hash or token
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index(None, "expires_at"),
+)
