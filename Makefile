@@ -6,7 +6,7 @@ BASE_STAMP := $(VENV)/.base-installed
 DEV_STAMP := $(VENV)/.dev-installed
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: demo test bench lint typecheck format clean
+.PHONY: demo test bench lint typecheck format clean fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ demo: $(BASE_STAMP)
 
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# A long randomized schemathesis run of every operation and role on SQLite and PostgreSQL
+# (MLWATCH_FUZZ_SECONDS in all, default 600); not part of `make test`, which runs the short
+# derandomized one (tests/server/test_fuzz.py).
+fuzz: $(DEV_STAMP)
+	$(BIN)/python -m tests.server.fuzz
 
 bench: $(DEV_STAMP)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
