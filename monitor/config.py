@@ -308,6 +308,7 @@ class Settings(_Frozen):
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_batch_records: int = Field(default=10_000, ge=1)
     bootstrap_token: str | None = None
+    dashboard_secret: str | None = None  # signs dashboard session cookies; the same on every replica
     check_interval: PositiveDuration = 60.0
     allow_private_webhooks: bool = False
     services: tuple[ServiceConfig, ...] = ()
