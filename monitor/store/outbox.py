@@ -181,8 +181,12 @@ class OutboxMixin:
         return _delivery(row, logs.get(delivery_id, ()))
 
     def purge_delivery_log(self, before: float) -> dict[str, int]:
-        """Delete deliveries finished (delivered or failed) and created before ``before``, with their attempts,
-        and any attempt started before it; pending rows stay. Counts per table."""
+        """Delete the log's rows older than ``before``; returns how many per table.
+
+        Deliveries go once finished (delivered or failed), with all their attempts; pending
+        ones stay until done. Attempts started before ``before`` go in any case. The worker
+        calls this hourly (``monitor.webhooks.tasks``).
+        """
         d, a = t.webhook_deliveries, t.webhook_attempts
         done = select(d.c.id).where(d.c.status != "pending", d.c.created_at < before)
         with self.write_transaction() as conn:
