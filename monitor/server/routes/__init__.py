@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from monitor.server.routes import alerts, checks, health, hosts, ingest, metrics, models, services, tokens
+from monitor.server.routes import alerts, checks, health, hosts, ingest, metrics, models, schema, services, tokens
 from monitor.server.schemas import HostSampleBatch, LabelBatch, PredictionBatch, ServiceIn
 
 ROUTERS = [
     health.router,
     services.router,
+    schema.router,
     ingest.router,
     hosts.router,
     alerts.router,
