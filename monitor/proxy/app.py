@@ -10,6 +10,12 @@ events) is passed on piece by piece as it arrives. The reply goes back first; th
 is then handed to the tracker's queue and parsed (``monitor.sdk.payloads``) in its sender
 thread. An unreachable upstream becomes a 502, a timed-out one a 504, both recorded as
 errors; a reply from the upstream, whatever its status, is passed on as it came.
+
+At start the tracker reads the service's registered features, so that values a payload
+gives by position (a V1 row list, a V2 tensor) are stored under those names, the same for
+every protocol (``monitor.sdk.schema``). A request's id is its V2 ``id``, else its
+``X-Request-ID``, else the V2 reply's ``id``: labels sent for that id join its predictions
+(``<id>-<row>`` for each row of a request of several).
 """
 
 from __future__ import annotations
@@ -106,6 +112,7 @@ class ProxyApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self.tracker.learn_schema()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.upstream.close()

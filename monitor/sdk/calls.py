@@ -3,6 +3,11 @@
 The serving thread only builds a tuple (an explicit or decorated call) or a ``RawCall``
 (middleware, proxy); filtering features, decoding bodies and cleaning values happen in the
 sender thread.
+
+Values given by position (a sequence of features, a payload's row list or tensor) wait in
+a record under ``POSITIONAL`` until the batch is sent; ``Encoder.resolve`` then names them
+after the service's schema (``monitor.sdk.schema``), so a batch spooled while the server
+was away is named by the schema the server has when it is sent.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor.sdk import payloads
+from monitor.sdk.schema import Names
 
 log = logging.getLogger("monitor.sdk")
 Json = dict[str, Any]
+POSITIONAL = "_positional"  # a record's values given by position, named when it is sent
 # (request_id, timestamp, features, prediction, probabilities, latency_ms, model_version, status)
 CallTuple = tuple[str, float, Any, Any, Any, "float | None", "str | None", str]
 _SKIP = object()
@@ -24,7 +31,11 @@ _SKIP = object()
 
 @dataclass(frozen=True, slots=True)
 class RawCall:
-    """An HTTP exchange seen by a middleware or the proxy, parsed later by the sender."""
+    """An HTTP exchange seen by a middleware or the proxy, parsed later by the sender.
+
+    ``id_given``: ``request_id`` came with the request (``X-Request-ID``) rather than being
+    made up; a V2 request's own ``id`` still wins over it, and it wins over the reply's.
+    """
 
     request_id: str
     timestamp: float
@@ -34,6 +45,7 @@ class RawCall:
     response_body: bytes
     response_encoding: str = ""
     model_version: str | None = None
+    id_given: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,13 +75,30 @@ class FeatureFilter:
 
 
 class Encoder:
-    """Turns queued calls into API record dicts."""
+    """Turns queued calls into API record dicts; ``names`` names positional values when they are sent."""
 
-    def __init__(self, features: FeatureFilter, default_version: str | None, max_body_bytes: int) -> None:
+    def __init__(
+        self, features: FeatureFilter, default_version: str | None, max_body_bytes: int, names: Names | None = None
+    ) -> None:
         self.features = features
         self.default_version = default_version
         self.max_body_bytes = max_body_bytes
+        self.names = names or Names(None)
         self.unparsed = 0
+
+    def resolve(self, records: list[Json]) -> list[Json]:
+        """``records`` as the API takes them: positional values named after the schema (others unchanged)."""
+        if not any(POSITIONAL in r for r in records):
+            return records
+        return [self._named(r) if POSITIONAL in r else r for r in records]
+
+    def _named(self, record: Json) -> Json:
+        values = record[POSITIONAL]
+        named = record["features"]
+        out = {k: v for k, v in record.items() if k != POSITIONAL}
+        names = self.names.names(named, len(values))
+        out["features"] = {**named, **self.features.apply(dict(zip(names, values, strict=True)))}
+        return out
 
     def records(self, items: Iterable[CallTuple | RawCall]) -> list[Json]:
         """API records of a batch of queued items."""
@@ -86,39 +115,46 @@ class Encoder:
 
     def _call(self, item: CallTuple) -> Json:
         request_id, ts, features, prediction, probabilities, latency, version, status = item
-        return _record(
+        named, positional = _split_features(features)
+        record = _record(
             request_id,
             ts,
-            self.features.apply(features),
+            self.features.apply(named),
             prediction,
             probabilities,
             latency,
             version or self.default_version,
             status,
         )
+        return _with_positional(record, positional)
 
     def _raw(self, call: RawCall) -> list[Json]:
         status = "ok" if call.status_code < 400 else "error"
         version = call.model_version or self.default_version
-        rows = self._rows(call)
-        if not rows:
-            return [_record(call.request_id, call.timestamp, {}, None, None, call.latency_ms, version, status)]
-        ids = [call.request_id] if len(rows) == 1 else [f"{call.request_id}-{i}" for i in range(len(rows))]
+        exchange = self._exchange(call)
+        base = _request_id(call, exchange)
+        if exchange is None or not exchange.rows:
+            return [_record(base, call.timestamp, {}, None, None, call.latency_ms, version, status)]
+        rows = exchange.rows
+        ids = [base] if len(rows) == 1 else [f"{base}-{i}" for i in range(len(rows))]
         return [
-            _record(
-                rid,
-                call.timestamp,
-                self.features.apply(r.features),
-                r.prediction,
-                r.probabilities,
-                call.latency_ms,
-                version,
-                status,
+            _with_positional(
+                _record(
+                    rid,
+                    call.timestamp,
+                    self.features.apply(r.features),
+                    r.prediction,
+                    r.probabilities,
+                    call.latency_ms,
+                    version,
+                    status,
+                ),
+                r.positional,
             )
             for rid, r in zip(ids, rows, strict=True)
         ]
 
-    def _rows(self, call: RawCall) -> list[payloads.Row] | None:
+    def _exchange(self, call: RawCall) -> payloads.Exchange | None:
         if len(call.request_body) > self.max_body_bytes:
             return None
         response = call.response_body if call.status_code < 400 else b""
@@ -126,11 +162,34 @@ class Encoder:
             import gzip
 
             response = gzip.decompress(response)
-        rows = payloads.parse(call.request_body, response)
-        if rows is None:
+        exchange = payloads.parse_exchange(call.request_body, response)
+        if exchange is None:
             self.unparsed += 1
             log.debug("mlwatch: unknown payload format, logged timing only: %r", call.request_body[:500])
-        return rows
+        return exchange
+
+
+def _request_id(call: RawCall, exchange: payloads.Exchange | None) -> str:
+    """The V2 request's ``id``, else the ``X-Request-ID`` given, else the V2 reply's ``id``, else the one made up."""
+    if exchange is not None and exchange.request_id:
+        return exchange.request_id
+    if call.id_given or exchange is None or not exchange.reply_id:
+        return call.request_id
+    return exchange.reply_id
+
+
+def _split_features(features: Any) -> tuple[Any, tuple[Any, ...]]:
+    """(named, positional): a mapping is named; a sequence (a list, a numpy row) is positional."""
+    if features is None or hasattr(features, "items") or isinstance(features, str | bytes):
+        return features, ()
+    values = features.tolist() if hasattr(features, "tolist") else features
+    return {}, tuple(values)
+
+
+def _with_positional(record: Json, positional: tuple[Any, ...]) -> Json:
+    if positional:
+        record[POSITIONAL] = [None if (v := scalar(value)) is _SKIP else v for value in positional]
+    return record
 
 
 def _record(

@@ -119,6 +119,7 @@ class Delivery:
         self._token_refused = False
         self._token_warned = -math.inf
         self._taken: Json | None = None  # a record the server took: sent again, it shows the server works
+        self._schema_wanted = False
         self._cycles = 0
         self._start()
         own = weakref.ref(self)
@@ -164,6 +165,11 @@ class Delivery:
             token_refused=self._token_refused,
         )
 
+    def learn_schema(self) -> None:
+        """Read the service's schema in the sender thread, soon (the proxy asks at start)."""
+        self._schema_wanted = True
+        self._wake.set()
+
     def retry_now(self) -> None:
         """Send what waits at once, past the backoff (a new token has come)."""
         self._retry_at = 0.0
@@ -205,6 +211,9 @@ class Delivery:
     def _cycle(self) -> None:
         self._busy = True
         try:
+            if self._schema_wanted:
+                self._schema_wanted = False
+                self.encoder.names.refresh()
             while self._queue:
                 self._deliver(self.encoder.records(self._take()))
             self._retry_spool()
@@ -242,6 +251,7 @@ class Delivery:
 
     def _attempt(self, records: list[Json], claimed: Path | None, strikes: int) -> bool:
         """Send one batch, fresh or claimed from the spool; False when it has to wait."""
+        records = self.encoder.resolve(records)
         try:
             self._send(records)
         except Unauthorized as exc:

@@ -5,9 +5,10 @@
     >>> labels, probabilities = session.run(None, {"input": batch})
 
 onnxruntime itself is never imported here: any object with ``run(output_names, feeds)`` and
-``get_inputs()`` works. Each row of a 2-D input becomes one record with features
-``<input>_<j>`` (or the names given in ``feature_names``); the first output is the
-prediction and, when there is a second, it is taken as the probabilities.
+``get_inputs()`` works. Each row of a 2-D input becomes one record whose features are the
+names given in ``feature_names``, else the service's registered features in order, else
+``f0``, ``f1``, ... (as for every positional input, ``monitor.sdk.schema``); the first output
+is the prediction and, when there is a second, it is taken as the probabilities.
 """
 
 from __future__ import annotations
@@ -53,12 +54,13 @@ class TrackedSession:
         for row, prediction, probs in zip(rows, predictions, probabilities, strict=True):
             self._tracker.log(row, prediction, probabilities=probs, latency_ms=latency, status=status)
 
-    def _rows(self, feed: dict[str, Any]) -> list[dict[str, Any]]:
-        name, value = next(iter(feed.items()))
+    def _rows(self, feed: dict[str, Any]) -> list[Any]:
+        value = next(iter(feed.values()))
         matrix = value.tolist() if hasattr(value, "tolist") else value
         matrix = [matrix] if matrix and not isinstance(matrix[0], list) else matrix
-        names = self._names or [f"{name}_{j}" for j in range(len(matrix[0]) if matrix else 0)]
-        return [dict(zip(names, row, strict=False)) for row in matrix]
+        if self._names is None:
+            return [list(row) for row in matrix]  # positional: named by the tracker
+        return [dict(zip(self._names, row, strict=False)) for row in matrix]
 
 
 def _column(outputs: Any, index: int, rows: int) -> list[Any]:

@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 from monitor.sdk.calls import Encoder, FeatureFilter, RawCall
 from monitor.sdk.delivery import Delivery, DeliveryOptions, DeliveryStats
 from monitor.sdk.quarantine import Quarantine
+from monitor.sdk.schema import Names, SchemaSource
 from monitor.sdk.spool import Spool, default_directory
 from monitor.sdk.transport import Authenticated, HttpTransport, StoreTransport, Transport
 
@@ -89,8 +90,9 @@ class Tracker:
         self._ids = itertools.count()
         self._prefix = os.urandom(8).hex() + "-"
         self._random = random.random
-        encoder = Encoder(FeatureFilter.of(allow_features, deny_features), model_version, max_body_bytes)
         transport = transport or _transport(service, url, token, token_file, store_url)
+        names = Names(transport if isinstance(transport, SchemaSource) else None, clock=timer)
+        encoder = Encoder(FeatureFilter.of(allow_features, deny_features), model_version, max_body_bytes, names)
         spool = Spool(Path(spool_dir) if spool_dir else default_directory(service, _target(transport)), spool_max_bytes)
         quarantine = Quarantine(spool.directory / "quarantine", quarantine_max_bytes)
         self._delivery = Delivery(
@@ -125,7 +127,8 @@ class Tracker:
         """Record one prediction; returns its request id (None when sampled out). Never raises.
 
         ``features`` is a mapping of name to value, or a sequence (a list, a numpy row) whose
-        values are named ``f0``, ``f1``, ...
+        values are named after the service's registered features, in order (else ``f0``,
+        ``f1``, ...; see ``monitor.sdk.schema``).
         """
         try:
             if self.sample_rate < 1.0 and self._random() >= self.sample_rate:
@@ -141,13 +144,20 @@ class Tracker:
     def log_exchange(
         self, request_body: bytes, response_body: bytes, status_code: int, latency_ms: float, **extra: Any
     ) -> None:
-        """Record an HTTP exchange whose bodies are parsed later, in the sender thread. Never raises."""
+        """Record an HTTP exchange whose bodies are parsed later, in the sender thread. Never raises.
+
+        ``request_id=`` is the id the request came with (``X-Request-ID``), if any; a V2
+        request's own ``id`` wins over it (``monitor.sdk.payloads``).
+        """
         try:
             if self.sample_rate < 1.0 and self._random() >= self.sample_rate:
                 return
-            rid = extra.pop("request_id", None) or f"{self._prefix}{next(self._ids)}"
+            given = extra.pop("request_id", None)
+            rid = given or f"{self._prefix}{next(self._ids)}"
             ts = extra.pop("timestamp", None) or self._clock()
-            self._offer(RawCall(rid, ts, latency_ms, status_code, request_body, response_body, **extra))
+            self._offer(
+                RawCall(rid, ts, latency_ms, status_code, request_body, response_body, id_given=bool(given), **extra)
+            )
         except Exception:
             log.debug("mlwatch: could not queue an exchange", exc_info=True)
 
@@ -225,6 +235,14 @@ class Tracker:
     def stats(self) -> DeliveryStats:
         """Delivery counters: sent, rejected, quarantined, dropped (queue, spool, quarantine full), bytes waiting."""
         return self._delivery.stats()
+
+    def learn_schema(self) -> None:
+        """Read the service's registered features now, in the background, to name positional values.
+
+        Otherwise they are read when the first positional row is sent, and again (at most
+        every 30 s) when a row's positional values match none held (``monitor.sdk.schema``).
+        """
+        self._delivery.learn_schema()
 
     def set_token(self, token: str) -> None:
         """Authenticate with ``token`` from now on; what waited on a refused token is sent at once.

@@ -5,7 +5,8 @@
     Rejected           the server refused the batch (4xx): retrying it unchanged cannot help
     └── Unauthorized   401/403: the token is wrong or revoked; a valid one will pass
 
-Both transports take plain JSON-ready record dicts (the API's ``PredictionIn`` shape).
+Both transports take plain JSON-ready record dicts (the API's ``PredictionIn`` shape), and
+both read the service's schema (``monitor.sdk.schema``) to name positional values.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from monitor.sdk.schema import Schema
 
 if TYPE_CHECKING:
     import http.client
@@ -189,6 +192,7 @@ class HttpTransport:
         self._token = _read_token(self._token_file) or token
         self._client = HttpClient(url, self._token, timeout)
         self._path = f"/v1/services/{quote(service, safe='')}/predictions"
+        self._schema_path = f"/v1/services/{quote(service, safe='')}/schema"
         self.target = normalized_url(url)
 
     def send(self, records: Sequence[Json]) -> None:
@@ -198,6 +202,24 @@ class HttpTransport:
         if status in (401, 403) and self._reread_token():
             status, body = self._client.post(self._path, payload)
         check_status(status, body)
+
+    def schema(self) -> Schema | None:
+        """The service's features from ``GET /v1/services/{service}/schema``; None when it cannot be read now.
+
+        An unknown service (404) has none; its batches will be refused and quarantined anyway.
+        """
+        try:
+            status, body = self._client.request("GET", self._schema_path)
+        except Retryable:
+            return None
+        if status == 404:
+            return Schema()
+        if status != 200:
+            return None
+        try:
+            return Schema.of(json.loads(body))
+        except ValueError:
+            return None
 
     def set_token(self, token: str | None) -> None:
         """Use ``token`` from the next batch on."""
@@ -252,6 +274,18 @@ class StoreTransport:
             raise Retryable(f"{type(exc).__name__}: {exc}") from exc
         except Exception as exc:  # e.g. an integer too large for SQLite: maybe one record's fault
             raise ServerError(500, f"{type(exc).__name__}: {exc}") from exc
+
+    def schema(self) -> Schema | None:
+        """The service's features as the store holds them; None when the store cannot be read now."""
+        from monitor.errors import NotFound
+
+        try:
+            service = self._open()[0].get_service(self._service)
+        except NotFound:
+            return Schema()
+        except Exception:  # down or locked: read again on the next miss
+            return None
+        return Schema(tuple((f.name, f.type) for f in service.features), service.target)
 
     def _open(self) -> tuple[Any, Any]:
         if self._store is None:

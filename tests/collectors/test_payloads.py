@@ -9,6 +9,7 @@ import pytest
 
 from monitor.sdk.calls import Encoder, FeatureFilter, RawCall
 from monitor.sdk.payloads import Row, parse
+from monitor.sdk.schema import Names, Schema
 
 
 def _parse(request: object, reply: object) -> list[Row] | None:
@@ -30,9 +31,9 @@ def test_mlflow_and_kserve_v1_requests_give_one_named_row_per_input(request_body
     assert rows == [Row({"a": 1, "b": 2}, 0), Row({"a": 3, "b": 4}, 1)]
 
 
-def test_tf_serving_row_lists_become_positional_features_and_vector_predictions_stay_lists() -> None:
+def test_tf_serving_row_lists_become_positional_values_and_vector_predictions_stay_lists() -> None:
     rows = _parse({"instances": [[1.0, 2.0], [3.0, 4.0]]}, {"predictions": [[0.2, 0.8], [0.9, 0.1]]})
-    assert rows == [Row({"f0": 1.0, "f1": 2.0}, [0.2, 0.8]), Row({"f0": 3.0, "f1": 4.0}, [0.9, 0.1])]
+    assert rows == [Row({}, [0.2, 0.8], positional=(1.0, 2.0)), Row({}, [0.9, 0.1], positional=(3.0, 4.0))]
 
 
 def test_open_inference_protocol_tensors_are_split_into_rows_with_outputs_and_probabilities() -> None:
@@ -50,8 +51,8 @@ def test_open_inference_protocol_tensors_are_split_into_rows_with_outputs_and_pr
         ],
     }
     assert _parse(request, reply) == [
-        Row({"dense_0": 1, "dense_1": 2, "dense_2": 3, "country": "fr"}, 1, [0.3, 0.7]),
-        Row({"dense_0": 4, "dense_1": 5, "dense_2": 6, "country": "de"}, 0, [0.6, 0.4]),
+        Row({"country": "fr"}, 1, [0.3, 0.7], positional=(1, 2, 3)),
+        Row({"country": "de"}, 0, [0.6, 0.4], positional=(4, 5, 6)),
     ]
 
 
@@ -69,7 +70,10 @@ def test_unknown_or_inconsistent_payloads_are_not_guessed(body: bytes) -> None:
 
 
 def test_a_reply_whose_length_differs_keeps_the_features_without_predictions() -> None:
-    assert _parse({"instances": [[1], [2]]}, {"predictions": [1]}) == [Row({"f0": 1}), Row({"f0": 2})]
+    assert _parse({"instances": [[1], [2]]}, {"predictions": [1]}) == [
+        Row({}, positional=(1,)),
+        Row({}, positional=(2,)),
+    ]
 
 
 def test_encoder_logs_unknown_formats_with_timing_only_and_decodes_gzip_replies() -> None:
@@ -100,3 +104,86 @@ def test_encoder_logs_unknown_formats_with_timing_only_and_decodes_gzip_replies(
         },
     ]
     assert encoder.unparsed == 1
+
+
+class RegisteredSchema:
+    """A schema source that answers with a fixed schema and counts how often it is read."""
+
+    def __init__(self, *names: str) -> None:
+        self.schema_read = 0
+        self.answer = Schema(tuple((n, "numerical") for n in names))
+
+    def schema(self) -> Schema:
+        self.schema_read += 1
+        return self.answer
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+V1_ROWS = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
+V2_TENSOR = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
+SPLIT_NO_COLUMNS = {"dataframe_split": {"data": [[5.1, 3.5, 1.4, 0.2]]}}
+MLFLOW_INPUTS = {"inputs": [[5.1, 3.5, 1.4, 0.2]]}
+
+
+def _features(encoder: Encoder, body: object, request_id: str | None = None, reply: object = None) -> list[object]:
+    call = RawCall("made-up", 1.0, 1.0, 200, json.dumps(body).encode(), json.dumps(reply).encode() if reply else b"")
+    if request_id:
+        call = RawCall("header-id", 1.0, 1.0, 200, call.request_body, call.response_body, id_given=True)
+    return [(r["request_id"], r["features"]) for r in encoder.resolve(encoder.records([call]))]
+
+
+@pytest.mark.parametrize("body", [V1_ROWS, V2_TENSOR, SPLIT_NO_COLUMNS, MLFLOW_INPUTS], ids=["v1", "v2", "split", "in"])
+def test_positional_values_of_every_protocol_have_one_naming_without_a_schema(body: object) -> None:
+    encoder = Encoder(FeatureFilter(), None, 10_000)
+    assert _features(encoder, body) == [("made-up", {"f0": 5.1, "f1": 3.5, "f2": 1.4, "f3": 0.2})]
+
+
+@pytest.mark.parametrize("body", [V1_ROWS, V2_TENSOR, SPLIT_NO_COLUMNS, MLFLOW_INPUTS], ids=["v1", "v2", "split", "in"])
+def test_positional_values_of_every_protocol_are_named_after_the_registered_features_in_order(body: object) -> None:
+    names = Names(RegisteredSchema("sl", "sw", "pl", "pw"))
+    encoder = Encoder(FeatureFilter.of(None, ["pw"]), None, 10_000, names)
+    assert _features(encoder, body) == [("made-up", {"sl": 5.1, "sw": 3.5, "pl": 1.4})]
+
+
+def test_tensors_named_like_registered_features_keep_their_names_and_the_rest_fill_the_others_in_order() -> None:
+    body = {
+        "inputs": [
+            {"name": "dense", "shape": [1, 2], "datatype": "FP32", "data": [1.0, 2.0]},
+            {"name": "country", "shape": [1], "datatype": "BYTES", "data": ["fr"]},
+        ]
+    }
+    encoder = Encoder(FeatureFilter(), None, 10_000, Names(RegisteredSchema("country", "age", "income")))
+    assert _features(encoder, body) == [("made-up", {"country": "fr", "age": 1.0, "income": 2.0})]
+
+
+def test_a_schema_miss_reads_the_schema_again_at_most_once_per_interval_and_learns_a_new_one() -> None:
+    source, clock = RegisteredSchema(), Clock()
+    encoder = Encoder(FeatureFilter(), None, 10_000, Names(source, clock=clock, refresh_interval=30.0))
+    assert _features(encoder, V1_ROWS)[0][1] == {"f0": 5.1, "f1": 3.5, "f2": 1.4, "f3": 0.2}
+    source.answer = Schema(tuple((n, "numerical") for n in ("a", "b", "c", "d")))
+    clock.now += 10.0
+    assert "f0" in _features(encoder, V1_ROWS)[0][1]  # within the interval: not read again
+    assert source.schema_read == 1
+    clock.now += 30.0
+    assert _features(encoder, V1_ROWS)[0][1] == {"a": 5.1, "b": 3.5, "c": 1.4, "d": 0.2}
+    assert source.schema_read == 2
+    _features(encoder, V1_ROWS)
+    assert source.schema_read == 2  # a hit reads nothing
+
+
+def test_a_v2_request_id_names_the_records_of_its_rows_over_the_header_and_the_reply_id_comes_last() -> None:
+    encoder = Encoder(FeatureFilter(), None, 10_000)
+    two_rows = {"id": "inf-7", "inputs": [{"name": "x", "shape": [2, 1], "datatype": "FP32", "data": [1.0, 2.0]}]}
+    assert [rid for rid, _ in _features(encoder, two_rows, request_id="hdr")] == ["inf-7-0", "inf-7-1"]
+    no_id = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1.0]}]}
+    reply = {"id": "from-reply", "outputs": [{"name": "y", "shape": [1], "datatype": "INT64", "data": [1]}]}
+    assert [rid for rid, _ in _features(encoder, no_id, reply=reply)] == ["from-reply"]
+    assert [rid for rid, _ in _features(encoder, no_id, request_id="hdr", reply=reply)] == ["header-id"]
+    assert [rid for rid, _ in _features(encoder, {"id": "not-v2", "x": 1})] == ["made-up"]

@@ -12,6 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
 
 from monitor.proxy import ProxyApp
 from monitor.records import StoredPrediction
@@ -82,6 +86,85 @@ def test_every_request_is_answered_exactly_as_without_the_proxy_and_every_row_is
     [refused] = [r for r in rows if r.status == "error"]
     assert refused.features == {"not": "a scoring request"} and refused.prediction is None
     assert len(rows) == 7
+
+
+def _iris_rule(row: list[float]) -> int:
+    return 0 if row[2] < 2.5 else 2  # setosa by its petal length, else virginica
+
+
+def _kserve_protocols() -> Starlette:
+    """A model server speaking KServe's V1 and the Open Inference Protocol (V2), as KServe answers them."""
+
+    async def v1(request: Request) -> Response:
+        rows = (await request.json())["instances"]
+        return JSONResponse({"predictions": [_iris_rule(r) for r in rows]})
+
+    async def v2(request: Request) -> Response:
+        body = await request.json()
+        [tensor] = body["inputs"]
+        n, k = tensor["shape"]
+        rows = [tensor["data"][i * k : (i + 1) * k] for i in range(n)]
+        output = {"name": "output-0", "shape": [n], "datatype": "INT64", "data": [_iris_rule(r) for r in rows]}
+        return JSONResponse({"model_name": "iris", "id": body.get("id", "made-by-server"), "outputs": [output]})
+
+    async def ping(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    return Starlette(
+        routes=[
+            Route("/v1/models/iris:predict", v1, methods=["POST"]),
+            Route("/v2/models/iris/infer", v2, methods=["POST"]),
+            Route("/ping", ping),
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def kserve_url() -> Iterator[str]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(_kserve_protocols(), port=port, log_level="critical"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def _v2(request_id: str | None, *rows: list[float]) -> dict[str, object]:
+    tensor = {"name": "input-0", "shape": [len(rows), 4], "datatype": "FP64", "data": [x for r in rows for x in r]}
+    return {"inputs": [tensor], **({"id": request_id} if request_id else {})}
+
+
+def test_v1_rows_and_v2_tensors_are_stored_under_the_registered_names_and_a_v2_id_joins_its_labels(
+    api: RunningServer, kserve_url: str, tmp_path: Path
+) -> None:
+    register(api, "iris-named", IRIS)  # before the proxy starts: it reads the schema then
+    with proxying(kserve_url, "iris-named", api.url, api.token, tmp_path) as url, httpx.Client(base_url=url) as client:
+        calls = [
+            ("/v1/models/iris:predict", {"instances": [SETOSA, VIRGINICA]}, {"X-Request-ID": "v1-call"}),
+            ("/v2/models/iris/infer", _v2("v2-call", SETOSA, VIRGINICA), {"X-Request-ID": "not-this"}),
+            ("/v2/models/iris/infer", _v2("v2-one", VIRGINICA), {}),
+        ]
+        replies = [client.post(path, json=body, headers=headers) for path, body, headers in calls]
+        assert [r.status_code for r in replies] == [200, 200, 200]
+        rows = _wait_stored(api, "iris-named", 5)
+    named = {r.request_id: (r.features, r.prediction) for r in rows}
+    setosa, virginica = dict(zip(IRIS, SETOSA, strict=True)), dict(zip(IRIS, VIRGINICA, strict=True))
+    assert named == {
+        "v1-call-0": (setosa, 0),
+        "v1-call-1": (virginica, 2),
+        "v2-call-0": (setosa, 0),
+        "v2-call-1": (virginica, 2),
+        "v2-one": (virginica, 2),
+    }
+    labels = [{"request_id": "v2-call-1", "label": 2}, {"request_id": "v2-one", "label": 1}]
+    with api.client() as client:
+        client.post("/v1/services/iris-named/labels", json={"labels": labels}).raise_for_status()
+    joined = {r.request_id: r.label for r in stored(api, "iris-named") if r.has_label}
+    assert joined == {"v2-call-1": 2, "v2-one": 1}
 
 
 class _Stalling:
