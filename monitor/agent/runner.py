@@ -1,22 +1,29 @@
 """The agent loop: every interval, collect from each collector and send the samples.
 
 Samples that cannot be sent wait in a bounded buffer (oldest dropped past it, counted) and
-go with the next tick.
+go with the next tick: while the server is away, and while it refuses the token (401/403),
+with one warning a minute at most, until a valid token comes (``SampleSender.set_token``,
+or the token file, read again on every refusal). Samples the server refuses as invalid
+(another 4xx) are dropped with a warning: sending them again cannot help.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
 from monitor.records import HostSample
-from monitor.sdk.transport import HttpClient, Rejected, Retryable, check_status
+from monitor.sdk.transport import HttpClient, Rejected, Retryable, Unauthorized, check_status, read_token
 
 log = logging.getLogger("monitor.agent")
+TOKEN_WARNING_INTERVAL = 60.0  # seconds: a refused token is worth one line a minute, not one a tick
 
 
 class Collector(Protocol):
@@ -32,16 +39,46 @@ class Sender(Protocol):
 
 
 class SampleSender:
-    """Posts samples to ``POST /v1/hosts/{host}/samples``."""
+    """Posts samples to ``POST /v1/hosts/{host}/samples``.
 
-    def __init__(self, url: str, token: str | None, host: str, *, timeout: float = 5.0) -> None:
-        self._client = HttpClient(url, token, timeout)
+    ``token_file`` (default ``MLWATCH_TOKEN_FILE``) names a file holding the token, read at
+    start and again whenever the server refuses the token; its content wins over ``token``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        host: str,
+        *,
+        timeout: float = 5.0,
+        token_file: str | os.PathLike[str] | None = None,
+    ) -> None:
+        found = token_file or os.environ.get("MLWATCH_TOKEN_FILE")
+        self._token_file = Path(found) if found else None
+        self._token = read_token(self._token_file) or token
+        self._client = HttpClient(url, self._token, timeout)
         self._path = f"/v1/hosts/{quote(host, safe='')}/samples"
 
     def send(self, samples: Sequence[HostSample]) -> None:
-        """Deliver one batch."""
+        """Deliver one batch; Unauthorized when the token is refused, even after reading the token file again."""
         body = {"samples": [_json(s) for s in samples]}
-        check_status(*self._client.post(self._path, body))
+        status, reply = self._client.post(self._path, body)
+        if status in (401, 403) and self._reread_token():
+            status, reply = self._client.post(self._path, body)
+        check_status(status, reply)
+
+    def set_token(self, token: str | None) -> None:
+        """Authenticate with ``token`` from the next batch on."""
+        self._token = token
+        self._client.set_token(token)
+
+    def _reread_token(self) -> bool:
+        token = read_token(self._token_file)
+        if not token or token == self._token:
+            return False
+        self.set_token(token)
+        return True
 
 
 def _json(sample: HostSample) -> dict[str, Any]:
@@ -69,6 +106,7 @@ class Agent:
         self._max_buffer = max_buffer
         self._clock, self._sleep = clock, sleep
         self._failed: set[int] = set()
+        self._token_warned = -math.inf
 
     @property
     def pending(self) -> int:
@@ -101,6 +139,9 @@ class Agent:
             batch = [self._buffer[i] for i in range(min(self.batch_size, len(self._buffer)))]
             try:
                 self.sender.send(batch)
+            except Unauthorized as exc:
+                self._refused_token(exc)
+                return delivered
             except Retryable as exc:
                 log.warning("mlwatch agent: cannot send samples (%s); %d wait", exc, len(self._buffer))
                 return delivered
@@ -110,6 +151,18 @@ class Agent:
                 self._buffer.popleft()
             delivered += len(batch)
         return delivered
+
+    def _refused_token(self, exc: Unauthorized) -> None:
+        now = self._clock()
+        if now - self._token_warned >= TOKEN_WARNING_INTERVAL:
+            self._token_warned = now
+            log.warning(
+                "mlwatch agent: the server refused the token (%s); %d sample(s) wait (at most %d, the oldest "
+                "dropped past it) until a valid token comes (MLWATCH_TOKEN_FILE is read again on every refusal)",
+                exc,
+                len(self._buffer),
+                self._max_buffer,
+            )
 
     def run(self, interval: float, *, ticks: int | None = None) -> None:
         """Tick every ``interval`` seconds (forever, or ``ticks`` times)."""

@@ -189,7 +189,7 @@ class HttpTransport:
         from urllib.parse import quote
 
         self._token_file = Path(token_file) if token_file else None
-        self._token = _read_token(self._token_file) or token
+        self._token = read_token(self._token_file) or token
         self._client = HttpClient(url, self._token, timeout)
         self._path = f"/v1/services/{quote(service, safe='')}/predictions"
         self._schema_path = f"/v1/services/{quote(service, safe='')}/schema"
@@ -228,7 +228,7 @@ class HttpTransport:
 
     def _reread_token(self) -> bool:
         """True when the token file now holds another token (then in use)."""
-        token = _read_token(self._token_file)
+        token = read_token(self._token_file)
         if not token or token == self._token:
             return False
         self.set_token(token)
@@ -307,7 +307,8 @@ class StoreTransport:
             self._store = None
 
 
-def _read_token(path: Path | None) -> str | None:
+def read_token(path: Path | None) -> str | None:
+    """The token in the file at ``path`` (stripped), or None when there is no file or it is empty."""
     if path is None:
         return None
     try:

@@ -7,10 +7,11 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from monitor.agent import Agent, GpuCollector, HostCollector, ProcessCollector, default_collectors
+from monitor.agent import Agent, GpuCollector, HostCollector, ProcessCollector, SampleSender, default_collectors
 from monitor.agent.process import RECHECK_SHARE
 from monitor.records import HostSample
 from monitor.sdk.transport import Retryable
@@ -144,6 +145,37 @@ def test_agent_keeps_samples_while_the_server_is_away_and_survives_a_broken_coll
     sender.up = True
     assert agent.tick() == 4 and agent.pending == 0
     assert [s.kind for s in sender.batches[0]] == ["host"] * 4
+
+
+def _host_samples(api: RunningServer, host: str) -> list[HostSample]:
+    store = Store.open(api.store_url)
+    try:
+        return [s for _, s in store.host_samples(0.0, time.time() + 600, host=host)]  # the fake clock is at 1000 s
+    finally:
+        store.close()
+
+
+def test_samples_refused_for_the_token_are_kept_bounded_warned_once_a_minute_and_sent_with_a_new_token(
+    api: RunningServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="monitor.agent")
+    secret = tmp_path / "token"
+    secret.write_text("revoked\n")
+    clock = Clock()
+    sender = SampleSender(api.url, None, "box-401", token_file=secret)
+    agent = Agent([HostCollector(FakePsutil([]), clock=clock)], sender, max_buffer=4, clock=clock)
+    for _ in range(5):
+        assert agent.tick() == 0
+        clock.now += 10.0
+    assert (agent.pending, agent.dropped) == (4, 1)  # kept, within the bound
+    assert caplog.text.count("refused the token") == 1
+    clock.now += 60.0
+    agent.tick()
+    assert caplog.text.count("refused the token") == 2
+    assert _host_samples(api, "box-401") == []
+    secret.write_text(api.token)
+    assert agent.tick() == 4 and agent.pending == 0
+    assert len(_host_samples(api, "box-401")) == 4
 
 
 def test_mlwatch_agent_once_stores_a_real_sample_through_the_api(api: RunningServer) -> None:
