@@ -7,10 +7,11 @@ from the file (its ``request_id`` column, else the file's content hash and the l
 if loading is interrupted, running the same command again skips what is already stored
 and loads the rest.
 
-With ``--direct`` rows go through ``monitor.ingest.Ingestor`` into the configured store,
-and the request ids already there are looked up in bulk while the file is checked, so a
-re-run reads only the frames that still have new rows (a re-run of 1M stored rows took
-105 s through the API before: every row was built, sent and refused as a duplicate).
+With ``--direct`` rows go into the configured store by its bulk ingest
+(``Store.add_predictions``), and the request ids already there are counted in bulk while
+the file is checked, so a re-run converts only the frames that still have new rows (a
+re-run of 1M stored rows took 105 s through the API before: every row was built, sent and
+refused as a duplicate). Through the API, three chunks are in flight at once.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Sink(Protocol):
 
     target: str  # what the one line on stderr names
     parallel: int  # chunks in flight at once
+    counts_stored: bool  # whether stored_count can say anything (the API cannot, yet)
 
     def service(self, name: str) -> Service: ...
 
@@ -58,6 +60,7 @@ class ApiSink:
     labels after their predictions."""
 
     parallel = 3
+    counts_stored = False
 
     def __init__(self, url: str, token: str | None, source: str) -> None:
         self.url, self.token, self.target = url, token, f"server {url} ({source})"
@@ -121,13 +124,18 @@ def _json(record: PredictionRecord) -> dict[str, Any]:
 
 
 class StoreSink:
-    """Writes chunks through ``monitor.ingest.Ingestor`` into the configured store.
+    """Writes chunks into the configured store with its bulk ingest (``Store.add_predictions``).
+
+    Not through ``Ingestor``, whose ``check_batch`` each chunk has passed already while the
+    file was checked (``BatchFile`` runs it on every column numpy does not prove valid):
+    repeating it here took a pass over every value again, inside the storing phase.
 
     Labels go first: a stored prediction then always has its label, so a re-run may skip
     every row whose prediction is stored without losing the labels of an interrupted one.
     """
 
     parallel = 1
+    counts_stored = True
 
     def __init__(self, store: Store, target: str) -> None:
         from monitor.ingest import Ingestor
@@ -161,7 +169,7 @@ class StoreSink:
         if labels:
             self.ingestor.labels(self.found, labels)
         records = chunk.predictions(skip)
-        return self.ingestor.predictions(self.found, records).accepted if records else 0
+        return self.store.add_predictions(self.found, records).accepted if records else 0
 
     def close(self) -> None:
         """Close the store."""
@@ -186,19 +194,29 @@ def check_file(batch: BatchFile, sink: Sink) -> dict[int, tuple[int, int]]:
     """Read and validate the whole file; a bad row stops here, before anything is stored.
 
     A frame whose rows are all stored already is not validated: none of it would be stored
-    again (so a re-run of a loaded file only reads its request ids and counts them in the
-    store). Returns, per frame (by the index of its first row), its rows and how many of them
-    are stored.
+    again. So request ids are read first, alone where the format allows, and counted in the
+    store; then only the frames with rows to store are read whole and validated (a re-run of
+    a loaded Parquet file reads one column). Returns, per frame (by the index of its first
+    row), its rows and how many of them are stored.
     """
-    frames = {}
+    frames, todo = {}, set()
+    columns = batch.id_columns() if sink.counts_stored else None
     with Progress("checking", batch.rows()) as progress:
-        for offset, frame in batch.frames():
+        for offset, frame in batch.frames(columns):
             ids = batch.checked_ids(frame, offset)
             stored = sink.stored_count(ids)
-            if stored < len(frame):
-                batch.chunk(frame, offset, ids)
             frames[offset] = (len(frame), stored)
-            progress.advance(len(frame))
+            if stored == len(frame):
+                progress.advance(len(frame))
+            elif columns is None:
+                batch.chunk(frame, offset, ids)
+                progress.advance(len(frame))
+            else:
+                todo.add(offset)
+        for offset, frame in batch.frames() if todo else ():
+            if offset in todo:
+                batch.chunk(frame, offset)
+                progress.advance(len(frame))
     return frames
 
 
@@ -208,7 +226,7 @@ def store_file(batch: BatchFile, sink: Sink, frames: dict[int, tuple[int, int]])
     todo = sum(rows - stored for rows, stored in frames.values())
     with Progress("storing", todo) as progress, ThreadPoolExecutor(sink.parallel) as pool:
         pending: deque[tuple[Future[int], int]] = deque()
-        for offset, frame in batch.frames():
+        for offset, frame in batch.frames() if todo else ():  # nothing new: not even read again
             rows, stored = frames[offset]
             if stored == rows:
                 continue  # wholly stored already: not even converted
