@@ -16,6 +16,7 @@ Targets: <= 2 s cold, <= 0.5 s warm.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -248,14 +249,28 @@ def measure(page: str) -> None:
     print(json.dumps({"cold": cold, "warm": warm, "rss_mb": max_rss_mb()}))
 
 
+@functools.cache
+def _signed_in() -> str:
+    """A viewer's dashboard session (a token sign-in, as a browser would make), its cookie value."""
+    from dashboard.access import authenticate
+    from dashboard.signins import SignIns, session_key
+    from monitor.config import load_settings
+    from monitor.store import Store
+
+    settings = load_settings()
+    store = Store.open(settings.store_url)
+    viewer = authenticate(settings, store, "", store.create_token("viewer", "bench"))
+    return SignIns(store, lambda: settings, session_key(settings)).sign_in(viewer)
+
+
 def _render(page: str, components: Any) -> float:
     from streamlit.testing.v1 import AppTest
 
-    from dashboard.access import Viewer
+    from dashboard.session import SESSION_KEY
 
     at = AppTest.from_file(str(APP), default_timeout=120)
     at._bidi_component_manager = components
-    at.session_state["viewer"] = Viewer("bench", "viewer")
+    at.session_state[SESSION_KEY] = _signed_in()
     if page.startswith("service"):
         at.query_params["service"] = "svc-03"
         if ": " in page:

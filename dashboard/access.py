@@ -1,77 +1,62 @@
 """Who may use the dashboard: configured users with hashed passwords, or API tokens.
 
-Password hashes are made by ``mlwatch user hash`` and stored in ``users[].password_hash``
-of ``mlwatch.yaml``. The format is the standard library's scrypt with its parameters
-spelled out, so a hash stays verifiable if the defaults change::
+Users are ``users[]`` of ``mlwatch.yaml`` with a hash from ``mlwatch user hash`` (see
+``dashboard.passwords``). A login returns a ``Viewer`` that carries what it signed in with
+as a ``Credential`` (a digest, never the secret), so that a session can later be checked
+against it: a user removed or re-hashed, a token revoked, ends the sessions it opened.
 
-    scrypt$<n>$<r>$<p>$<salt, base64>$<key, base64>
+    >>> who = authenticate(settings, store, "olga", "s3cret")
+    >>> who.name, who.role
+    ('olga', 'operator')
 
-    >>> stored = hash_password("s3cret")
-    >>> verify_password("s3cret", stored)
-    True
-
-Plain Python (no Streamlit), so the CLI and the tests use it directly.
+Plain Python (no Streamlit), so the CLI, the HTTP routes and the tests use it directly.
 """
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import hmac
-import json
-import secrets
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 
-from monitor.config import Settings
+from dashboard.passwords import hash_password, needs_rehash, verify_password
+from monitor.config import Settings, UserConfig
 from monitor.errors import AuthError
 from monitor.store import Store
+from monitor.store.services import hash_token
 
-SCRYPT_N = 2**14
-SCRYPT_R = 8
-SCRYPT_P = 1
-_KEY_BYTES = 32
+__all__ = ["Credential", "Viewer", "authenticate", "hash_password", "user_credential", "verify_password"]
+
 ACTION_ROLES = frozenset({"operator", "admin"})
 DASHBOARD_ROLES = frozenset({"viewer", "operator", "admin"})
-SESSION_COOKIE = "mlwatch_session"
-SESSION_SECONDS = 8 * 3600
-"""How long a browser stays signed in across reloads (the dashboard process restarting ends it sooner)."""
+log = logging.getLogger("mlwatch.dashboard")
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """What a viewer signed in with: ``user``, ``token`` or ``bootstrap``, and the SHA-256 hex of it.
+
+    For a user that is the digest of their password hash (so re-hashing the password ends
+    their sessions), for a token the digest the store keeps of it.
+    """
+
+    kind: str
+    digest: str
 
 
 @dataclass(frozen=True, slots=True)
 class Viewer:
-    """A logged-in person: the name written to the audit log and their role."""
+    """A logged-in person: the name written to the audit log, their role, and how they signed in."""
 
     name: str
     role: str
+    credential: Credential | None = field(default=None, compare=False, repr=False)
 
     @property
     def can_act(self) -> bool:
         """True when the role may retrain, promote, roll back, acknowledge and silence."""
         return self.role in ACTION_ROLES
-
-
-def hash_password(password: str, *, salt: bytes | None = None) -> str:
-    """Hash ``password`` with scrypt and a random salt, in the documented text format."""
-    if not password:
-        raise ValueError("password: expected a non-empty password")
-    salt = salt or secrets.token_bytes(16)
-    key = _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
-    return "$".join(["scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P), _b64(salt), _b64(key)])
-
-
-def verify_password(password: str, stored: str) -> bool:
-    """True when ``password`` matches ``stored``; a malformed hash never matches."""
-    parts = stored.split("$")
-    if len(parts) != 6 or parts[0] != "scrypt":
-        return False
-    try:
-        n, r, p = (int(x) for x in parts[1:4])
-        salt, key = base64.b64decode(parts[4]), base64.b64decode(parts[5])
-        candidate = _scrypt(password, salt, n, r, p)
-    except ValueError:
-        return False
-    return hmac.compare_digest(candidate, key)
 
 
 def authenticate(settings: Settings, store: Store, username: str, secret: str) -> Viewer:
@@ -81,67 +66,49 @@ def authenticate(settings: Settings, store: Store, username: str, secret: str) -
     return _token_login(settings, store, secret.strip())
 
 
+def user_credential(user: UserConfig) -> Credential:
+    """The credential a login as ``user`` leaves in its session."""
+    return Credential("user", _digest(user.password_hash))
+
+
+def bootstrap_credential(token: str) -> Credential:
+    """The credential a login with the bootstrap token leaves in its session."""
+    return Credential("bootstrap", _digest(token))
+
+
 def _user_login(settings: Settings, username: str, password: str) -> Viewer:
     user = next((u for u in settings.users if u.username == username), None)
     # Verify against a dummy hash for unknown users too, so timing does not reveal who exists.
     if not verify_password(password, user.password_hash if user else _dummy_hash()) or user is None:
         raise AuthError("unknown user or wrong password")
-    return Viewer(user.username, user.role)
+    if needs_rehash(user.password_hash):
+        _warn_weak_hash(user.username)
+    return Viewer(user.username, user.role, user_credential(user))
 
 
 def _token_login(settings: Settings, store: Store, token: str) -> Viewer:
     if not token:
         raise AuthError("enter a username and password, or an API token (see `mlwatch token create`)")
     if settings.bootstrap_token and hmac.compare_digest(token.encode(), settings.bootstrap_token.encode()):
-        return Viewer("bootstrap", "admin")
+        return Viewer("bootstrap", "admin", bootstrap_credential(token))
     role = store.token_role(token)
     if role is None:
         raise AuthError("invalid or revoked token")
     if role not in DASHBOARD_ROLES:
         raise AuthError(f"an {role} token cannot open the dashboard; use a viewer, operator or admin token", status=403)
-    return Viewer(f"token:{token[:8]}", role)
+    return Viewer(f"token:{token[:8]}", role, Credential("token", hash_token(token)))
 
 
-def session_cookie(viewer: Viewer, key: bytes, now: float) -> str:
-    """A signed value that lets the browser that holds it back in as ``viewer`` until it expires.
-
-    ``<payload>.<HMAC-SHA256 of payload>``, both base64url without padding; the payload names
-    the viewer, their role and the expiry, and carries no password or token.
-    """
-    fields = {"n": viewer.name, "r": viewer.role, "e": int(now) + SESSION_SECONDS}
-    payload = _b64url(json.dumps(fields, separators=(",", ":")).encode())
-    return f"{payload}.{_sign(key, payload)}"
+def _warn_weak_hash(username: str) -> None:
+    log.warning(
+        "dashboard user %r signed in with an old or weaker password hash in mlwatch.yaml; "
+        "replace users[].password_hash with the output of `mlwatch user hash` (argon2id)",
+        username,
+    )
 
 
-def viewer_from_cookie(value: object, key: bytes, now: float) -> Viewer | None:
-    """The viewer a cookie from ``session_cookie`` names, or None when it is missing, forged or expired."""
-    if not isinstance(value, str):
-        return None
-    payload, _, signature = value.partition(".")
-    if not payload or not hmac.compare_digest(signature.encode(), _sign(key, payload).encode()):
-        return None
-    try:
-        fields = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        name, role, expires = str(fields["n"]), str(fields["r"]), float(fields["e"])
-    except (ValueError, KeyError, TypeError):
-        return None
-    return Viewer(name, role) if now < expires and role in DASHBOARD_ROLES else None
-
-
-def _sign(key: bytes, payload: str) -> str:
-    return _b64url(hmac.new(key, payload.encode(), hashlib.sha256).digest())
-
-
-def _b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=256 * 1024 * 1024, dklen=_KEY_BYTES)
-
-
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode()
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @functools.cache

@@ -1,4 +1,4 @@
-"""The dashboard's router: ``mlwatch dashboard`` runs ``streamlit run dashboard/app.py``.
+"""The dashboard's router: ``mlwatch dashboard`` serves it through ``dashboard/server.py`` (with the sign-in routes).
 
 Only routing lives here: a login page until someone signs in, then the pages.
 """
@@ -12,7 +12,6 @@ from dashboard import session
 st.set_page_config(page_title="mlwatch", page_icon=":material/monitor_heart:", layout="wide")
 
 who = session.viewer()
-session.send_cookie()
 if who is None:
     # Same (root) URL as the overview, so that signing in lands on the overview.
     pages = [st.Page("pages/login.py", title="Log in", icon=":material/login:", url_path="", default=True)]

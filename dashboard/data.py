@@ -17,8 +17,9 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard import frames, views
+from dashboard.settings import LiveSettings
 from dashboard.views import ServiceHealth, TimeWindow
-from monitor.config import Settings, load_settings
+from monitor.config import Settings
 from monitor.errors import MlwatchError
 from monitor.records import CheckRecord, Service
 from monitor.store import Store
@@ -32,10 +33,14 @@ LIVE_TTL = 10
 """Seconds a read stays cached: short, so live tiles move, long enough that reruns are cheap."""
 
 
-@st.cache_resource(show_spinner=False)
 def settings() -> Settings:
-    """The configuration (``MLWATCH_CONFIG`` / ``mlwatch.yaml`` / ``MLWATCH_*``), read once per process."""
-    return load_settings()
+    """The configuration (``MLWATCH_CONFIG`` / ``mlwatch.yaml`` / ``MLWATCH_*``), read again when the file changes."""
+    return _live_settings()()
+
+
+@st.cache_resource(show_spinner=False)
+def _live_settings() -> LiveSettings:
+    return LiveSettings()
 
 
 @st.cache_resource(show_spinner=False)

@@ -1,72 +1,47 @@
-"""Who is logged in, and the time range every page shows (kept in ``st.session_state``).
+"""Who is logged in, and the time range every page shows.
 
-A log-in also leaves a signed cookie (``access.session_cookie``), so reloading the page or
-opening another tab does not ask again; the key that signs it lives as long as the dashboard
-process, so restarting the dashboard signs everyone out.
+Signing in and out are HTTP routes (``dashboard.routes``), which set and delete the
+HttpOnly ``mlwatch_session`` cookie. Each run of the script reads that cookie
+(``st.context.cookies``, sent with the page's WebSocket) and looks its session up in the
+store again, so a log-out, a revoked token or a removed user takes effect on the next click.
 """
 
 from __future__ import annotations
 
-import secrets
 import time
 
 import streamlit as st
 
-from dashboard import access, data
+from dashboard import data, routes
 from dashboard.access import Viewer
+from dashboard.signins import SESSION_COOKIE, SignIns, session_key
 from dashboard.views import RANGES, TimeWindow
 
-VIEWER_KEY = "viewer"
 RANGE_KEY = "time_range"
 DEFAULT_RANGE = "Last 24 hours"
 FLASH_KEY = "flash"
-COOKIE_KEY = "session_cookie"  # a cookie value to send the browser, "" to delete it
-LOGGED_OUT_KEY = "logged_out"  # this session logged out: ignore the cookie it started with
+SESSION_KEY = "mlwatch_session_cookie"
+"""A session cookie value held in ``st.session_state`` instead of the browser (AppTest sends no
+cookies); checked against the store exactly like the cookie. No widget has this key."""
 
 
-@st.cache_resource
-def _session_key() -> bytes:
-    return secrets.token_bytes(32)
+@st.cache_resource(show_spinner=False)
+def signins() -> SignIns:
+    """The sign-ins of this process, over the dashboard's store."""
+    return SignIns(data.store(), data.settings, session_key(data.settings()))
 
 
 def viewer() -> Viewer | None:
-    """The logged-in viewer of this browser session, if any (restored from its cookie after a reload)."""
-    found = st.session_state.get(VIEWER_KEY)
-    if isinstance(found, Viewer):
-        return found
-    if st.session_state.get(LOGGED_OUT_KEY):
+    """The viewer of this browser's live session, if any (looked up again on every run)."""
+    sent = st.context.cookies.get(SESSION_COOKIE)
+    cookie = sent if isinstance(sent, str) else st.session_state.get(SESSION_KEY)
+    if not isinstance(cookie, str) or not cookie:
         return None
-    restored = access.viewer_from_cookie(st.context.cookies.get(access.SESSION_COOKIE), _session_key(), time.time())
-    if restored is not None:
-        st.session_state[VIEWER_KEY] = restored
-    return restored
+    return data.attempt("check the sign-in", _viewer_of, cookie)
 
 
-def log_in(username: str, secret: str) -> Viewer:
-    """Check a username and password (or an API token) and remember the viewer; AuthError if refused."""
-    who = access.authenticate(data.settings(), data.store(), username, secret)
-    st.session_state[VIEWER_KEY] = who
-    st.session_state.pop(LOGGED_OUT_KEY, None)
-    st.session_state[COOKIE_KEY] = access.session_cookie(who, _session_key(), time.time())
-    return who
-
-
-def log_out() -> None:
-    """Forget the viewer of this session, and of the browser's cookie."""
-    st.session_state.pop(VIEWER_KEY, None)
-    st.session_state[LOGGED_OUT_KEY] = True
-    st.session_state[COOKIE_KEY] = ""
-
-
-def send_cookie() -> None:
-    """Set (or delete) the session cookie in the browser, once, after a log-in or log-out."""
-    value = st.session_state.pop(COOKIE_KEY, None)
-    if value is None:
-        return
-    lifetime = access.SESSION_SECONDS if value else 0
-    # The value is base64url and "." only: nothing in it can end the string or the script.
-    cookie = f"{access.SESSION_COOKIE}={value}; Path=/; Max-Age={lifetime}; SameSite=Strict"
-    st.html(f"<script>document.cookie = {cookie!r};</script>", unsafe_allow_javascript=True)
+def _viewer_of(cookie: str) -> Viewer | None:
+    return signins().viewer(cookie)
 
 
 def flash(message: str) -> None:
@@ -92,6 +67,4 @@ def sidebar(who: Viewer) -> None:
     with st.sidebar:
         st.selectbox("Time range", list(RANGES), index=list(RANGES).index(DEFAULT_RANGE), key=RANGE_KEY)
         st.caption(f"Signed in as **{who.name}** ({who.role}) · times in {data.zone()}")
-        if st.button("Log out", icon=":material/logout:"):
-            log_out()
-            st.rerun()
+        st.html(routes.logout_form())

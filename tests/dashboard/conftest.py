@@ -1,7 +1,12 @@
-"""Fixtures of the dashboard tests: a seeded SQLite store and an AppTest of the app against it."""
+"""Fixtures of the dashboard tests: a seeded SQLite store and an AppTest of the app against it.
+
+An AppTest signs in the way a browser does, with a real session in the store; it hands the
+cookie over in ``st.session_state`` (``session.SESSION_KEY``) because AppTest sends no cookies.
+"""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,12 +16,23 @@ import streamlit as st
 import yaml
 from streamlit.testing.v1 import AppTest
 
-from dashboard.access import Viewer, hash_password
+from dashboard.access import Viewer, user_credential
+from dashboard.passwords import hash_password
+from dashboard.session import SESSION_KEY
+from dashboard.signins import SignIns, session_key
+from monitor.config import load_settings
 from monitor.records import Feature, HostSample, LabelRecord, PredictionRecord
 from monitor.store import Store
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 PASSWORD = "correct horse battery staple"
+SECRET = "a dashboard secret of forty-odd characters, for tests"
+USERS = {
+    "olga": "operator",
+    "vic": "viewer",
+    **{f"{role}-user": role for role in ("viewer", "operator", "admin")},
+}
+"""Configured users and their roles; ``open_app(role)`` signs in as ``<role>-user``."""
 
 
 def seed(store: Store, now: float) -> None:
@@ -122,13 +138,28 @@ def seeded_url(tmp_path: Path) -> str:
 @pytest.fixture
 def config_file(tmp_path: Path) -> Path:
     path = tmp_path / "mlwatch.yaml"
-    users = [
-        {"username": "olga", "password_hash": hash_password(PASSWORD), "role": "operator"},
-        {"username": "vic", "password_hash": hash_password(PASSWORD), "role": "viewer"},
-    ]
+    users = [{"username": name, "password_hash": password_hash(), "role": role} for name, role in USERS.items()]
     hooks = [{"name": "ops", "url": "https://hooks.example.com/mlwatch", "format": "json"}]
-    path.write_text(yaml.safe_dump({"users": users, "webhooks": hooks}))
+    path.write_text(yaml.safe_dump({"users": users, "webhooks": hooks, "dashboard_secret": SECRET}))
     return path
+
+
+@functools.cache
+def password_hash() -> str:
+    """One argon2id hash of ``PASSWORD`` for every user (hashing costs about 0.1 s on purpose)."""
+    return hash_password(PASSWORD)
+
+
+def signed_in(username: str) -> str:
+    """A session cookie of configured user ``username``, opened in the configured store."""
+    settings = load_settings()
+    store = Store.open(settings.store_url)
+    try:
+        user = next(u for u in settings.users if u.username == username)
+        viewer = Viewer(user.username, user.role, user_credential(user))
+        return SignIns(store, lambda: settings, session_key(settings)).sign_in(viewer)
+    finally:
+        store.close()
 
 
 @pytest.fixture
@@ -154,7 +185,7 @@ def open_app(dashboard_env: str) -> Callable[..., AppTest]:
         at = AppTest.from_file(APP, default_timeout=60)
         at.context["timezone"] = "Europe/Berlin"
         if role:
-            at.session_state["viewer"] = Viewer(f"{role}-user", role)
+            at.session_state[SESSION_KEY] = signed_in(f"{role}-user")
         at.query_params.update(query)
         at.run()
         if page:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from dashboard.signins import SESSION_COOKIE
 from monitor.store import Store
 from tests.conftest import RunningServer, start_server
 from tests.dashboard.browser import Dashboard, browser_page, no_exception_box, start_dashboard, wait_streamlit
@@ -107,3 +108,32 @@ def test_a_script_sent_as_a_category_cannot_reach_the_admins_dashboard(stack: St
     no_exception_box(page)
     for frame in page.frames:  # nor could it write into any frame between
         assert frame.evaluate("() => { try { return document.body.dataset.pwn } catch (e) { return null } }") is None
+
+
+def test_the_session_cookie_is_httponly_and_a_copy_of_it_dies_with_log_out(stack: Stack, browser_page: Any) -> None:
+    page = browser_page
+    log_in(page, stack.dashboard.url, stack.admin_token)
+    [cookie] = [c for c in page.context.cookies() if c["name"] == SESSION_COOKIE]
+    assert (cookie["httpOnly"], cookie["sameSite"]) == (True, "Strict")
+    assert SESSION_COOKIE not in page.evaluate("document.cookie")  # no script of the page can read it
+    thief = page.context.browser.new_context()
+    try:
+        thief.add_cookies([{"name": SESSION_COOKIE, "value": cookie["value"], "url": stack.dashboard.url}])
+        elsewhere = thief.new_page()
+        open_dashboard(elsewhere, stack.dashboard.url, expect="Services")  # the copy works while the session lives
+        page.get_by_test_id("stSidebar").get_by_role("button", name="Log out").click()
+        page.get_by_role("button", name="Log in").wait_for(timeout=WAIT_MS)
+        open_dashboard(elsewhere, stack.dashboard.url, expect="Log in")  # and not a moment after
+        assert elsewhere.get_by_role("heading", name="Services").count() == 0
+    finally:
+        thief.close()
+
+
+def open_dashboard(page: Any, url: str, *, expect: str) -> None:
+    """Open ``url`` and wait for the overview (``expect="Services"``) or the login form (``expect="Log in"``)."""
+    page.goto(url)
+    wait_streamlit(page)
+    found = (
+        page.get_by_role("heading", name=expect) if expect == "Services" else page.get_by_role("button", name=expect)
+    )
+    found.wait_for(timeout=WAIT_MS)

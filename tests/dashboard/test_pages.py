@@ -10,10 +10,10 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from dashboard.access import Viewer
+from dashboard.session import SESSION_KEY
 from monitor.drift.report import REPORT_MARK
 from monitor.store import Store
-from tests.dashboard.conftest import APP, seed
+from tests.dashboard.conftest import APP, seed, signed_in
 
 Open = Callable[..., AppTest]
 
@@ -32,8 +32,11 @@ def texts(at: AppTest) -> str:
 def test_login_page_is_all_an_anonymous_visitor_sees(open_app: Open) -> None:
     at = open_app(role=None)
     assert not at.exception
-    assert [b.label for b in at.button] == ["Log in"]
-    assert "Password or API token" in [t.label for t in at.text_input]
+    assert [t.value for t in at.title] == ["mlwatch"]
+    [form] = at.get("html")
+    assert '<form method="post" action="/auth/login"' in form.proto.body
+    assert "Password or API token" in form.proto.body
+    assert not at.get("vega_lite_chart") and not at.dataframe
 
 
 def test_overview_lists_every_service_worst_first(open_app: Open) -> None:
@@ -123,16 +126,20 @@ def test_a_report_that_cannot_be_made_is_an_error_message_not_a_traceback(open_a
     assert "reference" in at.error[0].value
 
 
-def test_an_unreachable_store_is_an_error_message_on_every_page(
-    open_app: Open, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+def test_an_unreachable_store_is_an_error_message_and_signs_no_one_in(
+    dashboard_env: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    cookie = signed_in("operator-user")
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
     monkeypatch.setenv("MLWATCH_STORE_URL", f"sqlite:///{blocker}/mlwatch.db")
-    for page in (None, "pages/service.py", "pages/alerts.py", "pages/models.py"):
-        at = open_app(page=page)
-        assert not at.exception, page
-        assert any("Could not" in e.value for e in at.error), page
+    st.cache_resource.clear()
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state[SESSION_KEY] = cookie
+    at.run()
+    assert not at.exception
+    assert any("Could not check the sign-in" in e.value for e in at.error)
+    assert [t.value for t in at.title] == ["mlwatch"]  # the login page, not the overview
 
 
 def test_every_page_renders_on_each_store_backend(
@@ -148,7 +155,7 @@ def test_every_page_renders_on_each_store_backend(
     for page, section in [(None, None), ("pages/service.py", None), ("pages/service.py", "Data drift"),
                           ("pages/service.py", "Predictions"), ("pages/alerts.py", None)]:  # fmt: skip
         at = AppTest.from_file(APP, default_timeout=60)
-        at.session_state["viewer"] = Viewer("olga", "operator")
+        at.session_state[SESSION_KEY] = signed_in("olga")
         at.query_params.update({"service": "fraud", **({"section": section} if section else {})})
         at.run()
         if page:
