@@ -10,7 +10,7 @@ from fastapi import Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from monitor.config import FeatureSpec, Task, Text
-from monitor.ingest import scalar_problem
+from monitor.ingest import VALUE_CHARS, scalar_problem
 from monitor.records import Feature, HostSample, LabelRecord, PredictionRecord
 
 ID_MAX = 2**31 - 1
@@ -39,6 +39,13 @@ def _scalar(value: Any) -> Any:
     return value
 
 
+def _cell(value: Any) -> Any:
+    problem = scalar_problem(value, VALUE_CHARS["text"])  # a reference column may be a text feature
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
 def prediction_value(value: Any) -> Any:
     """``value`` if it is a scalar or a list of at most 10,000 scalars; ValueError otherwise."""
     if isinstance(value, list):
@@ -55,7 +62,8 @@ def _label(value: Any) -> Any:
 
 
 _SCALAR_SCHEMA = {"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}, {"type": "null"}]}
-Scalar = Annotated[Any, AfterValidator(_scalar), WithJsonSchema(_SCALAR_SCHEMA)]
+Cell = Annotated[Any, AfterValidator(_cell), WithJsonSchema(_SCALAR_SCHEMA)]
+"""A value of a reference data set: a scalar (strings as long as a text feature's)."""
 PredictionValue = Annotated[
     Any,
     AfterValidator(prediction_value),
@@ -108,7 +116,10 @@ class ServiceOut(BaseModel):
 
 LATENCY_MAX_MS = 1e9
 """About 11.6 days: a latency past it is a unit mistake, and sums of such values lose all precision."""
-Probabilities = Annotated[list[float], Field(max_length=10_000)]
+PROBABILITY_MAX = 1 + 1e-9
+"""A probability may pass 1 by rounding, not by more."""
+Probability = Annotated[float, Field(ge=0, le=PROBABILITY_MAX)]
+Probabilities = Annotated[list[Probability], Field(max_length=10_000)]
 
 
 class PredictionIn(_Body):
@@ -122,7 +133,7 @@ class PredictionIn(_Body):
         Field(default_factory=dict, max_length=5000)
     )
     prediction: PredictionValue = None
-    probabilities: Annotated[dict[Text, float], Field(max_length=10_000)] | Probabilities | None = None
+    probabilities: Annotated[dict[Text, Probability], Field(max_length=10_000)] | Probabilities | None = None
     latency_ms: float | None = Field(default=None, ge=0, le=LATENCY_MAX_MS)
     model_version: Annotated[Text, StringConstraints(max_length=100)] | None = None
     status: Literal["ok", "error"] = "ok"

@@ -20,13 +20,14 @@ import msgspec
 from pydantic import TypeAdapter, ValidationError
 
 from monitor.records import PredictionRecord
-from monitor.server.schemas import LATENCY_MAX_MS, PredictionBatch, epoch, prediction_value
+from monitor.server.schemas import LATENCY_MAX_MS, PROBABILITY_MAX, PredictionBatch, epoch, prediction_value
 
 _PYDANTIC_SECONDS = 2e10
 """pydantic reads a number above this as milliseconds; the fast path leaves those to it."""
 
 
 _Key = Annotated[str, msgspec.Meta(max_length=200)]
+_Probability = Annotated[float, msgspec.Meta(ge=0, le=PROBABILITY_MAX)]
 
 
 class _Prediction(msgspec.Struct, forbid_unknown_fields=True):
@@ -35,8 +36,8 @@ class _Prediction(msgspec.Struct, forbid_unknown_fields=True):
     features: Annotated[dict[str, Any], msgspec.Meta(max_length=5000)] = msgspec.field(default_factory=dict)
     prediction: Any = None
     probabilities: (
-        Annotated[dict[_Key, float], msgspec.Meta(max_length=10_000)]
-        | Annotated[list[float], msgspec.Meta(max_length=10_000)]
+        Annotated[dict[_Key, _Probability], msgspec.Meta(max_length=10_000)]
+        | Annotated[list[_Probability], msgspec.Meta(max_length=10_000)]
         | None
     ) = None
     latency_ms: Annotated[float, msgspec.Meta(ge=0, le=LATENCY_MAX_MS)] | None = None

@@ -154,6 +154,8 @@ def _record(**overrides: object) -> dict[str, object]:
         (_record(prediction="a\x00"), "records[0].prediction", "NUL"),
         (_record(probabilities={"a\x00": 0.5}), "records[0].probabilities", "NUL"),
         (_record(latency_ms=1e300), "records[0].latency_ms", "less than or equal"),
+        (_record(probabilities=[0.5, 1e308]), "records[0].probabilities", "less than or equal to 1"),
+        (_record(probabilities={"a": -0.5}), "records[0].probabilities", "greater than or equal to 0"),
     ],
     ids=[
         "int feature",
@@ -168,6 +170,8 @@ def _record(**overrides: object) -> dict[str, object]:
         "NUL prediction",
         "NUL class name",
         "latency of 1e300 ms",
+        "probability of 1e308",
+        "negative probability",
     ],
 )
 def test_values_no_store_can_hold_are_a_422_naming_the_field(
@@ -290,3 +294,14 @@ def test_a_1mb_key_is_refused_and_named_briefly(api: Api) -> None:
         answer = client.post("/v1/silences", json={"matchers": {"k" * 1_000_000: "v"}, "duration": "1h"})
     assert answer.status_code == 422 and "at most 200 characters" in answer.json()["message"]
     assert len(answer.content) < 2000
+
+
+def test_a_reference_keeps_long_text_and_refuses_what_no_store_can_hold(api: Api) -> None:
+    with api.as_() as client:
+        client.post("/v1/services", json={"name": "notes", "features": [{"name": "note", "type": "text"}]})
+        long_text = client.post("/v1/services/notes/reference", json={"records": [{"note": "word " * 2000}] * 3})
+        too_big = client.post("/v1/services/notes/reference", json={"records": [{"note": 2**64}]})
+        nul = client.post("/v1/services/notes/reference", json={"records": [{"note": "a\x00"}]})
+    assert long_text.status_code == 200, long_text.text[:300]
+    assert too_big.status_code == 422 and "integer from -2**63" in too_big.json()["message"]
+    assert nul.status_code == 422 and nul.json()["errors"][0]["field"] == "records[0].note"

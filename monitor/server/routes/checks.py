@@ -21,7 +21,7 @@ from monitor.records import CheckRecord, Service
 from monitor.server.auth import Principal, require
 from monitor.server.body import decoded_body, openapi_body, optional_json_body
 from monitor.server.routes.services import StoreDep
-from monitor.server.schemas import EpochQuery, EpochSeconds, ObjectId, Scalar, ServiceName
+from monitor.server.schemas import Cell, EpochQuery, EpochSeconds, ObjectId, ServiceName
 from monitor.store import Store
 
 router = APIRouter(tags=["checks"])
@@ -64,7 +64,7 @@ class ReferenceRecordsIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    records: list[Annotated[dict[Text, Scalar], Field(max_length=5000)]] = Field(min_length=1)
+    records: list[Annotated[dict[Text, Cell], Field(max_length=5000)]] = Field(min_length=1)
     model_version: Version | None = None
 
 
