@@ -5,7 +5,8 @@ form POST rather than a Streamlit widget:
 
 - ``POST /auth/login`` (``username``, ``secret``): checks them, opens a session and answers
   303 to ``/`` with ``mlwatch_session`` set ``HttpOnly; SameSite=Strict; Path=/``, and
-  ``Secure`` when the request came over HTTPS. A refusal answers the form again, with why.
+  ``Secure`` when the request came over HTTPS; the session the browser had before, if
+  any, ends. A refusal answers the form again, with why.
 - ``POST /auth/logout``: ends the session and deletes the cookie; 303 to ``/``.
 - ``GET /auth/login``: the same form on a page of its own.
 
@@ -88,7 +89,7 @@ class AuthRoutes:
         form = await request.form()
         username, secret = str(form.get("username") or ""), str(form.get("secret") or "")
         try:
-            cookie = await run_in_threadpool(self._sign_in, username, secret)
+            cookie = await run_in_threadpool(self._sign_in, username, secret, request.cookies.get(SESSION_COOKIE))
         except AuthError as exc:
             return _page(f"Not signed in: {exc}", status=exc.status)
         response = RedirectResponse(HOME, status_code=303)
@@ -112,9 +113,11 @@ class AuthRoutes:
         response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
         return response
 
-    def _sign_in(self, username: str, secret: str) -> str:
+    def _sign_in(self, username: str, secret: str, previous: str | None) -> str:
         signins = self.signins()
-        return signins.sign_in(authenticate(self.settings(), signins.store, username, secret))
+        cookie = signins.sign_in(authenticate(self.settings(), signins.store, username, secret))
+        signins.sign_out(previous)  # a new sign-in never keeps the browser's old session alive beside it
+        return cookie
 
 
 def _page(error: str = "", *, status: int = 200) -> HTMLResponse:

@@ -183,3 +183,14 @@ def test_the_login_page_is_a_form_without_scripts(client: TestClient) -> None:
     assert answer.status_code == 200
     assert '<form method="post" action="/auth/login"' in answer.text
     assert "<script" not in answer.text
+
+
+def test_signing_in_again_ends_the_browsers_previous_session(
+    client: TestClient, settings: Settings, store: Store
+) -> None:
+    assert client.post("/auth/login", data={"username": "olga", "secret": PASSWORD}).status_code == 303
+    first = client.cookies[SESSION_COOKIE]
+    assert client.post("/auth/login", data={"username": "olga", "secret": PASSWORD}).status_code == 303
+    signins = SignIns(store, lambda: settings, KEY)
+    assert signins.viewer(first) is None
+    assert signins.viewer(client.cookies[SESSION_COOKIE]) is not None
