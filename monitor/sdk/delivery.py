@@ -250,18 +250,22 @@ class Delivery:
                 return
 
     def _attempt(self, records: list[Json], claimed: Path | None, strikes: int) -> bool:
-        """Send one batch, fresh or claimed from the spool; False when it has to wait."""
-        records = self.encoder.resolve(records)
+        """Send one batch, fresh or claimed from the spool; False when it has to wait.
+
+        What waits is kept as it came, positional values unnamed: they are named when it is
+        sent again, by the schema the server has then (it may not have answered for it now).
+        """
+        named = self.encoder.resolve(records)
         try:
-            self._send(records)
+            self._send(named)
         except Unauthorized as exc:
             self._keep(records, claimed, strikes)
             self._refused_token(exc)
             return False
         except ServerError as exc:
-            return self._server_failed(records, claimed, strikes, exc)
+            return self._server_failed(records, named, claimed, strikes, exc)
         except Rejected as exc:
-            return self._split(records, claimed, exc)
+            return self._split(named, claimed, exc)
         except Retryable as exc:
             self._keep(records, claimed, strikes)
             self._failed(exc)
@@ -270,8 +274,10 @@ class Delivery:
         self._recovered()
         return True
 
-    def _server_failed(self, records: list[Json], claimed: Path | None, strikes: int, exc: ServerError) -> bool:
-        """A 5xx: spend one more of the batch's attempts, then split it; False when it has to wait."""
+    def _server_failed(
+        self, records: list[Json], named: list[Json], claimed: Path | None, strikes: int, exc: ServerError
+    ) -> bool:
+        """A 5xx: spend one more attempt (``records`` wait as they came), then split ``named``; False: it waits."""
         budget = self.options.server_error_attempts
         left = strikes + 1 < budget
         if left or (strikes >= budget and self._taken is None):
@@ -280,7 +286,7 @@ class Delivery:
             self._keep(records, claimed, min(strikes + 1, budget))
             self._failed(exc, striking=left)
             return False
-        return self._split(records, claimed, exc)
+        return self._split(named, claimed, exc)
 
     def _send(self, records: list[Json]) -> None:
         self.transport.send(records)

@@ -100,13 +100,17 @@ class Names:
         return found
 
     def refresh(self) -> None:
-        """Read the schema from the source now (kept as it was when it cannot be read)."""
+        """Read the schema from the source now (kept as it was when it cannot be read).
+
+        Only a read that succeeds starts the interval: a server that was away is asked again
+        at the next miss, before the batches that waited for it are named.
+        """
         if self._source is None:
             return
-        self._read_at = self._clock()
         schema = self._source.schema()
         if schema is not None:
             self.schema = schema
+            self._read_at = self._clock()
 
     def _warn(self, count: int) -> None:
         if self.schema is None or not self.schema.features or count in self._warned:

@@ -122,6 +122,39 @@ def test_the_default_spool_is_kept_per_server_so_a_restart_drains_it_and_no_othe
     assert _stored_ids(store_url, "twin") == {f"down-{i}" for i in range(20)}
 
 
+def test_positional_rows_spooled_while_the_server_was_away_are_named_by_its_schema_when_it_returns(
+    tmp_path: Path,
+) -> None:
+    port, token = free_port(), f"t-{uuid.uuid4().hex}"
+    store_url, url = f"sqlite:///{tmp_path / 'mlwatch.db'}", f"http://127.0.0.1:{port}"
+    server = launch(tmp_path, store_url, port, token)
+    features = [{"name": n, "type": "numerical"} for n in ("age", "income", "debt")]
+    headers = {"Authorization": f"Bearer {token}"}
+    httpx.post(f"{url}/v1/services", json={"name": "rows", "features": features}, headers=headers).raise_for_status()
+    server.kill()
+    server.wait()
+    tracker = Tracker("rows", url=url, token=token, spool_dir=tmp_path / "spool", options=FAST, flush_at_exit=False)
+    for i in range(5):
+        tracker.log([30 + i, 5200.0, 0.5], prediction=1, request_id=f"row-{i}")
+    assert not tracker.flush(2)
+    server = launch(tmp_path, store_url, port, token)
+    try:
+        assert tracker.flush(10)
+    finally:
+        tracker.close()
+        server.terminate()
+        server.wait()
+    assert (tracker.stats().quarantined, tracker.stats().sent) == (0, 5)
+    store = Store.open(store_url)
+    try:
+        found = store.recent_predictions(store.get_service("rows"), limit=100, since=time.time() - 600)
+    finally:
+        store.close()
+    assert sorted((p.request_id, p.features) for p in found) == [
+        (f"row-{i}", {"age": 30 + i, "income": 5200.0, "debt": 0.5}) for i in range(5)
+    ]
+
+
 def test_records_still_queued_at_process_exit_are_delivered_by_the_exit_hook(
     tmp_path: Path, api: RunningServer
 ) -> None:
