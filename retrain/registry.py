@@ -69,8 +69,9 @@ def model_name(service: Service) -> str:
     return service.model_name or service.name
 
 
-MAX_VERSION = 2**63 - 1
-"""MLflow numbers versions in a 64-bit integer column; a larger number is no version at all."""
+MAX_VERSION = 2**31 - 1
+"""MLflow numbers versions in an INTEGER column (32 bits on PostgreSQL and MySQL): a larger
+number is no version at all, and MLflow's SQL store fails on it instead of answering "not found"."""
 _SHOWN = 40
 """Characters of a refused value repeated in its error message."""
 
@@ -78,8 +79,8 @@ _SHOWN = 40
 def check_version(version: object) -> str:
     """A version as MLflow numbers it ('7'); ValidationFailed for anything else.
 
-    Checked before MLflow sees it: a number past 64 bits made MLflow's SQL store fail with
-    its own internal error instead of answering "not found".
+    Checked before MLflow sees it (see ``MAX_VERSION``): 10**30 made MLflow's SQLite store
+    answer with its driver's overflow error.
     """
     text = str(version).strip()
     if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_VERSION:

@@ -73,10 +73,10 @@ def test_promote_refuses_unknown_and_malformed_versions(client: httpx.Client) ->
     )
     for huge in (10**30, str(10**30), "1e30"):
         message = _error(client.post("/v1/services/credit/promote", json={"version": huge}), 422)
-        assert message.startswith("version: expected a model version number from 1 to 9223372036854775807")
+        assert message.startswith("version: expected") and "from 1 to 2147483647" in message
         assert "SQLite" not in message
-    assert "expected a model version number" in _error(
-        client.post("/v1/services/credit/promote", json={"version": "v7"}), 422
+    assert _error(client.post("/v1/services/credit/promote", json={"version": "v7"}), 422).startswith(
+        "version: expected"
     )
     assert "version" in _error(client.post("/v1/services/credit/promote", json={}), 422)
     assert "unknown service" in _error(client.post("/v1/services/nope/promote", json={"version": "1"}), 404)
