@@ -301,11 +301,17 @@ def _load(batch: BatchFile, sink: Sink) -> tuple[int, int, float, float]:
 def _service(sink: Sink, name: str) -> Service:
     from monitor.commands import POINT_ELSEWHERE
     from monitor.errors import NotFound
+    from monitor.sdk.transport import Retryable
 
     try:
         return sink.service(name)
     except NotFound as exc:
         raise click.ClickException(f"{exc} (looked in the {sink.target}; {POINT_ELSEWHERE})") from exc
+    except Retryable as exc:
+        raise click.ClickException(
+            f"cannot reach the {sink.target}: {exc}; start `mlwatch server`, point at a running one with "
+            "--url or MLWATCH_URL, or write into the store itself with --direct"
+        ) from exc
 
 
 @click.command()

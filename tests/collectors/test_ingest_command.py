@@ -14,7 +14,7 @@ from monitor.cli import main
 from monitor.records import Feature, PredictionRecord
 from monitor.store import Store
 from tests.collectors.conftest import register, stored
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, free_port
 
 
 def _frame(rows: int) -> pd.DataFrame:
@@ -248,3 +248,12 @@ def test_ingest_direct_knows_a_service_named_only_in_the_config_it_was_given(tmp
     assert result.exit_code == 0, result.output
     assert f"mlwatch ingest: store sqlite:///{db} (store_url in {config})" in result.stderr
     assert result.stdout == "p.parquet: 20 row(s), 20 new, 0 already stored\n"
+
+
+def test_an_unreachable_server_is_named_with_the_ways_to_point_elsewhere(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    args = ["ingest", str(_write(_frame(3), tmp_path / "p.csv")), "--service", "credit"]
+    result = CliRunner().invoke(main, args, env={"MLWATCH_URL": url, "MLWATCH_TOKEN": "t"}, prog_name="mlwatch")
+    assert result.exit_code == 1
+    assert f"cannot reach the server {url} (MLWATCH_URL): " in result.stderr
+    assert "--url or MLWATCH_URL, or write into the store itself with --direct" in result.stderr
