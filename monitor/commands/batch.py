@@ -344,7 +344,7 @@ def _service(sink: Sink, name: str) -> Service:
     "--direct",
     is_flag=True,
     help="Write straight into the configured store (store_url: --config or MLWATCH_STORE_URL) instead of "
-    "through the API: several times faster, and a re-run skips stored rows without sending them. "
+    "through the API; a re-run then counts the stored rows in bulk instead of sending them all again. "
     "The store must exist already.",
 )
 @click.option("--url", default=None, help="mlwatch API URL (default: $MLWATCH_URL or http://127.0.0.1:8000).")
