@@ -116,23 +116,29 @@ def test_wsgi_middleware_in_flask_logs_every_row_of_a_batch(api: RunningServer, 
     tracker.close()
 
 
-def test_onnx_session_wrapper_logs_one_record_per_input_row(api: RunningServer, tmp_path: Path) -> None:
+def _onnx_iris() -> tuple[object, np.ndarray]:
     ort = pytest.importorskip("onnxruntime")
     skl2onnx = pytest.importorskip("skl2onnx")
     features, target = load_iris(return_X_y=True)
     model = LogisticRegression(max_iter=500).fit(features, target)
     onnx_model = skl2onnx.to_onnx(model, features[:1].astype(np.float32), options={"zipmap": False})
-    real = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"]), features
+
+
+@pytest.mark.parametrize("given", [True, False], ids=["names given", "names registered"])
+def test_onnx_session_wrapper_logs_one_record_per_input_row(api: RunningServer, tmp_path: Path, given: bool) -> None:
+    real, features = _onnx_iris()
     names = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-    register(api, "onnx-svc", names)
-    tracker = _tracker(api, "onnx-svc", tmp_path)
-    session = TrackedSession(real, tracker, feature_names=names)
+    service = "onnx-given" if given else "onnx-registered"
+    register(api, service, names)
+    tracker = _tracker(api, service, tmp_path)
+    session = TrackedSession(real, tracker, feature_names=names if given else None)
     batch = features[[0, 149]].astype(np.float32)
     labels, probabilities = session.run(None, {session.get_inputs()[0].name: batch})
     assert labels.tolist() == [0, 2]
     assert tracker.flush(10)
-    rows = stored(api, "onnx-svc")
-    assert [list(r.features.values()) for r in rows] == batch.tolist()
+    rows = stored(api, service)
+    assert [r.features for r in rows] == [dict(zip(names, row, strict=True)) for row in batch.tolist()]
     assert [r.prediction for r in rows] == [0, 2]
     assert [r.probabilities for r in rows] == probabilities.tolist()
     tracker.close()
