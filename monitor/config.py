@@ -89,6 +89,10 @@ Text = Annotated[str, StringConstraints(max_length=200), AfterValidator(storable
 LongText = Annotated[str, StringConstraints(max_length=2000), AfterValidator(storable_text)]
 """A comment or message: at most 2,000 characters, storable on every backend."""
 
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+ServiceName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NAME_PATTERN)]
+"""A service's name, in mlwatch.yaml, at registration and in paths: letters, digits, ``_.-``."""
+
 MAX_DEPTH = 32
 """How deeply free-form values (alert rule options, request bodies) may nest."""
 
@@ -174,7 +178,7 @@ class FeatureSpec(_Frozen):
 class ServiceConfig(_Frozen):
     """A monitored model service."""
 
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: ServiceName
     task: Task = "classification"
     model_name: Text | None = None
     target: Text | None = None

@@ -9,7 +9,8 @@ from typing import Annotated, Any, Literal
 from fastapi import Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
-from monitor.config import FeatureSpec, Task, Text
+from monitor.config import NAME_PATTERN, FeatureSpec, Task, Text
+from monitor.config import ServiceName as Name
 from monitor.ingest import VALUE_CHARS, scalar_problem
 from monitor.records import Feature, HostSample, LabelRecord, PredictionRecord
 
@@ -17,8 +18,6 @@ ID_MAX = 2**31 - 1
 """The largest id a path takes: ids are 32-bit integers in some tables of every backend."""
 ObjectId = Annotated[int, Path(ge=1, le=ID_MAX, description="a stored object's id")]
 """The id of a stored object in a path: bounded so that no database is asked for an integer it cannot hold."""
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-Name = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NAME_PATTERN)]
 ServiceName = Annotated[str, Path(min_length=1, max_length=100, pattern=NAME_PATTERN, description="a service's name")]
 """A service in a path: named as at registration, so that no other text reaches the store."""
 RequestId = Annotated[Text, StringConstraints(min_length=1)]
