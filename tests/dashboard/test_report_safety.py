@@ -13,7 +13,7 @@ import pytest
 
 from monitor.drift.check import CheckRunner
 from monitor.drift.report import REPORT_MARK, check_report
-from monitor.records import Feature, PredictionRecord
+from monitor.records import Feature, LabelRecord, PredictionRecord
 from monitor.store import Store
 
 PAYLOAD = "</script><script>top.document.body.dataset.pwn=top.document.cookie</script>"
@@ -29,13 +29,13 @@ class Checked:
 
 
 def seed_payload(store: Store, now: float) -> int:
-    """Register ``credit`` with a categorical ``region``, a clean reference, a window with the payload; check it."""
+    """Register ``credit`` with a categorical ``region``, a clean reference, a labelled window with the payload."""
     service = store.upsert_service(
         "credit", task="classification", features=(Feature("income"), Feature("region", "categorical"))
     )
     labels = [i % 2 for i in range(ROWS)]
     reference = pd.DataFrame({"income": [1000.0 + i for i in range(ROWS)], "region": ["north", "south"] * (ROWS // 2)})
-    store.set_reference(service, reference.assign(prediction=labels))
+    store.set_reference(service, reference.assign(prediction=labels, target=labels))
     records = [
         PredictionRecord(
             request_id=f"r{i}",
@@ -46,6 +46,7 @@ def seed_payload(store: Store, now: float) -> int:
         for i in range(ROWS)
     ]
     store.add_predictions(service, records)
+    store.add_labels(service, [LabelRecord(f"r{i}", (i // 2) % 2, now) for i in range(ROWS)])
     return CheckRunner(store).run(service, now - 3600, now).id
 
 
@@ -63,16 +64,17 @@ def framed_documents(page: str) -> list[str]:
 
 def test_a_category_that_closes_the_script_stays_a_string_inside_the_report(checked: Checked) -> None:
     page = check_report(checked.store, checked.check_id, regenerate=True).decode()
-    [document] = framed_documents(page)
-    assert PAYLOAD not in document
-    assert "<script>top.document" not in document
+    drift, quality = framed_documents(page)  # the quality report too, as the window has labels
+    for document in (drift, quality):
+        assert PAYLOAD not in document
+        assert "<script>top.document" not in document
     escaped = PAYLOAD.replace("<", "\\u003c").replace(">", "\\u003e")
-    assert escaped in document  # still there, as data the report shows
+    assert escaped in drift  # still there, as data the report shows
 
 
 def test_every_report_frame_is_sandboxed_without_same_origin(checked: Checked) -> None:
     page = check_report(checked.store, checked.check_id).decode()
-    assert page.count("<iframe") == len(framed_documents(page)) == 1
+    assert page.count("<iframe") == len(framed_documents(page)) == 2
     assert "allow-same-origin" not in page
 
 
