@@ -76,6 +76,7 @@ class DeliveryStats:
     failing the server (5xx) on their own; ``quarantined_bytes`` is what it holds on disk,
     ``dropped_quarantine_full`` what its bound deleted. ``server_down``: the last attempt got
     no answer or a 5xx; ``token_refused``: it got a 401/403 (the records wait in the spool).
+    ``dropped_spool_expired``: records that waited in the spool past its max age.
     """
 
     queued: int
@@ -90,6 +91,7 @@ class DeliveryStats:
     quarantined_bytes: int
     dropped_quarantine_full: int
     token_refused: bool
+    dropped_spool_expired: int = 0
 
 
 class Delivery:
@@ -148,6 +150,19 @@ class Delivery:
             with self._drop_lock:
                 self._dropped_queue += 1
 
+    def persist(self, item: CallTuple | RawCall) -> None:
+        """Write one call to the spool before returning (``Tracker(write_ahead=True)``); the sender sends it.
+
+        A full or read-only disk queues it instead, as ``offer`` does.
+        """
+        try:
+            records = self.encoder.records([item])
+            if records:
+                self.spool.write(records)
+        except OSError:
+            log.warning("mlwatch: could not spool a call before returning; queued instead", exc_info=True)
+            self.offer(item)
+
     def stats(self) -> DeliveryStats:
         """A snapshot of the counters."""
         return DeliveryStats(
@@ -163,6 +178,7 @@ class Delivery:
             quarantined_bytes=self.quarantine.size(),
             dropped_quarantine_full=self.quarantine.dropped,
             token_refused=self._token_refused,
+            dropped_spool_expired=self.spool.expired,
         )
 
     def learn_schema(self) -> None:

@@ -3,16 +3,19 @@
 Files are named ``<time_ns><seq>-<pid>-<tag>-<records>.json``: the oldest sort first, and
 a deleted file still says how many records it held. ``tag`` is the spool's count of 5xx
 answers to the batch and the quarantine's HTTP status; files of the older three-field
-form (no tag) read as tag 0. A file is written under a hidden name and renamed, so a
-reader never sees half of one. Past ``max_bytes`` the oldest files are deleted and their
-records counted in ``dropped``.
+form (no tag) read as tag 0. ``time_ns`` is read from the folder's ``clock`` (the clock that
+stamps the records, so that a spool's age is measured in the records' own time). A file is
+written under a hidden name and renamed, so a reader never sees half of one. Past
+``max_bytes`` the oldest files are deleted and their records counted in ``dropped``.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger("monitor.sdk")
@@ -22,12 +25,15 @@ SUFFIX = ".json"
 class Folder:
     """JSON files in one directory, oldest first, within ``max_bytes``; ``kind`` names it in warnings."""
 
-    def __init__(self, directory: str | os.PathLike[str], max_bytes: int, kind: str) -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str], max_bytes: int, kind: str, clock: Callable[[], float] = time.time
+    ) -> None:
         self.directory = Path(directory)
         self.max_bytes = max_bytes
         self.kind = kind
         self.dropped = 0
-        self._seq = 0
+        self.clock = clock
+        self._seq = itertools.count(1)  # next() is atomic: a serving thread and the sender may both write
         self.directory.mkdir(parents=True, exist_ok=True)
 
     def add(self, data: bytes, records: int, tag: int) -> None:
@@ -36,8 +42,8 @@ class Folder:
             self._count_drop(records, f"a batch larger than the whole {self.kind}")
             return
         self._make_room(len(data))
-        self._seq += 1
-        name = f"{time.time_ns():020d}{self._seq:06d}-{os.getpid()}-{tag}-{records}{SUFFIX}"
+        stamp = int(self.clock() * 1e9)
+        name = f"{stamp:020d}{next(self._seq) % 1_000_000:06d}-{os.getpid()}-{tag}-{records}{SUFFIX}"
         tmp = self.directory / f".{name}.tmp"
         tmp.write_bytes(data)
         tmp.replace(self.directory / name)
@@ -51,7 +57,7 @@ class Folder:
         return sum(_size(p) for p in self.files())
 
     def _make_room(self, needed: int) -> None:
-        files = self.files()
+        files = self._prune(self.files())
         total = sum(_size(p) for p in files)
         for path in files:
             if total + needed <= self.max_bytes:
@@ -62,6 +68,10 @@ class Folder:
             except FileNotFoundError:
                 continue
             self._count_drop(records_in(path), f"the {self.kind} is full")
+
+    def _prune(self, files: list[Path]) -> list[Path]:
+        """The files still held once those past any bound other than size are gone (none here)."""
+        return files
 
     def _count_drop(self, records: int, why: str) -> None:
         self.dropped += records
@@ -87,6 +97,17 @@ def with_tag(path: Path, tag: int) -> Path:
     fields = _fields(path)
     head, count = fields[:2], fields[-1]
     return path.with_name("-".join([*head, str(tag), count]) + SUFFIX)
+
+
+def with_records(path: Path, records: int) -> Path:
+    """``path`` renamed to say it holds ``records``, keeping its place in the order and its tag."""
+    return path.with_name("-".join([*_fields(path)[:2], str(tag_of(path)), str(records)]) + SUFFIX)
+
+
+def written_at(path: Path) -> float:
+    """When the file named ``path`` was written, in seconds of its folder's clock."""
+    stamp = path.name[:20]
+    return int(stamp) / 1e9 if stamp.isdigit() else 0.0
 
 
 def _fields(path: Path) -> list[str]:

@@ -36,7 +36,7 @@ from monitor.sdk.calls import Encoder, FeatureFilter, RawCall
 from monitor.sdk.delivery import Delivery, DeliveryOptions, DeliveryStats
 from monitor.sdk.quarantine import Quarantine
 from monitor.sdk.schema import Names, SchemaSource
-from monitor.sdk.spool import Spool, default_directory
+from monitor.sdk.spool import DEFAULT_MAX_AGE, Spool, default_directory
 from monitor.sdk.transport import Authenticated, HttpTransport, StoreTransport, Transport
 
 log = logging.getLogger("monitor.sdk")
@@ -56,7 +56,13 @@ class Tracker:
     ``spool_dir`` defaults to a directory of this service *and* this server (the API URL,
     or ``store_url``), ``~/.cache/mlwatch/spool/<service>/<key>/``: a restart drains what its
     predecessor spooled, and what was spooled for one server never goes to another
-    (``monitor.sdk.spool.default_directory``).
+    (``monitor.sdk.spool.default_directory``). The spool holds ``spool_max_bytes`` and
+    records up to ``spool_max_age`` seconds old (7 days; None: any age): past either bound
+    the oldest are dropped and counted in ``stats()``. Records keep the time ``clock`` gave
+    them when logged, however late they are sent.
+
+    ``write_ahead=True`` writes each call to the spool before ``log`` returns, for a process
+    that may be frozen or stopped right after (a serverless handler, ``monitor.sdk.serverless``).
     """
 
     def __init__(
@@ -73,6 +79,7 @@ class Tracker:
         deny_features: Collection[str] | None = None,
         spool_dir: str | os.PathLike[str] | None = None,
         spool_max_bytes: int = 64 * 1024 * 1024,
+        spool_max_age: float | None = DEFAULT_MAX_AGE,
         quarantine_max_bytes: int = 16 * 1024 * 1024,
         options: DeliveryOptions | None = None,
         transport: Transport | None = None,
@@ -80,6 +87,7 @@ class Tracker:
         clock: Callable[[], float] = time.time,
         timer: Callable[[], float] = time.monotonic,
         flush_at_exit: bool = True,
+        write_ahead: bool = False,
     ) -> None:
         if not 0.0 <= sample_rate <= 1.0:
             raise ValueError(f"sample_rate must be between 0 and 1, got {sample_rate!r}")
@@ -93,7 +101,8 @@ class Tracker:
         transport = transport or _transport(service, url, token, token_file, store_url)
         names = Names(transport if isinstance(transport, SchemaSource) else None, clock=timer)
         encoder = Encoder(FeatureFilter.of(allow_features, deny_features), model_version, max_body_bytes, names)
-        spool = Spool(Path(spool_dir) if spool_dir else default_directory(service, _target(transport)), spool_max_bytes)
+        directory = Path(spool_dir) if spool_dir else default_directory(service, _target(transport))
+        spool = Spool(directory, spool_max_bytes, max_age=spool_max_age, clock=clock)
         quarantine = Quarantine(spool.directory / "quarantine", quarantine_max_bytes)
         self._delivery = Delivery(
             transport,
@@ -103,7 +112,8 @@ class Tracker:
             options or DeliveryOptions(),
             clock=timer,
         )
-        self._offer = self._delivery.offer
+        self.write_ahead = write_ahead
+        self._offer = self._delivery.persist if write_ahead else self._delivery.offer
         self._closed = False
         if flush_at_exit:
             atexit.register(self.close)
@@ -266,7 +276,7 @@ class Tracker:
         atexit.unregister(self.close)
         self._delivery.close(timeout)
         stats = self.stats()
-        lost = stats.dropped_queue_full + stats.dropped_spool_full + stats.quarantined
+        lost = stats.dropped_queue_full + stats.dropped_spool_full + stats.dropped_spool_expired + stats.quarantined
         if lost:
             log.warning("mlwatch: %d record(s) of %r were never delivered: %s", lost, self.service, stats)
 
