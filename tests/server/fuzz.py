@@ -6,7 +6,8 @@
 For each backend it starts a real server on an empty store with one registered service,
 then runs ``st run`` with every phase (examples, coverage, fuzzing, stateful) once per role
 (admin gets most of the time: it reaches every handler), checking ``not_a_server_error``.
-It prints operations, requests and 5xx per backend and exits non-zero on any 5xx. The
+It prints operations, requests, 5xx and requests left unanswered per backend, and exits
+non-zero on any of either. The
 derandomized, short version that ``make test`` runs is ``tests/server/test_fuzz.py``.
 PostgreSQL is at ``MLWATCH_TEST_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``).
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -34,6 +36,8 @@ from tests.conftest import postgres_base_url, start_server
 SHARES = {"admin": 0.55, "operator": 0.15, "viewer": 0.15, "ingest": 0.15}
 """Each role's share of a backend's time."""
 PHASES = "examples,coverage,fuzzing,stateful"
+_NO_ANSWER = re.compile(r"Timeout|Connection|Disconnected|Reset|Protocol")
+"""The errors schemathesis reports for a request the server did not answer."""
 
 
 @dataclass
@@ -44,25 +48,27 @@ class Tally:
     requests: int = 0
     statuses: collections.Counter[int] = field(default_factory=collections.Counter)
     server_errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    """Requests that got no answer (a timeout, a dropped connection), which a 5xx count would hide."""
 
     def line(self, backend: str) -> str:
         """One line of the summary."""
         counts = ", ".join(f"{s}: {n}" for s, n in sorted(self.statuses.items()))
         return (
             f"{backend}: {len(self.operations)} operations, {self.requests} requests, "
-            f"5xx = {len(self.server_errors)} ({counts})"
+            f"5xx = {len(self.server_errors)}, no answer = {len(self.errors)} ({counts})"
         )
 
 
 def main() -> int:
-    """Fuzz each backend for half of ``MLWATCH_FUZZ_SECONDS``; 1 if any answered a 5xx."""
+    """Fuzz each backend for half of ``MLWATCH_FUZZ_SECONDS``; 1 if any answered a 5xx or not at all."""
     seconds = float(os.environ.get("MLWATCH_FUZZ_SECONDS", "600"))
     tallies = {backend: fuzz_backend(backend, seconds / 2) for backend in ("sqlite", "postgresql")}
     for backend, tally in tallies.items():
         print(tally.line(backend))
-        for error in tally.server_errors[:20]:
+        for error in [*tally.server_errors, *tally.errors][:20]:
             print(f"  {error}")
-    return 1 if any(t.server_errors for t in tallies.values()) else 0
+    return 1 if any(t.server_errors or t.errors for t in tallies.values()) else 0
 
 
 def fuzz_backend(backend: str, seconds: float) -> Tally:
@@ -137,7 +143,11 @@ def _count(report: Path, tally: Tally) -> None:
         tally.server_errors.append(f"{report.name}: schemathesis wrote no report")
         return
     for line in report.read_text().splitlines():
-        event = json.loads(line).get("ScenarioFinished")
+        found = json.loads(line)
+        error = found.get("NonFatalError")
+        if error and _NO_ANSWER.search(error["value"]["type"]):  # not schemathesis's own errors
+            tally.errors.append(f"{error.get('label')}: {error['value']['type']}: {error['value']['message'][:200]}")
+        event = found.get("ScenarioFinished")
         if not event:
             continue
         if event["phase"] != "stateful":  # stateful scenarios are labelled by their chain of links
