@@ -209,13 +209,13 @@ def check_file(batch: BatchFile, sink: Sink) -> dict[int, tuple[int, int]]:
             if stored == len(frame):
                 progress.advance(len(frame))
             elif columns is None:
-                batch.chunk(frame, offset, ids)
+                batch.check(frame, offset, ids)
                 progress.advance(len(frame))
             else:
                 todo.add(offset)
         for offset, frame in batch.frames() if todo else ():
             if offset in todo:
-                batch.chunk(frame, offset)
+                batch.check(frame, offset)
                 progress.advance(len(frame))
     return frames
 

@@ -90,15 +90,11 @@ class Chunk:
     latency: list[Any] | None
     model_version: list[str | None]
 
-    def predictions(
-        self, skip: set[str], *, only: list[str] | None = None, first: int | None = None
-    ) -> list[PredictionRecord]:
-        """The rows as records, leaving out request ids in ``skip``; ``only`` these features, the
-        ``first`` rows (what ``BatchFile`` checks)."""
+    def predictions(self, skip: set[str], *, only: list[str] | None = None) -> list[PredictionRecord]:
+        """The rows as records, leaving out request ids in ``skip``; ``only`` these features (what
+        ``BatchFile`` checks)."""
         names = list(self.features) if only is None else only
-        cells = (
-            zip(*(self.features[n][:first] for n in names), strict=True) if names else repeat((), first or len(self.ts))
-        )
+        cells = zip(*(self.features[n] for n in names), strict=True) if names else repeat((), len(self.ts))
         features = [dict(zip(names, row, strict=True)) for row in cells]
         columns: list[Iterable[Any]] = [self.request_ids, self.ts, features, self.prediction or repeat(None)]
         columns.append(repeat(None))  # probabilities
@@ -200,6 +196,32 @@ class BatchFile:
     def chunk(self, frame: pd.DataFrame, offset: int, ids: list[str] | None = None) -> Chunk:
         """Validate and convert one frame (``ids``: its ``request_ids``, where known already);
         a bad cell stops with its line (the first one, of all columns)."""
+        unproven = self._unproven(frame)
+        chunk, first = self._convert(frame, offset, ids, whole=None)
+        self._check_rules(chunk, first, offset, unproven)
+        return chunk
+
+    def check(self, frame: pd.DataFrame, offset: int, ids: list[str] | None = None) -> None:
+        """Validate one frame as ``chunk`` does, making Python values only of its first row and
+        of the columns numpy cannot prove valid.
+
+        The store phase converts each frame again anyway: converting every column here as
+        well took 2.4 of the check phase's 3.9 CPU seconds per 1M rows of 20 float features.
+        """
+        unproven = self._unproven(frame)
+        chunk, first = self._convert(frame, offset, ids, whole=set(unproven))
+        self._check_rules(chunk, first, offset, unproven)
+
+    def _unproven(self, frame: pd.DataFrame) -> list[str]:
+        """The feature columns whose values ``check_batch`` has to look at (numpy's dtype does not prove them)."""
+        special = self.columns.special()
+        return [str(n) for n in frame.columns if n not in special and frame[n].dtype.kind not in _PROVEN[self._kind(n)]]
+
+    def _convert(
+        self, frame: pd.DataFrame, offset: int, ids: list[str] | None, whole: set[str] | None
+    ) -> tuple[Chunk, dict[str, Any]]:
+        """The frame as a ``Chunk`` with the feature columns in ``whole`` (None: all), and its
+        first row's features; every cell of every column is checked either way."""
         c = self.columns
         parts: dict[str, Callable[[], Any]] = {
             "request_ids": lambda: self.request_ids(frame, offset) if ids is None else ids,
@@ -212,8 +234,9 @@ class BatchFile:
         special = c.special()
         features = [name for name in frame.columns if name not in special]
         for name in features:
+            head = whole is not None and str(name) not in whole
             parts[f"features.{name}"] = functools.partial(
-                self._values, frame, name, f"features.{name}", self._kind(name)
+                self._values, frame, name, f"features.{name}", self._kind(name), head=head
             )
         done, bad = {}, []
         for key, part in parts.items():
@@ -225,28 +248,27 @@ class BatchFile:
             first = min(bad, key=lambda exc: exc.index)
             raise click.ClickException(f"{self.path}: {self.where(offset + first.index)}: {first}")
         cells = {str(name): done.pop(f"features.{name}") for name in features}
-        chunk = Chunk(features=cells, **done)
-        self._check_rules(
-            chunk, offset, [str(n) for n in features if frame[n].dtype.kind not in _PROVEN[self._kind(n)]]
-        )
-        return chunk
+        row = {name: values[0] for name, values in cells.items()} if len(frame) else {}
+        kept = cells if whole is None else {name: cells[name] for name in cells if name in whole}
+        return Chunk(features=kept, **done), row
 
     def _kind(self, name: Any) -> str:
         return self.kinds.get(str(name), UNREGISTERED) if self.kinds else ANY
 
-    def _check_rules(self, chunk: Chunk, offset: int, unproven: list[str]) -> None:
+    def _check_rules(self, chunk: Chunk, first: dict[str, Any], offset: int, unproven: list[str]) -> None:
         """Run the ingest door's own checks (``monitor.ingest.check_batch``) on what numpy did not prove.
 
         Finite floats and 64-bit integers in numeric columns pass those checks by construction;
         the other columns (strings, mixed cells) go through them here, before anything is
         stored, so the file is refused whole with the line of the first bad cell. One whole
-        row is checked too, for the rules on feature names.
+        row (``first``, the frame's first) is checked too, for the rules on feature names.
         """
         from monitor.errors import ValidationFailed
         from monitor.ingest import check_batch
 
         try:
-            check_batch(self.service, chunk.predictions(set(), first=1))
+            if chunk.ts:
+                check_batch(self.service, [PredictionRecord(chunk.request_ids[0], chunk.ts[0], first)])
             if unproven:
                 check_batch(self.service, chunk.predictions(set(), only=unproven))
         except ValidationFailed as exc:
@@ -329,21 +351,24 @@ class BatchFile:
             for value, gone in zip(frame[column].tolist(), missing, strict=True)
         ]
 
-    def _values(self, frame: pd.DataFrame, name: Any, field: str, kind: str) -> list[Any] | None:
-        """A column as the API takes it: missing → None, numpy scalars unwrapped, checked against ``kind``."""
+    def _values(self, frame: pd.DataFrame, name: Any, field: str, kind: str, *, head: bool = False) -> list[Any] | None:
+        """A column as the API takes it: missing → None, numpy scalars unwrapped, checked against ``kind``;
+        with ``head``, only its first value where numpy checked the rest."""
         if name not in frame:
             return None
         column = frame[name]
         dtype = column.dtype.kind
         if dtype not in "fiub":
             return self._objects(column, field, kind, parse=kind == "numerical" and self.format == "csv")
-        values = _finite(column.to_numpy(), field) if dtype == "f" else column.tolist()
+        rows = 1 if head else None
+        values = _finite(column.to_numpy(), field, rows) if dtype == "f" else column.iloc[:rows].tolist()
         if dtype not in _NUMPY_TAKES[kind]:  # then its first value present is the first refused
             import numpy as np
 
             present = np.flatnonzero(column.notna().to_numpy())
             if len(present):
-                raise BadCell(int(present[0]), field, self._refusal(kind, values[present[0]]))
+                refused = column.iloc[int(present[0]) : int(present[0]) + 1].tolist()[0]
+                raise BadCell(int(present[0]), field, self._refusal(kind, refused))
         return values
 
     def _objects(self, column: pd.Series, field: str, kind: str, *, parse: bool) -> list[Any]:
@@ -381,13 +406,14 @@ class BatchFile:
         return f"expected {_EXPECTED[kind]} for a {kind} feature, got {value!r}"
 
 
-def _finite(array: np.ndarray, field: str) -> list[Any]:
-    """A float column's values, NaN as None; infinity refused."""
+def _finite(array: np.ndarray, field: str, rows: int | None = None) -> list[Any]:
+    """A float column's values (the first ``rows`` of them), NaN as None; infinity refused."""
     import numpy as np
 
     infinite = np.flatnonzero(np.isinf(array))
     if len(infinite):
         raise BadCell(int(infinite[0]), field, f"expected a finite number, got {float(array[infinite[0]])!r}")
+    array = array[:rows]
     values: list[Any] = array.tolist()
     for i in np.flatnonzero(np.isnan(array)).tolist():
         values[i] = None
