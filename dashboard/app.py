@@ -5,11 +5,16 @@ Only routing lives here: a login page until someone signs in, then the pages.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from dashboard import session
 
-st.set_page_config(page_title="mlwatch", page_icon=":material/monitor_heart:", layout="wide")
+# A shipped file, not a ":material/...:" or emoji icon, which the browser fetches from an outside
+# host (and air-gapped sites cannot reach).
+FAVICON = str(Path(__file__).resolve().parent / "assets" / "favicon.png")
+st.set_page_config(page_title="mlwatch", page_icon=FAVICON, layout="wide")
 
 who = session.viewer()
 if who is None:

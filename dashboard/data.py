@@ -106,6 +106,13 @@ def overview(seconds: float, end: float) -> list[ServiceHealth]:
     return views.worst_first(rows)
 
 
+@st.cache_data(ttl=60, show_spinner=False)
+def default_range(now: float) -> str:
+    """The time range pages open with (see ``views.default_range``); cached for a minute."""
+    db = store()
+    return views.default_range(views.first_traffic(db, db.list_services(), now - 86400, now), now)
+
+
 @st.cache_data(ttl=LIVE_TTL, show_spinner=False)
 def drift_threshold(name: str) -> float | None:
     """The drift share over which ``name`` counts as drifted: its ``drift_share`` alert rules' (as the worker

@@ -15,10 +15,9 @@ import streamlit as st
 from dashboard import data, routes
 from dashboard.access import Viewer
 from dashboard.signins import SESSION_COOKIE, SignIns, session_key
-from dashboard.views import RANGES, TimeWindow
+from dashboard.views import DEFAULT_RANGE, RANGES, TimeWindow
 
 RANGE_KEY = "time_range"
-DEFAULT_RANGE = "Last 24 hours"
 FLASH_KEY = "flash"
 SESSION_KEY = "mlwatch_session_cookie"
 """A session cookie value held in ``st.session_state`` instead of the browser (AppTest sends no
@@ -58,13 +57,16 @@ def show_flash() -> None:
 
 def window(now: float | None = None) -> TimeWindow:
     """The selected time range, ending now."""
-    label = st.session_state.get(RANGE_KEY, DEFAULT_RANGE)
+    label = st.session_state.get(RANGE_KEY) or DEFAULT_RANGE
     return TimeWindow.last(RANGES.get(label, RANGES[DEFAULT_RANGE]), now=time.time() if now is None else now)
 
 
 def sidebar(who: Viewer) -> None:
     """The shared sidebar: time range, who is logged in, and the log-out button."""
     with st.sidebar:
-        st.selectbox("Time range", list(RANGES), index=list(RANGES).index(DEFAULT_RANGE), key=RANGE_KEY)
+        if RANGE_KEY not in st.session_state:  # opened with the range that fits the traffic so far
+            fitting = data.attempt("read traffic", data.default_range, 60 * (time.time() // 60))
+            st.session_state[RANGE_KEY] = fitting or DEFAULT_RANGE
+        st.selectbox("Time range", list(RANGES), key=RANGE_KEY)
         st.caption(f"Signed in as **{who.name}** ({who.role}) · times in {data.zone()}")
         st.html(routes.logout_form())

@@ -29,8 +29,22 @@ RANGES: dict[str, float] = {
 }
 """Time ranges offered by every page, label -> seconds."""
 
+DEFAULT_RANGE = "Last 24 hours"
+"""The range of an install that has had traffic for a day or more (and of one with none yet)."""
+
 _TARGET_POINTS = 120
 _NICE_BUCKETS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+
+
+def default_range(first_traffic: float | None, now: float) -> str:
+    """The range pages open with: the shortest that shows all traffic since ``first_traffic``
+    (within the last day), so a fresh install's charts are not one point at the right edge
+    of an empty day; a day once there is more history, or none yet."""
+    if first_traffic is None:
+        return DEFAULT_RANGE
+    age = (now - first_traffic) * 1.1  # a margin, so the first points are not on the left edge
+    fitting = [label for label, seconds in RANGES.items() if seconds >= age and seconds <= RANGES[DEFAULT_RANGE]]
+    return fitting[0] if fitting else DEFAULT_RANGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +225,18 @@ def _total(buckets: list[TrafficBucket]) -> Traffic:
         return Traffic()
     b = buckets[0]  # ``window.whole`` puts the whole window in one bucket
     return Traffic(b.count, b.errors, b.latency_p95_ms, b.latency_mean_ms)
+
+
+def first_traffic(store: Store, services: Iterable[Service], since: float, now: float) -> float | None:
+    """The first minute with traffic after ``since`` across ``services``, from the rollups: the first
+    hour with any, then the first minute within it (two small reads per service, never a scan)."""
+    firsts = []
+    for service in services:
+        hours = [b.start for b in store.traffic_stats(service, since, now, 3600) if b.count]
+        if hours:
+            minutes = store.traffic_stats(service, max(since, min(hours)), min(hours) + 3600, 60)
+            firsts.append(min((b.start for b in minutes if b.count), default=min(hours)))
+    return min(firsts, default=None)
 
 
 def serving_version(store: Store, service: Service, newest: float | None) -> str | None:

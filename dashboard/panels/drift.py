@@ -34,30 +34,41 @@ def render(service: str, window: TimeWindow) -> None:
     if not checks:
         no_checks(service)
         return
-    latest = CheckSummary.of(checks[0])
+    # Drift means what the service's drift_share rule says, so banner, overview and alert agree.
+    threshold = data.attempt("read the alert rules", data.drift_threshold, service)
+    latest = CheckSummary.of(checks[0]).judged_by(threshold)
     verdict(latest)
     scores = frames.drift_frame(checks)
     if not scores.empty:
         st.markdown("**Drift score per feature** (outlined: drifted)")
         widgets.chart(charts.drift_heatmap(scores))
         st.markdown("**Latest verdicts**")
-        newest = scores[scores["check"] == checks[0].id].drop(columns=["time", "check"])
+        newest = scores[scores["check"] == checks[0].id].drop(columns=["time", "check", "strength"])
         st.dataframe(newest.sort_values("score", ascending=False), hide_index=True)
     report(checks)
 
 
 def verdict(latest: CheckSummary) -> None:
-    """A banner with the latest check's dataset verdict."""
+    """A banner with the latest check's dataset verdict, and the bar it was judged against."""
+    st_call, text = verdict_banner(latest)
+    getattr(st, st_call)(text)
+
+
+def verdict_banner(latest: CheckSummary) -> tuple[str, str]:
+    """Which banner (``error``, ``warning``, ``success``, ``info``) and its text; the bar is the
+    service's ``drift_share`` rule when it has one, as the alert and the overview use."""
     share = f"{latest.drift_share:.0%} of features drifted" if latest.drift_share is not None else ""
     names = ", ".join(latest.drifted_features)
+    bar = latest.drift_threshold
     if latest.status == "error":
-        st.error("The latest check failed; see its error in the table below.")
-    elif latest.dataset_drift:
-        st.warning(f"Dataset drift: {share}" + (f" ({names})" if names else ""))
-    elif latest.status == "ok":
-        st.success(f"No dataset drift in the latest check. {share}")
-    else:
-        st.info(f"The latest check had no data ({latest.status}).")
+        return "error", "The latest check failed; see its error in the table below."
+    if latest.dataset_drift:
+        over = f", over the {bar:.0%} its drift_share alert rule allows" if bar is not None else ""
+        return "warning", f"Dataset drift: {share}" + (f" ({names})" if names else "") + over + "."
+    if latest.status == "ok":
+        under = f", within the {bar:.0%} its drift_share alert rule allows" if bar is not None else ""
+        return "success", "No dataset drift in the latest check" + (f": {share}{under}." if share else ".")
+    return "info", f"The latest check had no data ({latest.status})."
 
 
 def report(checks: list[CheckRecord]) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -102,6 +103,8 @@ def open_page(page: Any, name: str) -> None:
 
 def test_overview_lists_the_services_and_every_page_renders_without_exceptions(stack: Stack, browser_page: Any) -> None:
     page = browser_page
+    hosts: set[str | None] = set()
+    page.on("request", lambda request: hosts.add(urlsplit(request.url).hostname))
     log_in(page, stack.dashboard.url, stack.token)
     page.get_by_role("link", name="credit").wait_for(timeout=WAIT_MS)
     assert page.get_by_role("link", name="fraud").count() == 1
@@ -123,6 +126,7 @@ def test_overview_lists_the_services_and_every_page_renders_without_exceptions(s
         page.get_by_role("heading", name=name).wait_for(timeout=WAIT_MS)
         no_exception_box(page)
         screenshot(page, name.lower())
+    assert hosts == {"127.0.0.1"}  # nothing from an outside host (the favicon, fonts): air-gapped sites work
 
 
 def test_a_reload_keeps_the_viewer_signed_in_until_they_log_out(stack: Stack, browser_page: Any) -> None:

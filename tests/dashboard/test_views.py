@@ -122,3 +122,39 @@ def test_a_drift_share_rule_sets_what_the_banner_and_overview_call_drift() -> No
     assert (judged.dataset_drift, judged.verdict, judged.drift_threshold) == (True, "drift", 0.3)
     assert "!data drift (38% of features)" in problems(health("credit", summary=judged))
     assert summary.judged_by(None) == summary
+
+
+def test_drift_banner_names_the_rule_it_was_judged_by_and_never_contradicts_it() -> None:
+    from dashboard.panels.drift import verdict_banner
+
+    summary = CheckSummary.of(check({"drift_share": 0.38, "dataset_drift": False, "drifted_features": ["a"]}))
+    kind, text = verdict_banner(summary.judged_by(0.3))
+    assert kind == "warning" and text.startswith("Dataset drift: 38% of features drifted (a)") and "30%" in text
+    kind, text = verdict_banner(summary.judged_by(0.5))
+    assert kind == "success" and "within the 50%" in text
+    assert verdict_banner(summary) == ("success", "No dataset drift in the latest check: 38% of features drifted.")
+
+
+@pytest.mark.parametrize(
+    ("age", "label"),
+    [(None, "Last 24 hours"), (600, "Last 15 minutes"), (3000, "Last hour"), (4 * 3600, "Last 6 hours"),
+     (20 * 3600, "Last 24 hours"), (3 * 86400, "Last 24 hours")],
+)  # fmt: skip
+def test_pages_open_on_the_shortest_range_that_shows_all_traffic_of_the_last_day(age: float | None, label: str) -> None:
+    from dashboard.views import default_range
+
+    now = 1_000_000.0
+    assert default_range(None if age is None else now - age, now) == label
+
+
+def test_first_traffic_is_read_to_the_minute_from_the_rollups(store: Store) -> None:
+    from dashboard.views import first_traffic
+    from monitor.records import PredictionRecord
+
+    service = store.upsert_service("credit", task="classification", features=())
+    now = 1_000_020.0
+    records = [PredictionRecord(f"r{i}", now - 600 + 60 * i, {}, 1) for i in range(5)]
+    store.add_predictions(service, records)
+    first = first_traffic(store, [service], now - 86400, now)
+    assert first == 60 * ((now - 600) // 60)
+    assert first_traffic(store, [store.upsert_service("idle", task="classification", features=())], 0, now) is None

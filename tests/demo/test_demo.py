@@ -128,6 +128,43 @@ def test_demo_detects_drift_alerts_retrains_promotes_recovers_and_stops_cleanly(
     assert "mlwatch demo stopped" in output
     assert [p for p in children if _alive(p)] == []  # nothing left running
     assert _processes_in(tmp_path) == []
+    _walk_the_dashboard(tmp_path, token)
+
+
+def _walk_the_dashboard(workdir: Path, token: str) -> None:
+    """Every page on the demo's data (now at rest) with the default range: no empty chart, a legend
+    on every multi-series chart, and banner, overview and drift rule agreeing on the latest check."""
+    import streamlit as st
+
+    from dashboard.panels.drift import verdict_banner
+    from dashboard.views import CheckSummary, drift_threshold
+    from monitor.alerts.engine import load_rules
+    from monitor.config import load_settings
+    from monitor.store import Store
+    from tests.dashboard.walk import sign_in, walk
+
+    with pytest.MonkeyPatch.context() as env:
+        for name in [k for k in os.environ if k.startswith(("MLWATCH_", "MLFLOW_"))]:
+            env.delenv(name)
+        env.setenv("MLWATCH_CONFIG", str(workdir / ".mlwatch" / "demo.yaml"))
+        env.setenv("MLWATCH_BOOTSTRAP_TOKEN", token)
+        st.cache_data.clear()
+        st.cache_resource.clear()  # the dashboard's store and settings, maybe of another test
+        seen = walk(sign_in(token), "credit")
+        settings = load_settings()
+        store = Store.open(settings.store_url)
+        try:
+            check = store.latest_check(store.get_service("credit"))
+            rules = [*settings.alerts, *load_rules(store)]
+        finally:
+            store.close()
+        st.cache_resource.clear()
+    assert seen.problems == []
+    assert all(seen.charts[section] > 0 for section in ("Performance", "Resources", "Data drift", "Quality"))
+    assert check is not None
+    expected = CheckSummary.of(check).judged_by(drift_threshold(rules, "credit"))
+    assert seen.banner == verdict_banner(expected)
+    assert ("data drift" in seen.overview_problems) == bool(expected.dataset_drift), seen.overview_problems
 
 
 def _brief(state: dict[str, Any]) -> str:
