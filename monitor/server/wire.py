@@ -4,9 +4,11 @@
 error messages. Decoding a 500-record batch with it cost a third of an ingest call, so
 ``decode_predictions`` first tries msgspec (six times faster) against a mirror of the same
 shape that accepts a subset of what pydantic accepts and yields the same records. Anything
-the mirror does not take (a bad value, NaN, a millisecond timestamp, a lax coercion such
-as ``"5"`` for a number) goes through pydantic, which either accepts it the same way or
-names the field that is wrong. ``tests/server/test_wire.py`` checks the two agree.
+the mirror does not take (a bad value, NaN, a NUL in text, a millisecond timestamp, a lax
+coercion such as ``"5"`` for a number, a body too deep or not UTF-8) goes through pydantic,
+which either accepts it the same way or names the field that is wrong (a 400 for what is
+not JSON). ``tests/server/test_wire.py`` checks the two agree. The extra checks cost about
+0.05 ms on a 500-record batch (2.22 ms against 2.16 ms to decode, best of 30 x 10).
 """
 
 from __future__ import annotations
