@@ -32,6 +32,7 @@ OURS = {name: spec for name, spec in SERVICES.items() if spec.get("image") == "m
 ENV = {
     "POSTGRES_PASSWORD": "secret-from-env",
     "MLWATCH_BOOTSTRAP_TOKEN": "token-from-env",
+    "MLWATCH_DASHBOARD_SECRET": "dashboard-secret-from-env-32-characters",
     "GRAFANA_ADMIN_PASSWORD": "x",
 }
 _VAR = re.compile(r"\$\$|\$\{(\w+)(?::([-?])([^}]*))?\}")
@@ -74,7 +75,12 @@ def option(args: list[str], name: str) -> str | None:
 
 def test_required_secrets_have_no_defaults() -> None:
     raw = (ROOT / "docker-compose.yml").read_text()
-    for secret in ("POSTGRES_PASSWORD", "MLWATCH_BOOTSTRAP_TOKEN", "GRAFANA_ADMIN_PASSWORD"):
+    for secret in (
+        "POSTGRES_PASSWORD",
+        "MLWATCH_BOOTSTRAP_TOKEN",
+        "MLWATCH_DASHBOARD_SECRET",
+        "GRAFANA_ADMIN_PASSWORD",
+    ):
         assert re.findall(rf"\${{{secret}(:[-?][^}}]*)?}}", raw), secret
         assert not re.search(rf"\${{{secret}:?-[^}}]", raw)  # a default password would be a password in the file
     with pytest.raises(ValueError, match="POSTGRES_PASSWORD: set POSTGRES_PASSWORD"):
@@ -158,6 +164,15 @@ def test_published_port_is_the_one_the_process_listens_on(name: str) -> None:
     health = " ".join(spec.get("healthcheck", {}).get("test", []))
     if health:
         assert f":{container_port}/" in health
+
+
+def test_every_dashboard_replica_signs_sessions_with_the_key_from_the_environment() -> None:
+    env = interpolate_all(OURS["dashboard"]["environment"], ENV)
+    assert env["MLWATCH_DASHBOARD_SECRET"] == ENV["MLWATCH_DASHBOARD_SECRET"]
+    with pytest.raises(ValueError, match="MLWATCH_DASHBOARD_SECRET: set MLWATCH_DASHBOARD_SECRET"):
+        interpolate_all(
+            OURS["dashboard"]["environment"], {k: v for k, v in ENV.items() if k != "MLWATCH_DASHBOARD_SECRET"}
+        )
 
 
 def test_environment_is_valid_configuration() -> None:
