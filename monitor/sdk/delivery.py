@@ -29,6 +29,7 @@ every outcome is counted in ``DeliveryStats``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -122,13 +123,18 @@ class Delivery:
         self._token_warned = -math.inf
         self._taken: Json | None = None  # a record the server took: sent again, it shows the server works
         self._schema_wanted = False
-        self._cycles = 0
+        self._cycles = 0  # cycles ended; _begun: cycles begun (one more while one runs)
+        # a retry asked for (flush, set_token) takes each time a new value of _asks; a cycle
+        # that begins seeing one it has not seen drops the backoff, whatever the cycle in
+        # flight when it was asked set: that one's attempt may have used the old token
+        self._asks = itertools.count(1)
+        self._asked = self._seen = 0
         self._start()
         own = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _restart_in_child(own))
 
     def _start(self) -> None:
-        self._busy = False
+        self._begun = self._cycles  # a fork may have copied a cycle in flight: no thread runs it here
         self._drop_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -188,22 +194,30 @@ class Delivery:
 
     def retry_now(self) -> None:
         """Send what waits at once, past the backoff (a new token has come)."""
-        self._retry_at = 0.0
+        self._asked = next(self._asks)  # values never repeat: the sender sees a change however writes interleave
         self._wake.set()
 
     def flush(self, timeout: float) -> bool:
-        """Send what is queued and spooled now; True when nothing is left within ``timeout``."""
+        """Send what is queued and spooled now; True when nothing is left within ``timeout``.
+
+        It waits for a whole cycle that began after this call (which retries the spool past
+        any backoff), then for one look at the queue and the spool while no cycle runs: a
+        batch the sender has claimed from the spool is not among its files while it is sent.
+        """
         deadline = time.monotonic() + timeout
-        self._retry_at = 0.0
-        cycles = self._cycles + (2 if self._busy else 1)  # a whole cycle that began after this call
+        self.retry_now()
+        cycles = self._begun + 1  # read after the ask: that cycle begins after it, and sees it
         with self._progress:
-            while self._cycles < cycles or not self._drained():
+            while True:
+                if self._cycles >= cycles:
+                    view = self._idle_view()
+                    if view is not None and view[0]:
+                        return not view[1]
                 self._wake.set()
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._thread.is_alive():
                     return False
                 self._progress.wait(min(left, 0.05))
-        return not self.spool.pending()
 
     def close(self, timeout: float) -> None:
         """Flush, then stop the thread; what is still queued goes to the spool."""
@@ -213,9 +227,17 @@ class Delivery:
         self._thread.join(timeout)
         self.transport.close()
 
-    def _drained(self) -> bool:
+    def _idle_view(self) -> tuple[bool, bool] | None:
+        """(drained, spool pending) as seen while no cycle ran; None when one ran or began meanwhile."""
+        begun = self._begun
+        if self._cycles != begun:
+            return None
+        pending = self.spool.pending()
         waits = self._failures > 0 and not self._striking  # away or refusing the token: nothing to do now
-        return not self._queue and not self._busy and (not self.spool.pending() or waits)
+        drained = not self._queue and (not pending or waits)
+        if self._begun != begun:  # a cycle began during the look: it may have claimed a batch
+            return None
+        return drained, pending
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -225,7 +247,10 @@ class Delivery:
         self._spool_rest()
 
     def _cycle(self) -> None:
-        self._busy = True
+        self._begun += 1  # before the ask is read (see flush)
+        asked = self._asked
+        if asked != self._seen:
+            self._seen, self._retry_at = asked, 0.0
         try:
             if self._schema_wanted:
                 self._schema_wanted = False
@@ -236,7 +261,6 @@ class Delivery:
         except Exception:  # the sender thread must survive anything
             log.exception("mlwatch: sender error")
         finally:
-            self._busy = False
             self._cycles += 1
             with self._progress:
                 self._progress.notify_all()

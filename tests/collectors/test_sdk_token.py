@@ -5,11 +5,15 @@ Against a real API server."""
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from monitor.sdk import DeliveryOptions, Tracker
+from monitor.sdk.transport import Unauthorized
 from tests.collectors.conftest import register, stored
 from tests.conftest import RunningServer
 
@@ -26,6 +30,39 @@ class FakeTimer:
         return self.now
 
 
+class HeldTransport:
+    """Takes only the token "good"; the next send after ``hold()`` waits, in flight, until ``release``."""
+
+    def __init__(self) -> None:
+        self.token = "wrong"
+        self.sent: list[str] = []
+        self.in_flight = threading.Event()
+        self.release = threading.Event()
+        self._hold = False
+
+    def hold(self) -> None:
+        self._hold = True
+
+    def send(self, records: Sequence[dict[str, Any]]) -> None:
+        token = self.token  # taken as the request leaves, as HttpClient takes its headers
+        if self._hold:
+            self._hold = False
+            self.in_flight.set()
+            self.release.wait(10)
+        if token != "good":
+            raise Unauthorized(401, "invalid token")
+        self.sent.extend(r["request_id"] for r in records)
+
+    def set_token(self, token: str | None) -> None:
+        self.token = token or ""
+
+    def close(self) -> None:
+        pass
+
+    def after_fork(self) -> None:
+        pass
+
+
 def _log(tracker: Tracker, prefix: str, count: int) -> set[str]:
     for i in range(count):
         tracker.log({"x": float(i)}, request_id=f"{prefix}-{i}")
@@ -36,7 +73,11 @@ def test_records_refused_for_a_wrong_token_wait_in_the_spool_and_go_once_set_tok
     api: RunningServer, tmp_path: Path
 ) -> None:
     register(api, "rotated", [])
-    tracker = Tracker("rotated", url=api.url, token="wrong", spool_dir=tmp_path, options=FAST, flush_at_exit=False)
+    # a backoff longer than the test: between the flushes nothing is retried, so the batch is
+    # among the spool's files when stats() looks (claimed to be sent again, it is not), and
+    # set_token must send it at once, past the backoff
+    patient = DeliveryOptions(flush_interval=0.05, backoff_initial=60.0, backoff_max=60.0)
+    tracker = Tracker("rotated", url=api.url, token="wrong", spool_dir=tmp_path, options=patient, flush_at_exit=False)
     ids = _log(tracker, "wait", 30)
     assert not tracker.flush(5)
     stats = tracker.stats()
@@ -46,6 +87,26 @@ def test_records_refused_for_a_wrong_token_wait_in_the_spool_and_go_once_set_tok
     assert tracker.flush(10)
     assert {r.request_id for r in stored(api, "rotated")} == ids
     assert (tracker.stats().token_refused, tracker.stats().spooled_bytes) == (False, 0)
+    tracker.close()
+
+
+def test_a_token_set_while_a_batch_is_sent_with_the_old_one_is_tried_at_once_not_after_the_backoff(
+    tmp_path: Path,
+) -> None:
+    transport = HeldTransport()
+    slow = DeliveryOptions(flush_interval=0.05, backoff_initial=30.0, backoff_max=30.0)
+    tracker = Tracker("held", transport=transport, spool_dir=tmp_path, options=slow, flush_at_exit=False)
+    ids = _log(tracker, "held", 3)
+    assert not tracker.flush(5) and tracker.stats().token_refused  # backing off for 30 s now
+    transport.hold()
+    retrying = threading.Thread(target=tracker.flush, args=(10,))
+    retrying.start()  # the flush's retry goes out with the old token and waits for its answer
+    assert transport.in_flight.wait(10)
+    tracker.set_token("good")
+    transport.release.set()  # the answer to the old token, 401, backs off again: 30 s
+    assert tracker.flush(5)  # but set_token asked for a retry after that attempt began
+    assert set(transport.sent) == ids
+    retrying.join(10)
     tracker.close()
 
 
