@@ -291,12 +291,7 @@ class BatchFile:
         if column not in frame:
             ids = [f"{self.digest}-{first + i}" for i in range(len(frame))]
         else:
-            missing = frame[column].isna().to_numpy()
-            raw = frame[column].tolist()
-            ids = [
-                str(value)[:200] if value and not gone else f"{self.digest}-{first + i}"
-                for i, (value, gone) in enumerate(zip(raw, missing, strict=True))
-            ]
+            ids = self._given_ids(frame[column], first)
         if len(set(ids)) < len(ids):
             seen: dict[str, int] = {}
             for i, rid in enumerate(ids):
@@ -304,6 +299,21 @@ class BatchFile:
                     raise BadCell(i, column, f"{rid!r} repeats {self.where(offset + seen[rid])}")
                 seen[rid] = i
         return ids
+
+    def _given_ids(self, column: pd.Series, first: int) -> list[str]:
+        """A request id column as text: made from the file's hash and line where a cell is
+        missing or empty, cut at 200 characters. A column of present, short strings is taken
+        as it is, by C-level scans (the loop per cell took 0.3 CPU s per 1M rows, twice)."""
+        missing = column.isna().to_numpy()
+        raw = column.tolist()
+        if not missing.any():
+            ids = list(map(str, raw))
+            if ids == raw and "" not in ids and max(map(len, ids), default=0) <= 200:  # all strings, as wanted
+                return ids
+        return [
+            str(value)[:200] if value and not gone else f"{self.digest}-{first + i}"
+            for i, (value, gone) in enumerate(zip(raw, missing, strict=True))
+        ]
 
     def _times(self, column: pd.Series) -> list[float]:
         import numpy as np
@@ -339,7 +349,7 @@ class BatchFile:
         if len(negative):
             got = float(array[negative[0]])
             raise BadCell(int(negative[0]), name, f"expected a non-negative number of milliseconds, got {got!r}")
-        return [None if v is None else float(v) for v in values]
+        return values if column.dtype.kind in "iuf" else [None if v is None else float(v) for v in values]
 
     def _versions(self, frame: pd.DataFrame) -> list[str | None]:
         column = self.columns.model_version
