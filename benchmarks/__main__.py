@@ -28,8 +28,8 @@ from benchmarks.harness import Result, report
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--one"]:  # the child of _isolated: python -m benchmarks --one NAME RESULTS.json
         _, name, out = argv
-        results = importlib.import_module(f"benchmarks.{name}").main()
-        Path(out).write_text(json.dumps([dataclasses.asdict(r) for r in results]))
+        own = importlib.import_module(f"benchmarks.{name}").main()
+        Path(out).write_text(json.dumps([dataclasses.asdict(r) for r in own]))
         return 0
     names = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_"))
     wanted = [n for n in names if not argv or n.removeprefix("bench_") in argv]
