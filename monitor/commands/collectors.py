@@ -84,6 +84,12 @@ def proxy(
 @click.option("--pid", "pids", type=int, multiple=True, help="Watch this process (repeatable).")
 @click.option("--process-name", "names", multiple=True, help="Watch processes with this name (repeatable).")
 @click.option("--host-name", default=None, help="Name the samples are stored under (default: this host's name).")
+@click.option(
+    "--scrape",
+    "scrapes",
+    multiple=True,
+    help="Scrape this Prometheus text endpoint, e.g. TorchServe's http://127.0.0.1:8082/metrics (repeatable).",
+)
 @click.option("--once", is_flag=True, help="Take one sample, send it, and exit.")
 @click.option("--url", default=None, help="mlwatch API URL (default: $MLWATCH_URL or http://127.0.0.1:8000).")
 @click.option("--token", default=None, help="Ingest token (default: $MLWATCH_TOKEN).")
@@ -92,17 +98,20 @@ def agent(
     pids: tuple[int, ...],
     names: tuple[str, ...],
     host_name: str | None,
+    scrapes: tuple[str, ...],
     once: bool,
     url: str | None,
     token: str | None,
 ) -> None:
     """Sample the host, the given processes and every NVIDIA GPU, and send them to mlwatch."""
     from monitor.agent import Agent, SampleSender, default_collectors
+    from monitor.agent.prometheus import PrometheusCollector
 
     api_url, api_token = api_endpoint(url, token)
     host = host_name or socket.gethostname()
     sender = SampleSender(api_url, api_token, host)
-    runner = Agent(default_collectors(pids=pids, names=names), sender)
+    scraped = [PrometheusCollector(endpoint) for endpoint in scrapes]
+    runner = Agent([*default_collectors(pids=pids, names=names), *scraped], sender)
     click.echo(f"mlwatch agent: sampling {host!r} every {interval:g}s, sending to {api_url}")
     if once:
         runner.tick()
