@@ -25,6 +25,8 @@ log = logging.getLogger("monitor.agent")
 MODEL_LABELS = ("model_name", "ModelName")
 DROPPED_LABELS = frozenset({*MODEL_LABELS, "hostname", "Hostname", "Level", "model_version"})
 """Labels that name where a series comes from, not what it measures."""
+MAX_METRICS = 500
+"""Metrics of one sample that the API accepts (``HostSampleIn.metrics``); past it a group is cut."""
 
 _SERIES = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?\d+)?$")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -73,6 +75,7 @@ class PrometheusCollector:
         self._get = get or (lambda u: _fetch(u, timeout))
         self._clock = clock
         self._failing = False
+        self._cut: set[str] = set()
 
     def collect(self) -> tuple[HostSample, ...]:
         """One ``process`` sample per model of the endpoint, and one for its other series."""
@@ -84,6 +87,9 @@ class PrometheusCollector:
             self._failing = True
             return ()
         self._failing = False
+        return self._samples(text)
+
+    def _samples(self, text: str) -> tuple[HostSample, ...]:
         now = self._clock()
         groups: dict[str, dict[str, float]] = {}
         for name, labels, value in parse(text):
@@ -91,7 +97,14 @@ class PrometheusCollector:
                 continue
             model = next((labels[k] for k in MODEL_LABELS if k in labels), None)
             group = f"{self.job}/{model}" if model else self.job
-            groups.setdefault(group, {})[metric_key(name, labels)] = value
+            metrics = groups.setdefault(group, {})
+            if len(metrics) < MAX_METRICS:
+                metrics[metric_key(name, labels)] = value
+            elif group not in self._cut:
+                self._cut.add(group)
+                log.warning(
+                    "mlwatch agent: %s has more than %d series; the first %d are sent", group, MAX_METRICS, MAX_METRICS
+                )
         return tuple(HostSample(now, "process", group, metrics) for group, metrics in groups.items())
 
 

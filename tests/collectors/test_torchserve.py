@@ -4,6 +4,7 @@ turning its metrics API into samples, both sending to a real `mlwatch server`.""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -16,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from monitor.agent.prometheus import PrometheusCollector, metric_key, parse
+from monitor.agent.prometheus import MAX_METRICS, PrometheusCollector, metric_key, parse
 from monitor.records import HostSample
 from monitor.store import Store
 from tests.collectors.conftest import register, stored
@@ -165,6 +166,20 @@ def test_the_parser_reads_labels_with_escapes_and_torchserves_trailing_comma() -
         HostSample(1.0, "process", "h:1/m", {'x{a=q"uote}': 1.5}),
         HostSample(1.0, "process", "h:1", {"y": 2.0}),
     )
+
+
+def test_a_model_with_more_series_than_the_api_takes_is_cut_to_the_first_ones(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    text = "".join(f'm{i}{{model_name="big"}} {i}\n' for i in range(MAX_METRICS + 5))
+    collector = PrometheusCollector("http://h:1/metrics", get=lambda _: text)
+    with caplog.at_level(logging.WARNING, logger="monitor.agent"):
+        (sample,) = collector.collect()
+        collector.collect()
+    assert list(sample.metrics) == [f"m{i}" for i in range(MAX_METRICS)]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"mlwatch agent: h:1/big has more than {MAX_METRICS} series; the first {MAX_METRICS} are sent"
+    ]  # said once
 
 
 def test_mlwatch_agent_scrape_sends_torchserve_metrics_to_the_server(
