@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
-from monitor.config import NAME_PATTERN, FeatureSpec, Task, Text
+from monitor.config import NAME_PATTERN, FeatureSpec, PositiveDuration, Task, Text
 from monitor.config import ServiceName as Name
 from monitor.ingest import VALUE_CHARS, scalar_problem
 from monitor.records import Feature, HostSample, LabelRecord, PredictionRecord
@@ -94,6 +94,14 @@ class ServiceIn(_Body):
     model_name: Text | None = None
     target: Text | None = None
     features: list[FeatureIn] = Field(default_factory=list, max_length=2000)
+    window: PositiveDuration | None = Field(default=None, description="check window: seconds or e.g. '15m', '1h'")
+    latency_bound_ms: float | None = Field(default=None, gt=0, le=1e9)
+    sample_size: int | None = Field(default=None, ge=100, le=1_000_000)
+
+    def settings(self) -> dict[str, float | int]:
+        """The per-service settings this body sets (those it leaves out stay as they are)."""
+        given = {"window": self.window, "latency_bound_ms": self.latency_bound_ms, "sample_size": self.sample_size}
+        return {k: v for k, v in given.items() if v is not None}
 
     def feature_records(self) -> tuple[Feature, ...]:
         """The features as store records."""

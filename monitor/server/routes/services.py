@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from monitor.records import Service, TrafficBucket
+from monitor.errors import Conflict
+from monitor.records import Feature, Service, TrafficBucket
 from monitor.server.auth import Principal, require
 from monitor.server.body import json_body, openapi_body
 from monitor.server.schemas import EpochQuery, ServiceIn, ServiceName, ServiceOut, StatsBucket, StatsOut
@@ -45,13 +46,55 @@ def register_service(
     who: Annotated[Principal, Depends(require("admin"))],
     body: Annotated[ServiceIn, Depends(json_body(ServiceIn))],
     store: StoreDep,
+    replace: Annotated[bool, Query(description="replace the whole definition of an existing service")] = False,
 ) -> ServiceOut:
-    """Register a service or update its definition."""
-    service = store.upsert_service(
-        body.name, task=body.task, model_name=body.model_name, target=body.target, features=body.feature_records()
-    )
-    store.audit(who.name, "service.register", body.name, body.model_dump())
+    """Register a service, or update one: features are added, settings (``window``,
+    ``latency_bound_ms``, ``sample_size``) changed one by one, and what the body leaves out is
+    kept. A change that would drop or retype a feature, drop or change the target, or change
+    the task is refused (409) unless ``?replace=true``."""
+    existing = next((s for s in store.list_services() if s.name == body.name), None)
+    service = store.upsert_service(body.name, **merged_definition(existing, body, replace=replace))
+    store.audit(who.name, "service.replace" if replace else "service.register", body.name, body.model_dump())
     return _out(store, service)
+
+
+def merged_definition(existing: Service | None, body: ServiceIn, *, replace: bool) -> dict[str, Any]:
+    """What to store for ``body`` over what is ``existing``: ``upsert_service``'s arguments."""
+    settings = {**(existing.config if existing else {}), **body.settings()}
+    if existing is None or replace:
+        return {"task": body.task, "model_name": body.model_name, "target": body.target,
+                "features": body.feature_records(), "config": settings}  # fmt: skip
+    given = {f.name: f for f in body.feature_records()}
+    changes = _breaking_changes(existing, body, given)
+    if changes:
+        raise Conflict(
+            f"service {body.name!r} is registered already, and this body {'; '.join(changes)}; send the "
+            "registered features and target too, or POST /v1/services?replace=true to replace its definition"
+        )
+    kept = existing.features + tuple(f for name, f in given.items() if existing.feature(name) is None)
+    return {
+        "task": existing.task,
+        "model_name": body.model_name or existing.model_name,
+        "target": body.target or existing.target,
+        "features": tuple(given.get(f.name, f) for f in kept),  # drift overrides may change
+        "config": settings,
+    }
+
+
+def _breaking_changes(existing: Service, body: ServiceIn, given: dict[str, Feature]) -> list[str]:
+    """What ``body`` would take away from ``existing`` (an empty feature list keeps them all)."""
+    found = []
+    dropped = [f.name for f in existing.features if given and f.name not in given]
+    if dropped:
+        found.append(f"drops the features {', '.join(dropped)}")
+    retyped = [f.name for f in existing.features if f.name in given and given[f.name].type != f.type]
+    if retyped:
+        found.append(f"changes the type of {', '.join(retyped)}")
+    if body.target not in (None, existing.target):
+        found.append(f"changes the target {existing.target!r} to {body.target!r}")
+    if "task" in body.model_fields_set and body.task != existing.task:
+        found.append(f"changes the task {existing.task!r} to {body.task!r}")
+    return found
 
 
 @router.get("", response_model=list[ServiceOut])
