@@ -13,7 +13,12 @@ Middleware and wrappers, all importable from here and all standard-library only:
     >>> app.wsgi_app = MlwatchWSGIMiddleware(app.wsgi_app, tracker, paths=("/predict",))  # Flask
     >>> session = TrackedSession(onnxruntime.InferenceSession(path), tracker)             # ONNX Runtime
 
-The bodies the middleware understands are listed in ``monitor.sdk.payloads``.
+The bodies the middleware understands are listed in ``monitor.sdk.payloads``. Function
+handlers (AWS Lambda, Google Cloud Functions) deliver each call before they return
+(``monitor.sdk.serverless``):
+
+    >>> from monitor.sdk import serverless_tracker, tracked_handler
+    >>> handler = tracked_handler(serverless_tracker("credit"), handler)
 
 Delivery never blocks the caller and never loses a record without counting it
 (``tracker.stats()``); ``monitor.sdk.delivery`` has the full table. In short:
@@ -35,15 +40,19 @@ from __future__ import annotations
 from monitor.sdk.asgi import MlwatchASGIMiddleware
 from monitor.sdk.delivery import DeliveryOptions, DeliveryStats
 from monitor.sdk.onnx import TrackedSession
+from monitor.sdk.serverless import Invocation, serverless_tracker, tracked_handler
 from monitor.sdk.tracker import TrackedCall, Tracker
 from monitor.sdk.wsgi import MlwatchWSGIMiddleware
 
 __all__ = [
     "DeliveryOptions",
     "DeliveryStats",
+    "Invocation",
     "MlwatchASGIMiddleware",
     "MlwatchWSGIMiddleware",
     "TrackedCall",
     "TrackedSession",
     "Tracker",
+    "serverless_tracker",
+    "tracked_handler",
 ]
