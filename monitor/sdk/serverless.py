@@ -21,9 +21,11 @@ handler raises (the exception propagates) or answers 400 or more. A Lambda conte
 
 A platform may freeze the process as soon as the handler returns, and recycle it later
 without warning, so nothing may wait in memory. The tracker of ``serverless_tracker``
-writes each record to its disk spool before the handler returns (``write_ahead``, about
-0.1 ms); then the handler waits at most ``budget`` seconds (default 0.2) for the sender to
-deliver what the spool holds, oldest first, the backlog of earlier calls included.
+writes each record to its disk spool before the handler returns (``write_ahead``: 0.9 ms
+median added per call in ``make bench``, the sender sending meanwhile); then the handler
+waits at most ``budget`` seconds (default 0.2) for the sender to deliver what the spool
+holds, oldest first, the backlog of earlier calls included (3 ms median, 19 ms p99 added
+against a local server). ``budget=0`` returns at once: the call is on disk, sent later.
 
 When the budget runs out (the server is slow, away, or the backlog is long), the handler
 returns anyway; nothing is lost that the disk keeps:
