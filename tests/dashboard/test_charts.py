@@ -50,13 +50,16 @@ def test_every_time_chart_writes_times_one_way() -> None:
     for chart in (charts.latency(frames.latency_long(frame)), charts.throughput(frame, 60), charts.errors(frame)):
         encoding = (chart.spec.get("layer") or [chart.spec])[0]["encoding"]
         assert "%Y-%m-%d" in encoding["x"]["axis"]["labelExpr"]
-        assert [t for t in encoding["tooltip"] if t["field"] == "time"][0]["format"] == charts.TIME_FORMAT
+        assert next(t for t in encoding["tooltip"] if t["field"] == "time")["format"] == charts.TIME_FORMAT
 
 
 def test_resource_legend_names_each_series_once() -> None:
     from monitor.records import HostSample
 
-    samples = [("vm", HostSample(60.0, "host", "", {"cpu_percent": 5.0})), ("vm", HostSample(60.0, "process", "gunicorn", {"cpu_percent": 2.0}))]  # fmt: skip
+    samples = [
+        ("vm", HostSample(60.0, "host", "", {"cpu_percent": 5.0})),
+        ("vm", HostSample(60.0, "process", "gunicorn", {"cpu_percent": 2.0})),
+    ]
     frame = frames.resources_frame(samples)
     assert sorted(charts.resource(frame, "cpu_percent").data["series"]) == ["gunicorn", "vm"]
 
@@ -131,9 +134,13 @@ def test_throughput_gives_every_version_a_row_in_every_bucket_so_stacks_do_not_i
 
 def test_quality_chart_has_one_legend_for_its_series() -> None:
     frame = pd.DataFrame(
-        {"time": pd.to_datetime([0, 0, 0], unit="s", utc=True), "series": charts.QUALITY_SERIES, "value": [0.8, 0.7, 0.9],
-         "label_coverage": [0.5] * 3}
-    )  # fmt: skip
+        {
+            "time": pd.to_datetime([0, 0, 0], unit="s", utc=True),
+            "series": charts.QUALITY_SERIES,
+            "value": [0.8, 0.7, 0.9],
+            "label_coverage": [0.5] * 3,
+        }
+    )
     top = charts.quality(frame, "f1").spec["vconcat"][0]["encoding"]
     assert top["color"]["title"] == top["strokeDash"]["title"] == "series"  # merged, so the legend shows
     assert "legend" not in top["color"] and "legend" not in top["strokeDash"]
