@@ -2,6 +2,7 @@
 
     python -m tests.server.fuzz                 # 600 s in all (MLWATCH_FUZZ_SECONDS to change)
     MLWATCH_FUZZ_SECONDS=120 python -m tests.server.fuzz
+    MLWATCH_FUZZ_BACKENDS=postgresql MLWATCH_FUZZ_LOGS=/tmp/fuzz-logs python -m tests.server.fuzz
 
 For each backend it starts a real server on an empty store with one registered service,
 then runs ``st run`` with every phase (examples, coverage, fuzzing, stateful) once per role
@@ -9,6 +10,9 @@ then runs ``st run`` with every phase (examples, coverage, fuzzing, stateful) on
 It prints operations, requests, 5xx and requests left unanswered per backend, and exits
 non-zero on any of either. The
 derandomized, short version that ``make test`` runs is ``tests/server/test_fuzz.py``.
+Each server's output (its log, with the traceback of every 500) is kept in
+``MLWATCH_FUZZ_LOGS`` (default: a fresh temporary folder), named at the end, and the
+tracebacks found there are printed with the summary.
 PostgreSQL is at ``MLWATCH_TEST_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``).
 """
 
@@ -21,11 +25,13 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import httpx
 from sqlalchemy import create_engine, text
@@ -50,6 +56,8 @@ class Tally:
     server_errors: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     """Requests that got no answer (a timeout, a dropped connection), which a 5xx count would hide."""
+    log: Path | None = None
+    """The server's output."""
 
     def line(self, backend: str) -> str:
         """One line of the summary."""
@@ -63,22 +71,33 @@ class Tally:
 def main() -> int:
     """Fuzz each backend for half of ``MLWATCH_FUZZ_SECONDS``; 1 if any answered a 5xx or not at all."""
     seconds = float(os.environ.get("MLWATCH_FUZZ_SECONDS", "600"))
-    tallies = {backend: fuzz_backend(backend, seconds / 2) for backend in ("sqlite", "postgresql")}
+    backends = os.environ.get("MLWATCH_FUZZ_BACKENDS", "sqlite,postgresql").split(",")
+    logs = Path(os.environ.get("MLWATCH_FUZZ_LOGS") or tempfile.mkdtemp(prefix="mlwatch-fuzz-logs-"))
+    logs.mkdir(parents=True, exist_ok=True)
+    tallies = {backend: fuzz_backend(backend, seconds / len(backends), logs) for backend in backends}
     for backend, tally in tallies.items():
         print(tally.line(backend))
         for error in [*tally.server_errors, *tally.errors][:20]:
             print(f"  {error}")
+        if tally.log is not None:
+            print(f"  server log: {tally.log}")
+            for traceback in _tracebacks(tally.log)[:10]:
+                print("  " + traceback.replace("\n", "\n  "))
     return 1 if any(t.server_errors or t.errors for t in tallies.values()) else 0
 
 
-def fuzz_backend(backend: str, seconds: float) -> Tally:
+def fuzz_backend(backend: str, seconds: float, logs: Path) -> Tally:
     """Start a server on a fresh store of ``backend`` and fuzz it with each role in turn."""
-    tally = Tally()
+    tally = Tally(log=logs / f"server-{backend}.log")
     with tempfile.TemporaryDirectory(prefix=f"mlwatch-fuzz-{backend}-") as tmp:
         workdir = Path(tmp)
         with _store_url(backend, workdir) as url:
             store = Store.open(url, migrate=True)
             server = start_server(workdir, url)
+            # Its output is a pipe: read it all along, or a full pipe blocks the server's next write.
+            assert server.process.stdout is not None
+            keeper = threading.Thread(target=_keep, args=(server.process.stdout, tally.log), daemon=True)
+            keeper.start()
             try:
                 _register(server.url, server.token)
                 for role, share in SHARES.items():
@@ -90,8 +109,31 @@ def fuzz_backend(backend: str, seconds: float) -> Tally:
                     _count(report, tally)
             finally:
                 server.stop()
+                keeper.join(timeout=10)
                 store.close()
     return tally
+
+
+def _keep(stream: IO[bytes], path: Path) -> None:
+    with path.open("wb") as out:
+        for line in iter(stream.readline, b""):
+            out.write(line)
+            out.flush()
+
+
+def _tracebacks(log: Path) -> list[str]:
+    """Each traceback in the server's log, from its first line to the exception's line."""
+    found: list[str] = []
+    current: list[str] = []
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("Traceback (most recent call last)"):
+            current = [line]
+        elif current:
+            current.append(line)
+            if line and not line[0].isspace() and not line.startswith(("Traceback", "During handling", "The above")):
+                found.append("\n".join(current[-40:]))
+                current = []
+    return found
 
 
 @contextmanager
