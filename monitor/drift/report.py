@@ -78,8 +78,7 @@ def _current_frame(store: Store, service: Service, check: CheckRecord, limit: in
 
 
 def _drift_html(service: Service, reference: pd.DataFrame, current: pd.DataFrame) -> str:
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.presets import DataDriftPreset
+    from evidently import DataDefinition
 
     kinds, reference, current = _comparable(service, reference, current)
     columns = list(kinds)
@@ -88,6 +87,36 @@ def _drift_html(service: Service, reference: pd.DataFrame, current: pd.DataFrame
         categorical_columns=[c for c in columns if kinds[c] == "categorical"],
         text_columns=[c for c in columns if kinds[c] == "text"],
     )
+    text = [c for c in columns if kinds[c] == "text"]
+    try:
+        return _drift_report(service, reference, current, columns, definition)
+    except ValueError as error:
+        # Evidently's text drift fits a TF-IDF vocabulary on the text columns, and raises
+        # ValueError ("empty vocabulary", "max_df corresponds to < documents than min_df")
+        # on a few short or stop-word values: report the other columns, naming those left out.
+        if not text:
+            raise
+        rest = [c for c in columns if c not in text]
+        if not rest:
+            raise Conflict(
+                f"the window and the reference of service {service.name!r} share only text columns "
+                f"({', '.join(text)}) and Evidently cannot compare their values ({error}); there is nothing to report"
+            ) from error
+        definition = DataDefinition(
+            numerical_columns=[c for c in rest if kinds[c] == "numerical"],
+            categorical_columns=[c for c in rest if kinds[c] == "categorical"],
+        )
+        page = _drift_report(service, reference, current, rest, definition)
+        note = f"text columns left out: {', '.join(text)} (Evidently cannot compare their values: {error})"
+        return f"<p>{html.escape(note)}</p>{page}"
+
+
+def _drift_report(
+    service: Service, reference: pd.DataFrame, current: pd.DataFrame, columns: list[str], definition: Any
+) -> str:
+    from evidently import Dataset, Report
+    from evidently.presets import DataDriftPreset
+
     preset = DataDriftPreset(columns=columns, **_overrides(service, columns))
     snapshot = Report([preset], include_tests=True).run(
         Dataset.from_pandas(current[columns], data_definition=definition),
@@ -120,8 +149,21 @@ def _comparable(
 
 
 def _typed(frame: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
-    numbers = {c: pd.to_numeric(frame[c], errors="coerce") for c in frame.columns if kinds[c] == "numerical"}
-    return frame.assign(**numbers) if numbers else frame
+    """Numerical columns as floats (booleans too: Evidently cannot subtract numpy booleans), the
+    other columns' values as text keys (a list or an object value is unhashable to Evidently)."""
+    typed = {
+        c: pd.to_numeric(frame[c], errors="coerce").astype("float64") if kinds[c] == "numerical" else _keys(frame[c])
+        for c in frame.columns
+    }
+    return frame.assign(**typed) if typed else frame
+
+
+def _keys(values: pd.Series) -> pd.Series:
+    present = values.notna()
+    keyed = values.astype(object).where(present, None)
+    if present.any():
+        keyed[present] = value_keys(values[present])
+    return keyed
 
 
 def _names(frame: pd.DataFrame, shown: int = 20) -> str:

@@ -97,3 +97,28 @@ def test_a_reference_record_nested_a_thousand_levels_deep_is_refused_naming_it()
         frame_from_records([{"x": [nested]}])
     with pytest.raises(ValidationFailed, match=r"^records\[0\]: expected an object of column: value, got list"):
         frame_from_records([[1, 2]])  # type: ignore[list-item]
+
+
+def test_a_reference_of_booleans_in_a_numerical_feature_renders(store: Store) -> None:
+    """Evidently subtracted the numpy booleans of the reference (TypeError, a 500 at GET /report)."""
+    service = store.upsert_service("flags", task="classification", target="target", features=(Feature("x"),))
+    store.set_reference(service, _reference(x=[True, False] * (ROWS // 2)))
+    _window(store, service, {"x": 1})
+    check = CheckRunner(store).run(service, START, START + 3600)
+    page = check_report(store, check.id).decode()
+    assert "Data drift" in page
+
+
+def test_list_predictions_render(store: Store) -> None:
+    """The API takes a prediction as a list of scalars; Evidently hashed each as a category and raised
+    TypeError ("unhashable type: 'list'", a 500 at GET /report)."""
+    service = store.upsert_service("lists", task="classification", target="target", features=(Feature("x"),))
+    store.set_reference(service, _reference(x=np.arange(float(ROWS))))
+    records = [
+        PredictionRecord(request_id=f"r{i}", ts=START + i, features={"x": float(i)}, prediction=[i % 2, 1])
+        for i in range(ROWS)
+    ]
+    store.add_predictions(service, records)
+    check = CheckRunner(store).run(service, START, START + 3600)
+    page = check_report(store, check.id).decode()
+    assert "Data drift" in page
