@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 
 from monitor.errors import ConfigError
 
@@ -247,8 +246,9 @@ def retry_transient(transaction: Callable[[], T], attempts: int = 4) -> T:
     for attempt in range(1, attempts + 1):
         try:
             return transaction()
-        except OperationalError as exc:
-            if getattr(exc.orig, "sqlstate", None) not in _TRANSIENT or attempt == attempts:
+        except Exception as exc:  # SQLAlchemy's wrapper, or the driver's own error from a raw cursor (COPY)
+            sqlstate = getattr(getattr(exc, "orig", exc), "sqlstate", None)
+            if sqlstate not in _TRANSIENT or attempt == attempts:
                 raise
             time.sleep(random.uniform(0.005, 0.05) * attempt)
     raise AssertionError("unreachable")

@@ -125,6 +125,7 @@ def _insert_new_predictions(
     unique = list({r.request_id: r for r in reversed(records)}.values())[::-1]
     rows = _prediction_rows(service_id, unique, records)
     if conn.dialect.name == "postgresql":
+        rows.sort(key=itemgetter(1))  # every writer takes its ids' index locks in one order: no deadlock
         stored = _copy_new_predictions(conn, rows)
         return [r for r in unique if r.request_id in stored]
     before = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM predictions").scalar_one()
@@ -171,7 +172,7 @@ def _copy_new_predictions(conn: Connection, rows: list[tuple[Any, ...]]) -> set[
             copy.write_row(row)
     cursor.execute(
         f"INSERT INTO predictions ({_PREDICTION_COLUMNS}) SELECT {_PREDICTION_COLUMNS} FROM mlwatch_incoming "
-        "ON CONFLICT (service_id, request_id) DO NOTHING RETURNING request_id"
+        "ORDER BY request_id COLLATE \"C\" ON CONFLICT (service_id, request_id) DO NOTHING RETURNING request_id"
     )
     stored = {row[0] for row in cursor.fetchall()}
     cursor.execute("TRUNCATE mlwatch_incoming")  # a later batch in this transaction must not see these rows
