@@ -233,7 +233,8 @@ def test_writers_racing_on_ids_in_opposite_orders_all_succeed(store: Store) -> N
     batches = []
     for r in range(rounds):
         ids = list(range(r * size, (r + 1) * size))
-        batches += [ids, ids[::-1], ids[size // 2 :] + ids[: size // 2], ids[::-1][size // 2 :] + ids[::-1][: size // 2]]
+        back = ids[::-1]
+        batches += [ids, back, ids[size // 2 :] + ids[: size // 2], back[size // 2 :] + back[: size // 2]]
 
     def write(order: list[int]) -> int:
         return store.add_predictions(service, [_record(i) for i in order]).accepted
