@@ -172,7 +172,7 @@ def _copy_new_predictions(conn: Connection, rows: list[tuple[Any, ...]]) -> set[
             copy.write_row(row)
     cursor.execute(
         f"INSERT INTO predictions ({_PREDICTION_COLUMNS}) SELECT {_PREDICTION_COLUMNS} FROM mlwatch_incoming "
-        "ORDER BY request_id COLLATE \"C\" ON CONFLICT (service_id, request_id) DO NOTHING RETURNING request_id"
+        'ORDER BY request_id COLLATE "C" ON CONFLICT (service_id, request_id) DO NOTHING RETURNING request_id'
     )
     stored = {row[0] for row in cursor.fetchall()}
     cursor.execute("TRUNCATE mlwatch_incoming")  # a later batch in this transaction must not see these rows
