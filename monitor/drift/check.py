@@ -174,7 +174,8 @@ def _feature_drift(
 
 
 def _tested(spec: DriftSpec, reference: Reference, current: pd.Series | None) -> tuple[ColumnDrift | None, str]:
-    """The drift of one feature, or why it cannot be tested (a column missing or without values)."""
+    """The drift of one feature, or why it cannot be tested (a column missing or without values,
+    texts without a vocabulary)."""
     column = reference.column(spec.name, spec.type)
     if column is None:
         return None, "the reference has no such column"
@@ -185,7 +186,15 @@ def _tested(spec: DriftSpec, reference: Reference, current: pd.Series | None) ->
         return None, f"the reference has no {spec.type} value in this column"
     if prepared.empty:
         return None, f"none of the window's {len(current)} sampled values is a {spec.type} value (all missing?)"
-    return column_drift(spec, column, prepared, reference.test(spec, column, prepared)), ""
+    try:
+        return column_drift(spec, column, prepared, reference.test(spec, column, prepared)), ""
+    except ValueError as error:
+        # Evidently's text drift fits a TF-IDF vocabulary on both sides, and scikit-learn raises
+        # ValueError ("empty vocabulary", "max_df corresponds to < documents than min_df") on a
+        # few short or stop-word values: that feature cannot be tested, the others still are.
+        if spec.type != "text":
+            raise
+        return None, f"Evidently cannot compare these texts: {error}"
 
 
 def _drift(spec: DriftSpec, reference: Reference, current: pd.Series) -> ColumnDrift | None:

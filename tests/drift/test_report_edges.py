@@ -122,3 +122,20 @@ def test_list_predictions_render(store: Store) -> None:
     check = CheckRunner(store).run(service, START, START + 3600)
     page = check_report(store, check.id).decode()
     assert "Data drift" in page
+
+
+def test_a_text_feature_without_a_vocabulary_is_skipped_naming_why_and_the_report_renders(store: Store) -> None:
+    """Text of one-letter tokens leaves Evidently's TF-IDF no vocabulary: its ValueError ("empty
+    vocabulary") made POST /checks answer 500. The feature is skipped, and the rest is tested."""
+    service = store.upsert_service(
+        "notes", task="classification", target="target", features=(Feature("note", "text"), Feature("x"))
+    )
+    store.set_reference(service, _reference(note=["a b"] * ROWS, x=np.arange(float(ROWS))))
+    _window(store, service, {"note": "c", "x": 3.0})
+    check = CheckRunner(store).run(service, START, START + 3600)
+    assert check.status == "ok" and check.error is None
+    assert [f["name"] for f in check.results["features"]] == ["x"]
+    assert "note" in check.summary["skipped_features"]
+    assert "vocabulary" in check.summary["skipped_features"]["note"]
+    page = check_report(store, check.id).decode()
+    assert "Data drift" in page and "text columns left out: note" in page
