@@ -2,4 +2,5 @@
 
 from monitor.cli import main
 
-main()
+if __name__ == "__main__":  # not when a child process (``multiprocessing`` spawn) imports this module
+    main()

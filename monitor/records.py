@@ -52,6 +52,48 @@ class PredictionRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class PredictionColumns:
+    """A batch of predictions held column by column, as a batch file is read: one list per
+    field, all as long as ``request_ids``; None for a column the batch does not have (each
+    row then gets the record's default). ``status`` is "ok" and ``probabilities`` None."""
+
+    request_ids: list[str]
+    ts: list[float]
+    features: dict[str, list[FeatureValue]]
+    prediction: list[Prediction] | None = None
+    latency_ms: list[float | None] | None = None
+    model_version: list[str | None] | None = None
+
+    def __post_init__(self) -> None:
+        rows = len(self.request_ids)
+        columns: dict[str, list[Any] | None] = {"ts": self.ts, "prediction": self.prediction}
+        columns.update({"latency_ms": self.latency_ms, "model_version": self.model_version})
+        columns.update({f"features.{name}": values for name, values in self.features.items()})
+        for name, values in columns.items():
+            if values is not None and len(values) != rows:
+                raise ValueError(f"column {name} has {len(values)} values for {rows} request ids")
+
+    def records(self) -> list[PredictionRecord]:
+        """The rows as records (slower: a record and a features dict each)."""
+        rows = len(self.request_ids)
+        names = list(self.features)
+        cells = zip(*self.features.values(), strict=True) if names else ((),) * rows
+        none = [None] * rows
+        return [
+            PredictionRecord(request_id, ts, dict(zip(names, row, strict=True)), prediction, None, latency, version)
+            for request_id, ts, row, prediction, latency, version in zip(
+                self.request_ids,
+                self.ts,
+                cells,
+                self.prediction or none,
+                self.latency_ms or none,
+                self.model_version or none,
+                strict=True,
+            )
+        ]
+
+
+@dataclass(frozen=True, slots=True)
 class LabelRecord:
     """Ground truth for an earlier prediction, joined by request id."""
 

@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import chain, repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
@@ -31,10 +32,11 @@ import click
 
 from monitor.commands.batch_file import FORMATS, BatchFile, Columns
 from monitor.commands.progress import Progress
-from monitor.records import Feature, LabelRecord, PredictionRecord, Service
+from monitor.records import Feature, LabelRecord, PredictionColumns, PredictionRecord, Service
 
 if TYPE_CHECKING:
     from monitor.store import Store
+    from monitor.store.ingest import EncodedBatch
 
 
 class Sink(Protocol):
@@ -51,7 +53,10 @@ class Sink(Protocol):
 
     def stored_count(self, request_ids: list[str]) -> int: ...
 
-    def send(self, records: list[PredictionRecord], labels: list[LabelRecord]) -> int: ...
+    def prepare(self, batch: PredictionColumns) -> Any:
+        """What ``send`` sends for ``batch``, made on the main thread while the previous send runs."""
+
+    def send(self, prepared: Any, labels: list[LabelRecord]) -> int: ...
 
     def close(self) -> None: ...
 
@@ -98,15 +103,20 @@ class ApiSink:
         """Unknown through the API, as ``stored``."""
         return 0
 
-    def send(self, records: list[PredictionRecord], labels: list[LabelRecord]) -> int:
+    def prepare(self, batch: PredictionColumns) -> bytes:
+        """The request body for the chunk's predictions."""
+        import orjson
+
+        return orjson.dumps({"records": [_json(r) for r in batch.records()]})
+
+    def send(self, prepared: bytes, labels: list[LabelRecord]) -> int:
         """Store a chunk's predictions, then its labels; returns how many predictions were new."""
         import orjson
 
         from monitor.sdk.transport import check_status
 
         path = f"/v1/services/{quote(self.name, safe='')}"
-        body = orjson.dumps({"records": [_json(r) for r in records]})
-        status, answer = self._client().request("POST", f"{path}/predictions", body)
+        status, answer = self._client().request("POST", f"{path}/predictions", prepared)
         check_status(status, answer)
         if labels:
             truth = [{"request_id": r.request_id, "label": r.label, "timestamp": r.ts} for r in labels]
@@ -126,7 +136,8 @@ def _json(record: PredictionRecord) -> dict[str, Any]:
 
 
 class StoreSink:
-    """Writes chunks into the configured store with its bulk ingest (``Store.add_predictions``).
+    """Writes chunks into the configured store with its bulk ingest: encoded here
+    (``encode_columns``), stored by a child process (``StoreWriter``, ``Store.add_encoded``).
 
     Not through ``Ingestor``, whose ``check_batch`` each chunk has passed already while the
     file was checked (``BatchFile`` runs it on every column numpy does not prove valid):
@@ -144,10 +155,11 @@ class StoreSink:
     rows_per_send = 20_000
     counts_stored = True
 
-    def __init__(self, store: Store, target: str) -> None:
-        from monitor.ingest import Ingestor
+    def __init__(self, store: Store, target: str, url: str) -> None:
+        from monitor.commands.batch_writer import StoreWriter
 
-        self.store, self.target, self.ingestor = store, f"store {target}", Ingestor(store)
+        self.store, self.target = store, f"store {target}"
+        self.writer = StoreWriter(url)  # the writes, in a child process (see batch_writer)
         self.found: Service | None = None
 
     def service(self, name: str) -> Service:
@@ -169,15 +181,21 @@ class StoreSink:
         assert self.found is not None
         return stored_count(self.store.engine, self.found.id, request_ids)
 
-    def send(self, records: list[PredictionRecord], labels: list[LabelRecord]) -> int:
-        """Store labels, then predictions; returns how many predictions were new."""
+    def prepare(self, batch: PredictionColumns) -> EncodedBatch:
+        """The rows to insert, encoded (the part of storing that holds the GIL)."""
+        from monitor.store.ingest import encode_columns
+
         assert self.found is not None
-        if labels:
-            self.ingestor.labels(self.found, labels)
-        return self.store.add_predictions(self.found, records).accepted if records else 0
+        return encode_columns(self.found, batch)
+
+    def send(self, prepared: EncodedBatch, labels: list[LabelRecord]) -> int:
+        """Store labels, then predictions (in the writer process); returns how many predictions were new."""
+        assert self.found is not None
+        return self.writer.write(self.found, prepared, labels)
 
     def close(self) -> None:
-        """Close the store."""
+        """Stop the writer process and close the store."""
+        self.writer.close()
         self.store.close()
 
 
@@ -228,15 +246,17 @@ def check_file(batch: BatchFile, sink: Sink) -> dict[int, tuple[int, int]]:
 def store_file(batch: BatchFile, sink: Sink, frames: dict[int, tuple[int, int]]) -> int:
     """Store the rows not stored yet, ``sink.parallel`` sends at a time; returns how many were new.
 
-    Records are made here, on the main thread, while the sink's thread writes the previous
-    send: SQLite's driver lets go of the GIL inside each statement.
+    Each send is converted and encoded here, on the main thread (``sink.prepare``), while the
+    sink's thread writes the previous one: SQLite's driver lets go of the GIL inside each
+    statement, so the writes overlap the Python work (1M rows: 38.5k rows/s with records built
+    here and encoded by the writer, 49k with columns encoded by the writer, more as now).
     """
     new = 0
     todo = sum(rows - stored for rows, stored in frames.values())
     with Progress("storing", todo) as progress, ThreadPoolExecutor(sink.parallel) as pool:
         pending: deque[tuple[Future[int], int]] = deque()
-        for records, labels in _sends(batch, sink, frames) if todo else ():  # nothing new: not even read again
-            pending.append((pool.submit(sink.send, records, labels), len(records)))
+        for part, labels in _sends(batch, sink, frames) if todo else ():  # nothing new: not even read again
+            pending.append((pool.submit(sink.send, sink.prepare(part), labels), len(part.request_ids)))
             while len(pending) > sink.parallel:
                 new += _settle(pending.popleft(), progress)
         while pending:
@@ -246,23 +266,51 @@ def store_file(batch: BatchFile, sink: Sink, frames: dict[int, tuple[int, int]])
 
 def _sends(
     batch: BatchFile, sink: Sink, frames: dict[int, tuple[int, int]]
-) -> Iterator[tuple[list[PredictionRecord], list[LabelRecord]]]:
+) -> Iterator[tuple[PredictionColumns, list[LabelRecord]]]:
     """The predictions and labels not stored yet, ``sink.rows_per_send`` rows or more at a time."""
-    records: list[PredictionRecord] = []
+    parts: list[PredictionColumns] = []
     labels: list[LabelRecord] = []
+    rows = 0
     for offset, frame in batch.frames():
-        rows, stored = frames[offset]
-        if stored == rows:
+        total, stored = frames[offset]
+        if stored == total:
             continue  # wholly stored already: not even converted
         chunk = batch.chunk(frame, offset)
         skip = sink.stored(chunk.request_ids) if stored else set()
-        records += chunk.predictions(skip)
+        part = chunk.columns(skip)
+        if parts and list(part.features) != list(parts[0].features):
+            # JSON lines read in chunks may name other keys: a row keeps only its chunk's features
+            yield _joined(parts), labels
+            parts, labels, rows = [], [], 0
+        parts.append(part)
         labels += chunk.labels(skip)
-        if len(records) >= sink.rows_per_send:
-            yield records, labels
-            records, labels = [], []
-    if records or labels:
-        yield records, labels
+        rows += len(part.request_ids)
+        if rows >= sink.rows_per_send:
+            yield _joined(parts), labels
+            parts, labels, rows = [], [], 0
+    if parts:
+        yield _joined(parts), labels
+
+
+def _joined(parts: list[PredictionColumns]) -> PredictionColumns:
+    """One batch of the parts' rows, in order (parts with the same features)."""
+    if len(parts) == 1:
+        return parts[0]
+
+    def joined(lists: list[list[Any] | None]) -> list[Any] | None:
+        if all(values is None for values in lists):
+            return None
+        filled = (repeat(None, len(p.request_ids)) if v is None else v for p, v in zip(parts, lists, strict=True))
+        return list(chain.from_iterable(filled))
+
+    return PredictionColumns(
+        request_ids=list(chain.from_iterable(part.request_ids for part in parts)),
+        ts=list(chain.from_iterable(part.ts for part in parts)),
+        features={name: list(chain.from_iterable(p.features[name] for p in parts)) for name in parts[0].features},
+        prediction=joined([part.prediction for part in parts]),
+        latency_ms=joined([part.latency_ms for part in parts]),
+        model_version=joined([part.model_version for part in parts]),
+    )
 
 
 def _settle(item: tuple[Future[int], int], progress: Progress) -> int:
@@ -280,7 +328,7 @@ def _sink(ctx: click.Context, direct: bool, url: str | None, token: str | None) 
 
     if direct:
         store, where = open_configured_store(ctx, announce=False)
-        return StoreSink(store, where.describe())
+        return StoreSink(store, where.describe(), where.url)
     api_url, api_token = api_endpoint(url, token)
     source = "--url" if url else "MLWATCH_URL" if os.environ.get("MLWATCH_URL") else "the default; set MLWATCH_URL"
     return ApiSink(api_url, api_token, source)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from monitor.records import LabelRecord, PredictionRecord, Service
+from monitor.records import LabelRecord, PredictionColumns, PredictionRecord, Service
 
 if TYPE_CHECKING:
     import numpy as np
@@ -104,6 +104,22 @@ class Chunk:
             columns = [list(compress(column, keep)) if isinstance(column, list) else column for column in columns]
         # map() over the columns: 30% less time per row than a comprehension unpacking a zip
         return list(map(PredictionRecord, *columns))
+
+    def columns(self, skip: set[str]) -> PredictionColumns:
+        """The rows as one ``PredictionColumns``, leaving out request ids in ``skip``."""
+        fields: dict[str, Any] = {
+            "request_ids": self.request_ids,
+            "ts": self.ts,
+            "prediction": self.prediction,
+            "latency_ms": self.latency,
+            "model_version": self.model_version,
+        }
+        features = self.features
+        if skip:
+            keep = [rid not in skip for rid in self.request_ids]
+            fields = {name: None if values is None else list(compress(values, keep)) for name, values in fields.items()}
+            features = {name: list(compress(values, keep)) for name, values in features.items()}
+        return PredictionColumns(features=features, **fields)
 
     def labels(self, skip: set[str]) -> list[LabelRecord]:
         """Ground truth of the rows that have a label, leaving out request ids in ``skip``."""

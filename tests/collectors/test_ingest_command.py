@@ -257,3 +257,23 @@ def test_an_unreachable_server_is_named_with_the_ways_to_point_elsewhere(tmp_pat
     assert result.exit_code == 1
     assert f"cannot reach the server {url} (MLWATCH_URL): " in result.stderr
     assert "--url or MLWATCH_URL, or write into the store itself with --direct" in result.stderr
+
+
+def test_json_lines_whose_chunks_name_different_features_are_stored_together(tmp_path: Path, sqlite_url: str) -> None:
+    """Chunks of a JSON-lines file may have different columns; ``--direct`` joins chunks into one
+    send, but only chunks of the same columns: each row keeps its own chunk's features."""
+    store = Store.open(sqlite_url)
+    store.upsert_service("sparse", task="classification")
+    store.close()
+    lines = [{"request_id": f"a{i}", "timestamp": 1.7e9 + i, "x": float(i), "prediction": 1} for i in range(40)]
+    lines += [{"request_id": f"b{i}", "timestamp": 1.8e9 + i, "y": "red", "prediction": 0} for i in range(40)]
+    path = tmp_path / "sparse.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = _direct(sqlite_url, path, "sparse", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["new"] == 80
+    store = Store.open(sqlite_url)
+    rows = {p.request_id: p for p in store.recent_predictions(store.get_service("sparse"), limit=1000, since=0)}
+    store.close()
+    assert (rows["a3"].features, rows["a3"].prediction) == ({"x": 3.0}, 1)
+    assert (rows["b3"].features, rows["b3"].prediction, rows["b3"].ts) == ({"y": "red"}, 0, 1.8e9 + 3)

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from monitor.config import RetentionConfig
-from monitor.errors import NotFound
-from monitor.records import Feature, HostSample, LabelRecord, PredictionRecord, Service
+from monitor.errors import NotFound, ValidationFailed
+from monitor.records import Feature, HostSample, LabelRecord, PredictionColumns, PredictionRecord, Service
 from monitor.store import Store
 from monitor.store import schema as t
 
@@ -59,6 +59,58 @@ def test_resending_a_batch_does_not_duplicate_rows(store: Store) -> None:
     assert (again.accepted, again.duplicates) == (1, 10)
     assert store.count_window(service, NOW - 1, NOW + 1) == 51
     assert sum(b.count for b in store.traffic_stats(service, NOW - 60, NOW + 60, 60)) == 51
+
+
+def _columns(records: list[PredictionRecord]) -> PredictionColumns:
+    names = list(records[0].features)
+    return PredictionColumns(
+        request_ids=[r.request_id for r in records],
+        ts=[r.ts for r in records],
+        features={name: [r.features.get(name) for r in records] for name in names},
+        prediction=[r.prediction for r in records],
+        latency_ms=[r.latency_ms for r in records],
+        model_version=[r.model_version for r in records],
+    )
+
+
+def test_a_batch_in_columns_is_stored_as_the_same_records_would_be(store: Store) -> None:
+    """``add_prediction_columns`` (``mlwatch ingest``'s bulk path) against ``add_predictions``:
+    the same rows read back, the same rollups, re-sent ids skipped, a repeated id kept once."""
+    by_records, by_columns = _service(store, "records"), _service(store, "columns")
+    records = [
+        _record(i, ts=NOW + i, probabilities=None, latency_ms=None if i % 7 == 0 else 1.0 + i % 10) for i in range(120)
+    ]
+    records[5] = _record(
+        5, ts=NOW + 5, features={"age": None, "city": 'x\u00e9"y'}, prediction=None, probabilities=None
+    )
+    assert store.add_predictions(by_records, records).accepted == 120
+    assert store.add_prediction_columns(by_columns, _columns(records)).accepted == 120
+    again = store.add_prediction_columns(
+        by_columns, _columns([*records[:10], _record(500, ts=NOW), _record(500, ts=NOW)])
+    )
+    store.add_predictions(by_records, [_record(500, ts=NOW, probabilities=None)])
+    assert (again.accepted, again.duplicates) == (1, 11)
+
+    def stored(service: Service) -> list[tuple[object, ...]]:
+        rows = store.sample_window(service, NOW - 1, NOW + 200, 1000)
+        return sorted(
+            (p.request_id, p.ts, p.features, p.prediction, p.latency_ms, p.model_version, p.status) for p in rows
+        )
+
+    assert stored(by_columns) == stored(by_records) and len(stored(by_columns)) == 121
+    traffic = [store.traffic_stats(s, NOW - 60, NOW + 240, 60, by_version=True) for s in (by_records, by_columns)]
+    assert traffic[0] == traffic[1] and sum(b.count for b in traffic[1]) == 121
+
+
+def test_a_batch_in_columns_that_no_backend_can_store_is_refused_naming_the_row(store: Store) -> None:
+    service = _service(store)
+    records = [_record(i) for i in range(20)]
+    records[13] = _record(13, model_version="v\x001")
+    with pytest.raises(ValidationFailed, match=r"^records\[13\]\.model_version"):
+        store.add_prediction_columns(service, _columns(records))
+    assert store.count_window(service, NOW - 1, NOW + 1) == 0
+    with pytest.raises(ValueError, match="column ts has 19 values for 20 request ids"):
+        PredictionColumns([r.request_id for r in records], [NOW] * 19, {})
 
 
 def test_a_batch_that_fails_midway_stores_nothing(store: Store) -> None:
