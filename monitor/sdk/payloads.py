@@ -5,8 +5,12 @@ Requests, one row per input:
     MLflow scoring server   ``{"dataframe_split": {"columns": [...], "data": [[...], ...]}}``,
                             ``{"dataframe_records": [{...}, ...]}``, ``{"instances": ...}``,
                             ``{"inputs": ...}`` (records, row lists, or ``{"col": [values]}``)
-    TF Serving, KServe V1   ``{"instances": [{...} or [...] or scalar, ...]}``
+    TF Serving, KServe V1   ``{"instances": [{...} or [...] or scalar, ...]}`` (row format),
+                            ``{"inputs": {"name": [values], ...}}`` or ``{"inputs": [...]}``
+                            (columnar format); ``signature_name`` is ignored
     Open Inference / V2     ``{"id": "...", "inputs": [{"name", "shape": [N] or [N, k], "data"}]}``
+    Hugging Face Inference  ``{"inputs": "text" or ["text", ...] or {"text": ..., "text_pair": ...},
+                            "parameters": {...}}``: a text is a positional value (one feature)
     anything else           a bare list of such rows, or one JSON object of scalars (one row)
 
 A value the payload names (an object's key, a ``dataframe_split`` column, a V2 tensor of one
@@ -15,10 +19,17 @@ column among several) keeps its name. A value given by position only (a row list
 *positional*: the sender names it after the service's registered features, in order, else
 ``f0``, ``f1``, ... the same for every protocol (``monitor.sdk.naming``).
 
-Replies: ``{"predictions": [...]}`` (MLflow, TF Serving, KServe V1), ``{"outputs": [tensors]}``
-(V2: the first tensor is the prediction, a second one the probabilities), a bare list, or one
-object with ``prediction`` / ``probabilities``. A reply whose row count differs from the
-request's is ignored (the rows keep their features, without predictions).
+Replies: ``{"predictions": [...]}`` (MLflow, TF Serving, KServe V1; a row object's
+``probabilities`` or ``scores`` are the probabilities), ``{"outputs": [tensors]}`` (V2: the
+first tensor is the prediction, a second one the probabilities), ``{"outputs": [values]}`` or
+``{"outputs": {"name": [values], ...}}`` (TF Serving's columnar replies: the first output is
+the prediction, one named ``probabilities`` or ``scores`` the probabilities), a bare list, or
+one object with ``prediction`` / ``probabilities``. Hugging Face pipeline replies give the
+top label as the prediction and every label's score as the probabilities: ``[{"label",
+"score"}, ...]`` (the top label per input, or all labels of a single input), ``[[{"label",
+"score"}, ...], ...]`` (all labels, per input), and zero-shot's ``{"labels": [...], "scores":
+[...]}`` (one per input). A reply whose row count differs from the request's is ignored (the
+rows keep their features, without predictions).
 
 Request ids: the V2 request's ``id``; else (in ``monitor.sdk.calls``) the ``X-Request-ID``
 header; else the V2 reply's ``id``. A request of several rows gives ``<id>-<row>`` to each.
@@ -68,7 +79,7 @@ def parse_exchange(request_body: bytes, response_body: bytes | None) -> Exchange
     if rows is None:
         return None
     reply = _json(response_body) if response_body else None
-    outputs = reply_outputs(reply)
+    outputs = reply_outputs(reply, len(rows))
     if outputs is not None and len(outputs) == len(rows):
         rows = [replace(r, prediction=p, probabilities=q) for r, (p, q) in zip(rows, outputs, strict=True)]
     return Exchange(rows, _v2_id(request, "inputs"), _v2_id(reply, "outputs"))
@@ -146,10 +157,14 @@ def _row(item: Any) -> Row | None:
 
 
 def _inputs(inputs: Any) -> list[Row] | None:
+    if isinstance(inputs, str):  # Hugging Face: one text
+        return [Row({}, positional=(inputs,))]
     if isinstance(inputs, list) and inputs and all(isinstance(t, dict) and "data" in t for t in inputs):
         return _tensors(inputs)
-    if isinstance(inputs, dict) and all(isinstance(v, list) for v in inputs.values()):
+    if isinstance(inputs, dict) and inputs and all(isinstance(v, list) for v in inputs.values()):
         return _columns(inputs)
+    if isinstance(inputs, dict) and inputs and all(_is_scalar(v) for v in inputs.values()):
+        return [Row({str(k): v for k, v in inputs.items()})]  # Hugging Face: {"text": ..., "text_pair": ...}
     return _records(inputs)
 
 
@@ -207,27 +222,94 @@ def _flatten(data: Any) -> list[Any]:
     return [x for v in data for x in _flatten(v)]
 
 
-def reply_outputs(data: Any) -> list[tuple[Any, Any]] | None:
-    """(prediction, probabilities) per row of a decoded reply, or None."""
+def reply_outputs(data: Any, rows: int | None = None) -> list[tuple[Any, Any]] | None:
+    """(prediction, probabilities) per row of a decoded reply to a request of ``rows`` rows, or None."""
     if isinstance(data, list):
-        return [_prediction(p) for p in data]
+        return _list_outputs(data, rows)
     if not isinstance(data, dict):
         return None
     if isinstance(data.get("predictions"), list):
         return [_prediction(p) for p in data["predictions"]]
     if isinstance(data.get("outputs"), list):
-        return _output_tensors(data["outputs"])
+        if data["outputs"] and all(isinstance(t, dict) and "data" in t for t in data["outputs"]):
+            return _output_tensors(data["outputs"])
+        return [(p, None) for p in data["outputs"]]  # TF Serving, columnar: one output
+    if isinstance(data.get("outputs"), dict):
+        return _named_outputs(data["outputs"])
+    if _is_zero_shot(data):
+        return [_zero_shot(data)]
     if "prediction" in data:
         return [(data["prediction"], data.get("probabilities"))]
     return None
 
 
+def _list_outputs(data: list[Any], rows: int | None) -> list[tuple[Any, Any]]:
+    if data and all(_is_label_score(item) for item in data):
+        # Hugging Face: the top label of each input, or every label of the only input
+        return [_top_label(data)] if rows == 1 and len(data) > 1 else [_top_label([item]) for item in data]
+    if data and all(isinstance(item, list) and item and all(map(_is_label_score, item)) for item in data):
+        return [_top_label(item) for item in data]  # Hugging Face: every label, per input
+    if data and all(_is_zero_shot(item) for item in data):
+        return [_zero_shot(item) for item in data]
+    return [_prediction(p) for p in data]
+
+
+_PROBABILITIES = ("probabilities", "scores")
+"""Names of the output that holds class probabilities, in a reply's row object or columnar outputs."""
+
+
 def _prediction(item: Any) -> tuple[Any, Any]:
     if isinstance(item, dict):
-        probabilities = item.get("probabilities")
-        value = item.get("prediction", next(iter(item.values()), None))
+        probabilities = next((item[name] for name in _PROBABILITIES if name in item), None)
+        others = (v for k, v in item.items() if k not in _PROBABILITIES)
+        value = item["prediction"] if "prediction" in item else next(others, None)
         return value, probabilities
     return item, None
+
+
+def _named_outputs(outputs: dict[str, Any]) -> list[tuple[Any, Any]] | None:
+    """TF Serving's columnar reply of several named outputs: the first one not of probabilities
+    is the prediction."""
+    columns = {k: v for k, v in outputs.items() if isinstance(v, list)}
+    if not columns or len({len(v) for v in columns.values()}) != 1:
+        return None
+    probabilities = next((columns[name] for name in _PROBABILITIES if name in columns), None)
+    predictions = next((v for k, v in columns.items() if k not in _PROBABILITIES), None)
+    if predictions is None:
+        return None
+    return [(p, probabilities[i] if probabilities else None) for i, p in enumerate(predictions)]
+
+
+def _is_label_score(item: Any) -> bool:
+    return isinstance(item, dict) and isinstance(item.get("label"), str) and _is_number(item.get("score"))
+
+
+def _top_label(items: list[dict[str, Any]]) -> tuple[Any, Any]:
+    """The label with the highest score, and every label's score."""
+    top = max(items, key=lambda item: item["score"])
+    return top["label"], {item["label"]: item["score"] for item in items}
+
+
+def _is_zero_shot(item: Any) -> bool:
+    if not isinstance(item, dict) or not isinstance(item.get("labels"), list):
+        return False
+    labels, scores = item["labels"], item.get("scores")
+    return (
+        isinstance(scores, list)
+        and bool(labels)
+        and len(labels) == len(scores)
+        and all(isinstance(label, str) for label in labels)
+        and all(map(_is_number, scores))
+    )
+
+
+def _zero_shot(item: dict[str, Any]) -> tuple[Any, Any]:
+    scores = dict(zip(item["labels"], item["scores"], strict=True))
+    return max(scores, key=scores.__getitem__), scores
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _output_tensors(outputs: list[Any]) -> list[tuple[Any, Any]] | None:

@@ -187,3 +187,36 @@ def test_a_v2_request_id_names_the_records_of_its_rows_over_the_header_and_the_r
     assert [rid for rid, _ in _features(encoder, no_id, reply=reply)] == ["from-reply"]
     assert [rid for rid, _ in _features(encoder, no_id, request_id="hdr", reply=reply)] == ["header-id"]
     assert [rid for rid, _ in _features(encoder, {"id": "not-v2", "x": 1})] == ["made-up"]
+
+
+def test_hugging_face_text_classification_gives_the_text_and_the_top_label_with_every_score() -> None:
+    every = [{"label": "NEGATIVE", "score": 0.1}, {"label": "POSITIVE", "score": 0.9}]
+    one = _parse({"inputs": "great film", "parameters": {"top_k": None}}, every)
+    assert one == [Row({}, "POSITIVE", {"NEGATIVE": 0.1, "POSITIVE": 0.9}, positional=("great film",))]
+    nested = _parse({"inputs": "great film"}, [every])  # the Inference API nests the labels per input
+    assert nested == one
+    top = _parse(
+        {"inputs": ["great", "awful"]}, [{"label": "POSITIVE", "score": 0.8}, {"label": "NEGATIVE", "score": 0.7}]
+    )
+    assert top == [
+        Row({}, "POSITIVE", {"POSITIVE": 0.8}, positional=("great",)),
+        Row({}, "NEGATIVE", {"NEGATIVE": 0.7}, positional=("awful",)),
+    ]
+    pair = _parse({"inputs": {"text": "a", "text_pair": "b"}}, [{"label": "entailment", "score": 0.6}])
+    assert pair == [Row({"text": "a", "text_pair": "b"}, "entailment", {"entailment": 0.6})]
+
+
+def test_hugging_face_zero_shot_replies_give_the_best_label() -> None:
+    reply = {"sequence": "x", "labels": ["sports", "politics"], "scores": [0.3, 0.7]}
+    assert _parse({"inputs": "x", "parameters": {"candidate_labels": ["sports", "politics"]}}, reply) == [
+        Row({}, "politics", {"sports": 0.3, "politics": 0.7}, positional=("x",))
+    ]
+
+
+def test_tf_serving_columnar_replies_and_named_outputs_give_predictions_and_scores() -> None:
+    columnar = {"signature_name": "serving_default", "inputs": {"a": [1, 3], "b": [2, 4]}}
+    assert _parse(columnar, {"outputs": [0, 1]}) == [Row({"a": 1, "b": 2}, 0), Row({"a": 3, "b": 4}, 1)]
+    named = _parse(columnar, {"outputs": {"classes": [0, 1], "scores": [[0.9, 0.1], [0.2, 0.8]]}})
+    assert named == [Row({"a": 1, "b": 2}, 0, [0.9, 0.1]), Row({"a": 3, "b": 4}, 1, [0.2, 0.8])]
+    rows = _parse({"instances": [[1, 2]]}, {"predictions": [{"classes": 1, "scores": [0.3, 0.7]}]})
+    assert rows == [Row({}, 1, [0.3, 0.7], positional=(1, 2))]
