@@ -5,8 +5,11 @@ BIN := $(VENV)/bin
 BASE_STAMP := $(VENV)/.base-installed
 DEV_STAMP := $(VENV)/.dev-installed
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
+# KServe's own environment, for the test that runs a real KServe server (its pins conflict with ours)
+KSERVE_VENV := .venv-kserve
+KSERVE_STAMP := $(KSERVE_VENV)/.installed
 
-.PHONY: demo test bench lint typecheck format clean fuzz
+.PHONY: demo test bench lint typecheck format clean fuzz kserve
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +23,18 @@ $(DEV_STAMP): $(BASE_STAMP)
 	$(PIP) -e '.[dev]'
 	touch $@
 
+$(KSERVE_STAMP): constraints-kserve.txt
+	rm -rf $(KSERVE_VENV)
+	$(PYTHON) -m venv $(KSERVE_VENV)
+	$(KSERVE_VENV)/bin/python -m pip install --disable-pip-version-check -q -c constraints-kserve.txt kserve scikit-learn
+	touch $@
+
+kserve: $(KSERVE_STAMP)
+
 demo: $(BASE_STAMP)
 	$(BIN)/mlwatch demo $(DEMO_ARGS)
 
-test: $(DEV_STAMP)
+test: $(DEV_STAMP) $(KSERVE_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # A long randomized schemathesis run of every operation and role on SQLite and PostgreSQL
@@ -45,4 +56,4 @@ format: $(DEV_STAMP)
 	$(BIN)/ruff check --fix monitor retrain dashboard tests benchmarks
 
 clean:
-	rm -rf $(VENV) .mlwatch .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(KSERVE_VENV) .mlwatch .pytest_cache .mypy_cache .ruff_cache

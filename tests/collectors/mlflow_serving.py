@@ -36,7 +36,7 @@ def serving(model: Path) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model), "--env-manager", "local"]
-    with _running([*cmd, "-p", str(port), "-h", "127.0.0.1"], env, f"http://127.0.0.1:{port}/ping", 120):
+    with running([*cmd, "-p", str(port), "-h", "127.0.0.1"], env, f"http://127.0.0.1:{port}/ping", 120):
         yield f"http://127.0.0.1:{port}"
 
 
@@ -47,12 +47,12 @@ def proxying(target: str, service: str, api_url: str, token: str, spool: Path, *
     env = {**os.environ, "MLWATCH_URL": api_url, "MLWATCH_TOKEN": token}
     cmd = [sys.executable, "-m", "monitor", "proxy", "--target", target, "--service", service]
     cmd += ["--listen", f"127.0.0.1:{port}", "--spool-dir", str(spool), *extra]
-    with _running(cmd, env, f"http://127.0.0.1:{port}/ping", 60):
+    with running(cmd, env, f"http://127.0.0.1:{port}/ping", 60):
         yield f"http://127.0.0.1:{port}"
 
 
 @contextmanager
-def _running(cmd: list[str], env: dict[str, str], ready_url: str, timeout: float) -> Iterator[None]:
+def running(cmd: list[str], env: dict[str, str], ready_url: str, timeout: float) -> Iterator[None]:
     """Run ``cmd`` in its own session until the block ends; its output goes to a temp file.
 
     A pipe that nobody reads would fill with the access log and stall the server.
