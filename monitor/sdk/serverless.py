@@ -57,7 +57,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from monitor.sdk.spool import default_directory
-from monitor.sdk.tracker import TrackedCall, Tracker, _target, _transport
+from monitor.sdk.tracker import TrackedCall, Tracker
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_BUDGET = 0.2  # seconds a handler may wait for delivery: a local round trip takes ~2 ms, a region ~50 ms
@@ -69,13 +69,8 @@ def serverless_tracker(service: str, *, spool_dir: str | os.PathLike[str] | None
 
     ``options`` are ``Tracker``'s (``url``, ``token``, ``spool_max_age``, ``clock``, ...).
     """
-    if spool_dir is None and "transport" not in options:
-        transport = _transport(
-            service, options.get("url"), options.get("token"), options.get("token_file"), options.get("store_url")
-        )
-        options = {**options, "transport": transport}
-        spool_dir = spool_directory(service, _target(transport))
-    return Tracker(service, spool_dir=spool_dir, write_ahead=True, **options)
+    base = None if spool_dir else tempfile.gettempdir()
+    return Tracker(service, spool_dir=spool_dir, spool_base=base, write_ahead=True, **options)
 
 
 def spool_directory(service: str, target: str) -> Path:

@@ -56,7 +56,8 @@ class Tracker:
     ``spool_dir`` defaults to a directory of this service *and* this server (the API URL,
     or ``store_url``), ``~/.cache/mlwatch/spool/<service>/<key>/``: a restart drains what its
     predecessor spooled, and what was spooled for one server never goes to another
-    (``monitor.sdk.spool.default_directory``). The spool holds ``spool_max_bytes`` and
+    (``monitor.sdk.spool.default_directory``); ``spool_base`` puts that directory under another
+    root than the cache (``<spool_base>/mlwatch/spool/...``). The spool holds ``spool_max_bytes`` and
     records up to ``spool_max_age`` seconds old (7 days; None: any age): past either bound
     the oldest are dropped and counted in ``stats()``. Records keep the time ``clock`` gave
     them when logged, however late they are sent.
@@ -78,6 +79,7 @@ class Tracker:
         allow_features: Collection[str] | None = None,
         deny_features: Collection[str] | None = None,
         spool_dir: str | os.PathLike[str] | None = None,
+        spool_base: str | os.PathLike[str] | None = None,
         spool_max_bytes: int = 64 * 1024 * 1024,
         spool_max_age: float | None = DEFAULT_MAX_AGE,
         quarantine_max_bytes: int = 16 * 1024 * 1024,
@@ -101,7 +103,8 @@ class Tracker:
         transport = transport or _transport(service, url, token, token_file, store_url)
         names = Names(transport if isinstance(transport, SchemaSource) else None, clock=timer)
         encoder = Encoder(FeatureFilter.of(allow_features, deny_features), model_version, max_body_bytes, names)
-        directory = Path(spool_dir) if spool_dir else default_directory(service, _target(transport))
+        base = Path(spool_base) if spool_base else None
+        directory = Path(spool_dir) if spool_dir else default_directory(service, _target(transport), base)
         spool = Spool(directory, spool_max_bytes, max_age=spool_max_age, clock=clock)
         quarantine = Quarantine(spool.directory / "quarantine", quarantine_max_bytes)
         self._delivery = Delivery(
@@ -113,6 +116,8 @@ class Tracker:
             clock=timer,
         )
         self.write_ahead = write_ahead
+        self.spool_dir = spool.directory
+        """Where this tracker's spool (and its ``quarantine/``) is."""
         self._offer = self._delivery.persist if write_ahead else self._delivery.offer
         self._closed = False
         if flush_at_exit:

@@ -199,3 +199,8 @@ def test_the_default_spool_is_in_the_temporary_directory_keyed_by_service_and_se
     assert first.parts[-4:-1] == ("mlwatch", "spool", "credit")
     assert first != spool_directory("credit", "http://10.0.0.1:8000")
     assert str(first).startswith(tempfile.gettempdir())
+    tracker = serverless_tracker("credit", url="http://127.0.0.1:8000", flush_at_exit=False)
+    try:
+        assert tracker.spool_dir == first  # the tracker uses it, keyed by its own server
+    finally:
+        tracker.close()
