@@ -15,12 +15,11 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
 from monitor.records import HostSample
-from monitor.sdk.transport import HttpClient, Rejected, Retryable, Unauthorized, check_status, read_token
+from monitor.sdk.transport import Rejected, Retryable, TokenClient, Unauthorized
 
 log = logging.getLogger("monitor.agent")
 TOKEN_WARNING_INTERVAL = 60.0  # seconds: a refused token is worth one line a minute, not one a tick
@@ -55,30 +54,16 @@ class SampleSender:
         token_file: str | os.PathLike[str] | None = None,
     ) -> None:
         found = token_file or os.environ.get("MLWATCH_TOKEN_FILE")
-        self._token_file = Path(found) if found else None
-        self._token = read_token(self._token_file) or token
-        self._client = HttpClient(url, self._token, timeout)
+        self._client = TokenClient(url, token, timeout=timeout, token_file=found)
         self._path = f"/v1/hosts/{quote(host, safe='')}/samples"
 
     def send(self, samples: Sequence[HostSample]) -> None:
         """Deliver one batch; Unauthorized when the token is refused, even after reading the token file again."""
-        body = {"samples": [_json(s) for s in samples]}
-        status, reply = self._client.post(self._path, body)
-        if status in (401, 403) and self._reread_token():
-            status, reply = self._client.post(self._path, body)
-        check_status(status, reply)
+        self._client.post(self._path, {"samples": [_json(s) for s in samples]})
 
     def set_token(self, token: str | None) -> None:
         """Authenticate with ``token`` from the next batch on."""
-        self._token = token
         self._client.set_token(token)
-
-    def _reread_token(self) -> bool:
-        token = read_token(self._token_file)
-        if not token or token == self._token:
-            return False
-        self.set_token(token)
-        return True
 
 
 def _json(sample: HostSample) -> dict[str, Any]:

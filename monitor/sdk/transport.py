@@ -169,6 +169,40 @@ def _message(body: bytes) -> str:
     return json.dumps(data)[:300]
 
 
+class TokenClient:
+    """An ``HttpClient`` whose token may come from a file (a mounted secret, say): read at
+    start and again whenever the server refuses the token, so that a rotated token is picked
+    up without a restart. The file's content wins over ``token``."""
+
+    def __init__(
+        self, url: str, token: str | None, *, timeout: float = 5.0, token_file: str | os.PathLike[str] | None = None
+    ) -> None:
+        self._token_file = Path(token_file) if token_file else None
+        self._token = read_token(self._token_file) or token
+        self.http = HttpClient(url, self._token, timeout)
+
+    def post(self, path: str, payload: Json) -> None:
+        """POST ``payload``; refused (401/403), once more if the token file holds a new token;
+        then raise as ``check_status`` does for anything but a 2xx."""
+        status, body = self.http.post(path, payload)
+        if status in (401, 403) and self._reread_token():
+            status, body = self.http.post(path, payload)
+        check_status(status, body)
+
+    def set_token(self, token: str | None) -> None:
+        """Use ``token`` from the next request on."""
+        self._token = token
+        self.http.set_token(token)
+
+    def _reread_token(self) -> bool:
+        """True when the token file now holds another token (then in use)."""
+        token = read_token(self._token_file)
+        if not token or token == self._token:
+            return False
+        self.set_token(token)
+        return True
+
+
 class HttpTransport:
     """Sends batches to ``POST /v1/services/{service}/predictions``.
 
@@ -188,20 +222,15 @@ class HttpTransport:
     ) -> None:
         from urllib.parse import quote
 
-        self._token_file = Path(token_file) if token_file else None
-        self._token = read_token(self._token_file) or token
-        self._client = HttpClient(url, self._token, timeout)
+        self._auth = TokenClient(url, token, timeout=timeout, token_file=token_file)
+        self._client = self._auth.http
         self._path = f"/v1/services/{quote(service, safe='')}/predictions"
         self._schema_path = f"/v1/services/{quote(service, safe='')}/schema"
         self.target = normalized_url(url)
 
     def send(self, records: Sequence[Json]) -> None:
         """Deliver one batch."""
-        payload = {"records": list(records)}
-        status, body = self._client.post(self._path, payload)
-        if status in (401, 403) and self._reread_token():
-            status, body = self._client.post(self._path, payload)
-        check_status(status, body)
+        self._auth.post(self._path, {"records": list(records)})
 
     def schema(self) -> Schema | None:
         """The service's features from ``GET /v1/services/{service}/schema``; None when it cannot be read now.
@@ -223,16 +252,7 @@ class HttpTransport:
 
     def set_token(self, token: str | None) -> None:
         """Use ``token`` from the next batch on."""
-        self._token = token
-        self._client.set_token(token)
-
-    def _reread_token(self) -> bool:
-        """True when the token file now holds another token (then in use)."""
-        token = read_token(self._token_file)
-        if not token or token == self._token:
-            return False
-        self.set_token(token)
-        return True
+        self._auth.set_token(token)
 
     def close(self) -> None:
         """Release the connection."""
