@@ -90,6 +90,11 @@ def test_check_runs_on_uploaded_reference_and_its_report_is_kept(admin: httpx.Cl
     assert admin.get(f"/v1/checks/{check['id']}").json()["summary"] == check["summary"]
     report = admin.get(check["report_url"])
     assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
+    # opened from the API, its scripts run in an origin of their own (no API cookies or storage)
+    policy = report.headers["content-security-policy"]
+    assert "sandbox allow-scripts" in policy and "allow-same-origin" not in policy
+    assert "frame-ancestors 'none'" in policy
+    assert (report.headers["x-content-type-options"], report.headers["referrer-policy"]) == ("nosniff", "no-referrer")
     assert "mean_shift" in report.text  # the drift report
     assert "Model quality (labelled rows)" in report.text and "Accuracy" in report.text  # and the quality one
     assert admin.get(check["report_url"]).content == report.content  # kept, not re-rendered

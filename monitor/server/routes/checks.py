@@ -146,12 +146,23 @@ def get_check(check_id: ObjectId, store: StoreDep, _: Viewer) -> CheckOut:
     return _out(check, _service_name(store, check.service_id))
 
 
+REPORT_POLICY = "sandbox allow-scripts allow-popups; frame-ancestors 'none'"
+"""The report's Content-Security-Policy: its charts' scripts run, in an origin of their own (the
+sandbox has no allow-same-origin), so nothing in a report can reach the API's origin; no page
+may frame it (the dashboard shows the stored report in a sandboxed ``srcdoc`` iframe)."""
+REPORT_HEADERS = {
+    "Content-Security-Policy": REPORT_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
 @router.get("/v1/checks/{check_id}/report", response_class=HTMLResponse)
 def check_report(check_id: ObjectId, store: StoreDep, _: Viewer, regenerate: bool = False) -> HTMLResponse:
-    """The Evidently HTML report of a check: rendered on first request, then kept."""
+    """The Evidently HTML report of a check: rendered on first request, then kept; served sandboxed."""
     from monitor.drift.report import check_report as report
 
-    return HTMLResponse(report(store, check_id, regenerate=regenerate))
+    return HTMLResponse(report(store, check_id, regenerate=regenerate), headers=REPORT_HEADERS)
 
 
 def _service_name(store: Store, service_id: int) -> str:
