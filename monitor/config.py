@@ -159,6 +159,8 @@ class _Frozen(BaseModel):
 FeatureType = Literal["numerical", "categorical", "text"]
 Task = Literal["classification", "regression"]
 Severity = Literal["info", "warning", "critical"]
+WebhookFormat = Literal["json", "slack", "alertmanager", "pagerduty", "msteams"]
+"""The body formats of ``monitor.webhooks.formats.FORMATS`` (a test keeps the two equal)."""
 
 
 class FeatureSpec(_Frozen):
@@ -194,8 +196,10 @@ class WebhookConfig(_Frozen):
 
     name: str = Field(min_length=1)
     url: str = Field(min_length=1)
-    format: Literal["json", "slack"] = "json"
+    format: WebhookFormat = "json"
     secret_env: str | None = None
+    routing_key_env: str | None = None
+    """``pagerduty`` only, and required there: the variable holding the 32-character Integration Key."""
     min_severity: Severity = "info"
     match_labels: dict[str, str] = Field(default_factory=dict)
     events: tuple[str, ...] = ()
@@ -217,6 +221,17 @@ class WebhookConfig(_Frozen):
         from monitor.webhooks.events import check_event_patterns
 
         return check_event_patterns(value)
+
+    @model_validator(mode="after")
+    def _routing_key_of_format(self) -> WebhookConfig:
+        if self.format == "pagerduty" and not self.routing_key_env:
+            raise ValueError(
+                "format pagerduty needs routing_key_env: the name of the environment variable that holds "
+                "the service's 32-character Integration Key (Events API v2)"
+            )
+        if self.format != "pagerduty" and self.routing_key_env:
+            raise ValueError(f"routing_key_env is only used by format pagerduty, not {self.format}; remove it")
+        return self
 
 
 class AlertRuleConfig(_Frozen):

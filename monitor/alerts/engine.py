@@ -161,6 +161,8 @@ class AlertEngine:
             fp, alert_id = current.fingerprint, current.id
             self.store.update_alert(conn, alert_id, change.values)
         data = _event_data(alert_id, fp, current, change)
+        if rule is not None:  # how long a receiver may hold it firing without a re-post (Alertmanager's endsAt)
+            data["repeat_interval"] = rule.repeat_interval
         if change.audit:
             write_audit(conn, ACTOR, change.audit, f"alert:{alert_id}", data)
         if change.event is None:

@@ -4,8 +4,10 @@
        \\____ breach with `for: 0` ___________________/        \\-- every repeat_interval: reminder
 
 Notifications: one ``alert.firing`` when an alert fires (or when its silence ends while it
-still fires), ``alert.reminder`` every ``repeat_interval`` unless acknowledged, and one
-``alert.resolved`` when it clears, if its firing was notified. Nothing is sent while a
+still fires), ``alert.reminder`` every ``repeat_interval``, and one ``alert.resolved`` when
+it clears, if its firing was notified. The reminder of an acknowledged alert is routed only
+to receivers that expire firing alerts unless re-posted (Alertmanager; see
+``monitor.webhooks.routing``), so people are not reminded after an ack. Nothing is sent while a
 silence matches; an alert that clears while still pending is resolved without a word.
 """
 
@@ -98,7 +100,7 @@ def _firing(rule: AlertRuleConfig, obs: Observation, current: AlertRecord, now: 
     if current.last_notified_at is None:  # fired while silenced; the silence is over
         return Change({**seen, "last_notified_at": now}, "alert.firing")
     due = rule.repeat_interval > 0 and now - current.last_notified_at >= rule.repeat_interval
-    if due and current.acked_at is None:
+    if due:  # once acknowledged, routing sends it only to receivers that must see it re-posted (Alertmanager)
         return Change({**seen, "last_notified_at": now}, "alert.reminder")
     return _refresh(current, seen)
 

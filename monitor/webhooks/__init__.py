@@ -1,7 +1,9 @@
 """Webhooks: signed events from a persisted outbox, delivered at least once by the worker.
 
 events.py     emit(): one outbox row per receiver that an event is routed to
-formats.py    how a body looks for a receiver: generic JSON (mlwatch.event/v1) or Slack
+formats.py    how a body looks for a receiver, by format: generic JSON (mlwatch.event/v1), Slack, and
+alertmanager.py, pagerduty.py, msteams.py  the Alertmanager, PagerDuty Events v2 and Teams formats
+presentation.py what every format shows: headline, dashboard link, RFC 3339 time
 routing.py    which receivers get an event (severity, labels, event types)
 signing.py    Standard Webhooks HMAC-SHA256 signatures (``whsec_`` secrets accepted)
 receivers.py  receiver URL and address checks (scheme, private and v4-carrying addresses)

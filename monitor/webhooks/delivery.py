@@ -32,6 +32,7 @@ from monitor.config import Settings, WebhookConfig
 from monitor.store import Store
 from monitor.store.outbox import AttemptOutcome, Delivery
 from monitor.webhooks.connection import AddressGuard, AddressRefused, GuardedTransport
+from monitor.webhooks.formats import finished_body
 from monitor.webhooks.retry import RetryPolicy, is_retryable, parse_retry_after
 from monitor.webhooks.signing import sign
 
@@ -124,7 +125,10 @@ class Deliverer:
         secret = self.environ.get(hook.secret_env) if hook.secret_env else None
         if hook.secret_env and not secret:
             return Answer(None, None, f"environment variable {hook.secret_env} (the signing secret) is not set", 0.0)
-        body = delivery.payload.encode()
+        try:
+            body = finished_body(hook, delivery.payload, self.environ).encode()
+        except ValueError as exc:  # a routing key not set: retried, so setting the variable is enough
+            return Answer(None, None, str(exc), 0.0)
         try:
             signed = sign(secret, delivery.event_id, int(self.clock()), body)
         except ValueError as exc:  # a malformed whsec_ secret: retried, so fixing the variable is enough

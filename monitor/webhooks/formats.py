@@ -15,24 +15,31 @@
 
 Fields are only ever added within v1; a breaking change gets ``mlwatch.event/v2``.
 ``slack`` is the incoming-webhook form: ``text`` plus ``blocks``, escaped and cut to Slack's limits,
-with a link button when ``dashboard_url`` is configured.
+with a link button when ``dashboard_url`` is configured. The others have a module each:
+``alertmanager`` (Prometheus Alertmanager's ``POST /api/v2/alerts``), ``pagerduty`` (Events
+API v2) and ``msteams`` (an Adaptive Card for Teams' Workflows webhooks).
+
+Every renderer is a pure function of the event and the settings; the body it returns is
+stored in the outbox and posted as it is (PagerDuty's routing key excepted, see
+``finished_body``), retries included.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
 
 from monitor.store.codec import dumps
+from monitor.webhooks.alertmanager import render_alertmanager
+from monitor.webhooks.msteams import render_msteams
+from monitor.webhooks.pagerduty import render_pagerduty, with_routing_key
+from monitor.webhooks.presentation import dashboard_link, headline, rfc3339
 
 if TYPE_CHECKING:
-    from monitor.config import Settings
+    from monitor.config import Settings, WebhookConfig
     from monitor.webhooks.events import Event
 
 SCHEMA = "mlwatch.event/v1"
-_PAGES = {"alert": "alerts", "retrain": "models", "model": "models", "test": ""}  # dashboard url_paths
 _ICONS = {"info": ":information_source:", "warning": ":warning:", "critical": ":rotating_light:"}
 UNSET_DASHBOARD = "http://127.0.0.1:8501"
 """What ``dashboard_url`` says in a JSON body when none is configured: v1 requires the field."""
@@ -47,38 +54,18 @@ _WORD_CUT = 40  # a word longer than this is cut inside; a shorter one is droppe
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
 
-def dashboard_link(settings: Settings, event: Event) -> str | None:
-    """The dashboard page about ``event`` (alerts or models), filtered to its service; None without a dashboard_url."""
-    if not settings.dashboard_url:
-        return None
-    page = _PAGES.get(event.type.split(".")[0], "")
-    service = event.data.get("service") or event.labels.get("service")
-    query = f"?{urlencode({'service': service})}" if service else ""
-    return f"{settings.dashboard_url.rstrip('/')}/{page}{query}"
-
-
 def envelope(event: Event, settings: Settings) -> dict[str, Any]:
     """The ``mlwatch.event/v1`` document of ``event``."""
     return {
         "schema": SCHEMA,
         "id": event.id,
         "type": event.type,
-        "timestamp": datetime.fromtimestamp(event.occurred_at, UTC).isoformat().replace("+00:00", "Z"),
+        "timestamp": rfc3339(event.occurred_at),
         "severity": event.severity,
         "labels": event.labels,
         "dashboard_url": dashboard_link(settings, event) or UNSET_DASHBOARD,
         "data": event.data,
     }
-
-
-def headline(event: Event) -> str:
-    """A one-line human summary: the alert's summary, else the type and service."""
-    summary = event.data.get("summary")
-    if event.type.startswith("alert.") and summary:
-        state = event.type.removeprefix("alert.").upper()
-        return f"[{state}] {event.data.get('rule', '')}: {summary}"
-    service = event.data.get("service")
-    return f"{event.type}" + (f" ({service})" if service else "")
 
 
 def render_json(event: Event, settings: Settings) -> str:
@@ -131,7 +118,13 @@ def render_slack(event: Event, settings: Settings) -> str:
     return dumps({"text": fallback, "blocks": blocks})
 
 
-FORMATS: dict[str, Callable[[Event, Settings], str]] = {"json": render_json, "slack": render_slack}
+FORMATS: dict[str, Callable[[Event, Settings], str]] = {
+    "json": render_json,
+    "slack": render_slack,
+    "alertmanager": render_alertmanager,
+    "pagerduty": render_pagerduty,
+    "msteams": render_msteams,
+}
 """Body renderers by format name (the value of a receiver's ``format``)."""
 
 
@@ -142,3 +135,16 @@ def render(format_name: str, event: Event, settings: Settings) -> str:
     except KeyError:
         raise ValueError(f"unknown webhook format {format_name!r}; expected one of {', '.join(FORMATS)}") from None
     return renderer(event, settings)
+
+
+def finished_body(receiver: WebhookConfig, payload: str, environ: Mapping[str, str]) -> str:
+    """The stored body as posted: a ``pagerduty`` body gets its routing key from ``routing_key_env``.
+
+    ValueError when that variable is unset (the delivery is then retried, so setting it is enough).
+    """
+    if receiver.format != "pagerduty" or not receiver.routing_key_env:
+        return payload
+    key = environ.get(receiver.routing_key_env)
+    if not key:
+        raise ValueError(f"environment variable {receiver.routing_key_env} (the PagerDuty routing key) is not set")
+    return with_routing_key(payload, key)

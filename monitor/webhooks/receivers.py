@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from monitor.errors import ConfigError
+from monitor.webhooks.pagerduty import ROUTING_KEY
 from monitor.webhooks.signing import secret_bytes
 
 if TYPE_CHECKING:
@@ -125,6 +126,7 @@ def check_receivers(settings: Settings, env: Mapping[str, str]) -> None:
         if why:
             raise ConfigError(f"webhooks[{i}].url: {why}")
         _check_secret(i, hook.secret_env, env)
+        _check_routing_key(i, hook.routing_key_env, env)
 
 
 def _check_secret(index: int, name: str | None, env: Mapping[str, str]) -> None:
@@ -139,3 +141,19 @@ def _check_secret(index: int, name: str | None, env: Mapping[str, str]) -> None:
         secret_bytes(env[name])
     except ValueError as exc:
         raise ConfigError(f"webhooks[{index}].secret_env: the value of {name} is not a valid secret: {exc}") from exc
+
+
+def _check_routing_key(index: int, name: str | None, env: Mapping[str, str]) -> None:
+    if not name:
+        return
+    value = env.get(name)
+    if not value:
+        raise ConfigError(
+            f"webhooks[{index}].routing_key_env: environment variable {name} is not set; export it with the "
+            "32-character Integration Key of the PagerDuty service's Events API v2 integration"
+        )
+    if not ROUTING_KEY.match(value):
+        raise ConfigError(
+            f"webhooks[{index}].routing_key_env: the value of {name} is not a PagerDuty Integration Key: "
+            f"expected 32 letters and digits, got {len(value)} characters"
+        )

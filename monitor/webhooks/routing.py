@@ -1,4 +1,10 @@
-"""Which receivers an event goes to: by minimum severity, required labels and event types."""
+"""Which receivers an event goes to: by minimum severity, required labels and event types.
+
+Two rules depend on a receiver's format. A ``pagerduty`` receiver without ``events`` gets
+``alert.*`` only (a promotion should not open an incident). Reminders of an acknowledged
+alert go only to formats in ``REPOSTED_WHEN_ACKED`` (``alertmanager``), which forget a firing
+alert unless it is re-posted: people are not reminded, Alertmanager keeps the alert firing.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,10 @@ if TYPE_CHECKING:
 
 SEVERITIES = ("info", "warning", "critical")
 """Severities from least to most urgent."""
+DEFAULT_EVENTS = {"pagerduty": ("alert.*",)}
+"""The event types a receiver of a format gets when its ``events`` is empty (absent: all)."""
+REPOSTED_WHEN_ACKED = frozenset({"alertmanager"})
+"""Formats whose receivers resolve a firing alert that is not re-posted, so they get reminders after an ack."""
 
 
 def severity_rank(severity: str) -> int:
@@ -34,7 +44,14 @@ def accepts(hook: WebhookConfig, event: Event) -> bool:
         return False
     if any(event.labels.get(k) != v for k, v in hook.match_labels.items()):
         return False
-    return type_matches(event.type, hook.events)
+    if is_acked_reminder(event) and hook.format not in REPOSTED_WHEN_ACKED:
+        return False
+    return type_matches(event.type, hook.events or DEFAULT_EVENTS.get(hook.format, ()))
+
+
+def is_acked_reminder(event: Event) -> bool:
+    """True for the reminder of an acknowledged alert (a re-post for Alertmanager, not a reminder to people)."""
+    return event.type == "alert.reminder" and event.data.get("acked_at") is not None
 
 
 def receivers_for(hooks: Sequence[WebhookConfig], event: Event) -> list[WebhookConfig]:

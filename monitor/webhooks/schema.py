@@ -33,6 +33,7 @@ _ALERT_DATA: dict[str, Any] = {
         "fired_at": {"type": ["number", "null"]},
         "resolved_at": {"type": ["number", "null"]},
         "acked_by": {"type": ["string", "null"]},
+        "repeat_interval": {"type": "number", "description": "seconds between reminders while it fires"},
     },
 }
 

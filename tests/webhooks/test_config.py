@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
-from monitor.config import load_settings
+from monitor.config import Settings, WebhookFormat, load_settings
 from monitor.errors import ConfigError
+from monitor.webhooks.events import Event
+from monitor.webhooks.formats import FORMATS, render
 from monitor.webhooks.receivers import address_kind
 
 
@@ -51,10 +54,52 @@ def test_malformed_whsec_secret_is_refused(tmp_path: Path) -> None:
 
 
 def test_unknown_format_and_event_type_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"webhooks\.0\.format: Input should be 'json' or 'slack'"):
+    allowed = r"'json', 'slack', 'alertmanager', 'pagerduty' or 'msteams'"
+    with pytest.raises(ConfigError, match=rf"webhooks\.0\.format: Input should be {allowed} \(got 'teams'\)"):
         _load(tmp_path, "webhooks:\n  - {name: a, url: 'http://127.0.0.1/', format: teams}\n")
     with pytest.raises(ConfigError, match=r"webhooks\.0\.events: .*unknown event type 'alert.fire'"):
         _load(tmp_path, "webhooks:\n  - {name: a, url: 'http://127.0.0.1/', events: [alert.fire]}\n")
+
+
+def test_every_configurable_format_has_a_renderer() -> None:
+    assert set(get_args(WebhookFormat)) == set(FORMATS)
+
+
+def test_the_new_formats_load(tmp_path: Path) -> None:
+    hooks = "".join(
+        f"  - {{name: {f}, url: 'http://127.0.0.1/{f}', format: {f}}}\n" for f in ("alertmanager", "msteams")
+    )
+    settings = _load(tmp_path, "webhooks:\n" + hooks)
+    assert [h.format for h in settings.webhooks] == ["alertmanager", "msteams"]  # type: ignore[attr-defined]
+
+
+PAGERDUTY = "webhooks:\n  - {name: pd, url: 'https://events.pagerduty.com/v2/enqueue', format: pagerduty%s}\n"
+
+
+def test_pagerduty_needs_a_routing_key_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"webhooks\.0: Value error, format pagerduty needs routing_key_env"):
+        _load(tmp_path, PAGERDUTY % "")
+    with pytest.raises(
+        ConfigError, match=r"webhooks\.0: Value error, routing_key_env is only used by format pagerduty"
+    ):
+        _load(tmp_path, "webhooks:\n  - {name: a, url: 'http://127.0.0.1/', routing_key_env: PD_KEY}\n")
+
+
+def test_pagerduty_routing_key_must_be_set_and_32_characters(tmp_path: Path) -> None:
+    text = PAGERDUTY % ", routing_key_env: PD_KEY"
+    with pytest.raises(ConfigError, match=r"webhooks\[0\]\.routing_key_env: environment variable PD_KEY is not set"):
+        _load(tmp_path, text)
+    with pytest.raises(ConfigError, match=r"routing_key_env: the value of PD_KEY .* expected 32 .*, got 31 characters"):
+        _load(tmp_path, text, {"PD_KEY": "a" * 31})
+    with pytest.raises(ConfigError, match=r"routing_key_env: the value of PD_KEY is not a PagerDuty Integration Key"):
+        _load(tmp_path, text, {"PD_KEY": "a" * 31 + "!"})
+    assert _load(tmp_path, text, {"PD_KEY": "0123456789abcdef0123456789ABCDEF"}).webhooks[0].routing_key_env == "PD_KEY"  # type: ignore[attr-defined]
+
+
+def test_render_refuses_an_unknown_format_naming_the_known_ones() -> None:
+    event = Event("evt_1", "test", 1_700_000_000.0)
+    with pytest.raises(ValueError, match=r"unknown webhook format 'teams'; expected one of json, slack, alertmanager"):
+        render("teams", event, Settings())
 
 
 def test_duplicate_receiver_names_are_refused(tmp_path: Path) -> None:
