@@ -99,7 +99,9 @@ def test_readme_sdk_example_logs_its_predictions(server: RunningServer) -> None:
 
 @pytest.mark.parametrize("section", ["Alerts and webhooks", "Retraining, promotion and serving"])
 def test_readme_yaml_examples_are_valid_configuration(section: str) -> None:
-    (block,) = readme_blocks("yaml", section)
-    raw = {"services": [{"name": "credit", "model_name": "credit", "target": "default"}], **yaml.safe_load(block)}
-    settings = Settings.model_validate(raw)
-    assert settings.model_dump(exclude_defaults=True).keys() >= set(yaml.safe_load(block))
+    blocks = readme_blocks("yaml", section)
+    assert blocks
+    for block in blocks:
+        raw = {"services": [{"name": "credit", "model_name": "credit", "target": "default"}], **yaml.safe_load(block)}
+        settings = Settings.model_validate(raw)
+        assert settings.model_dump(exclude_defaults=True).keys() >= set(yaml.safe_load(block))
