@@ -38,6 +38,7 @@ DEAD_PREFIX = "mlwatch.dead."
 """Dead letters go to this prefix followed by the subject the message came on."""
 ERROR_HEADER = "Mlwatch-Error"
 """The header of a dead letter that says why it was refused."""
+_START_ATTEMPTS = 2  # a server that does not answer at the start is reported in seconds, not minutes
 _HEADER_CHARS = 2000  # NATS headers travel in one line; the error's first part is what matters
 
 
@@ -74,12 +75,18 @@ class JetStreamSource:
         nats = _client()
         url = self.options.url
         try:
-            self._nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=-1, allow_reconnect=True)
+            self._nc = await nats.connect(
+                url, connect_timeout=5, max_reconnect_attempts=_START_ATTEMPTS, error_cb=_log_error
+            )
         except (OSError, nats.errors.Error) as exc:
             raise Unavailable(
                 f"cannot reach NATS at {url}: {exc or type(exc).__name__}; start a server with JetStream "
                 "(nats-server -js) or point --stream at one"
             ) from exc
+        # Once connected, reconnect for as long as it takes: a NATS restart must not stop the
+        # consumer. The client reads this option at each reconnect (nats-py 2.16), while at the
+        # start -1 would retry an unreachable server for ever without saying anything.
+        self._nc.options["max_reconnect_attempts"] = -1
         self._js = self._nc.jetstream()
         subjects = await self._ensure_stream()
         await self._ensure_dead_stream(subjects)
@@ -196,6 +203,11 @@ def _check_same_subjects(options: JetStreamOptions, one: str | None, several: li
             f"{', '.join(options.subjects) or 'every subject of the stream'}; give the same --subject, "
             "another --durable, or delete it (nats consumer rm)"
         )
+
+
+async def _log_error(exc: Exception) -> None:
+    """One line per connection error, instead of the client's traceback each time."""
+    log.warning("NATS: %s", exc or type(exc).__name__)
 
 
 def _client() -> ModuleType:
