@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "ingest": "monitor.commands.batch:ingest",
     "check": "monitor.commands.checks:check",
     "reference": "monitor.commands.checks:reference",
+    "consume": "monitor.commands.stream:consume",
 }
 
 

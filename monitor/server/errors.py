@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -32,7 +32,7 @@ def field_path(loc: Sequence[Any]) -> str:
     return out or "body"
 
 
-def _describe(err: dict[str, Any]) -> dict[str, str]:
+def _describe(err: Mapping[str, Any]) -> dict[str, str]:
     message = err["msg"].removeprefix("Value error, ")
     if err["type"] == "finite_number":
         message = "expected a finite number, got NaN or infinity"
@@ -42,19 +42,26 @@ def _describe(err: dict[str, Any]) -> dict[str, str]:
     return {"field": field_path(err["loc"]), "message": message}
 
 
-async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-    raw = list(exc.errors())
+def invalid_body(raw: Sequence[Mapping[str, Any]]) -> tuple[int, str, str, list[dict[str, str]]]:
+    """The status, error name, message and field errors that answer a body pydantic refused with ``raw``.
+
+    The API answers with them; ``mlwatch consume`` puts the message on a dead letter.
+    """
     if any(e["type"] == "json_invalid" for e in raw):
         detail = next(e for e in raw if e["type"] == "json_invalid").get("ctx", {}).get("error", "")
         if detail.startswith("recursion limit exceeded"):  # valid JSON, nested deeper than any body may be
             where = detail.removeprefix("recursion limit exceeded").strip()
             message = f"expected JSON nested at most {MAX_DEPTH} levels deep, got deeper {where}".rstrip()
-            return error_response(422, "invalid_request", f"body: {message}", [{"field": "body", "message": message}])
-        return error_response(400, "malformed_json", f"the body is not valid JSON: {detail}".rstrip(": "))
+            return 422, "invalid_request", f"body: {message}", [{"field": "body", "message": message}]
+        return 400, "malformed_json", f"the body is not valid JSON: {detail}".rstrip(": "), []
     errors = [_describe(e) for e in raw[:50]]
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
     more = f" (and {len(raw) - 5} more)" if len(raw) > 5 else ""
-    return error_response(422, "invalid_request", summary + more, errors)
+    return 422, "invalid_request", summary + more, errors
+
+
+async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    return error_response(*invalid_body(list(exc.errors())))
 
 
 async def _mlwatch(request: Request, exc: MlwatchError) -> JSONResponse:
