@@ -99,7 +99,7 @@ class JetStreamSource:
         assert self._sub is not None, "open() first"
         try:
             self._pending = await self._sub.fetch(batch, timeout=self.options.fetch_wait)
-        except nats.errors.TimeoutError:
+        except TimeoutError:  # nats' own, and the asyncio one its partial fetches raise
             self._pending = []
         except nats.errors.ConnectionClosedError as exc:
             raise Unavailable(f"the connection to NATS at {self.options.url} is closed: {exc}") from exc

@@ -24,6 +24,16 @@ from tests.webhooks.alertmanager import Alertmanager
 from tests.webhooks.receiver import Receiver
 
 NOW = time.time()
+"""Set again as each test starts (``_clock``): Alertmanager ends alerts by the real clock, and a
+time taken when the module was collected is minutes old by the time a test of a full run posts."""
+
+
+@pytest.fixture(autouse=True)
+def _clock() -> None:
+    global NOW
+    NOW = time.time()
+
+
 DASHBOARD = "https://mlwatch.example.com"
 
 
