@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import multiprocessing
-import multiprocessing.queues
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -61,21 +62,41 @@ def test_the_checkpoint_thread_starts_with_the_first_write_and_stops_with_the_st
     assert set(_checkpoint_threads()) == before
 
 
-def _write_in_child(store: Store, results: multiprocessing.queues.Queue[list[str]]) -> None:
+FORK_SCENARIO = """
+import multiprocessing, sys, threading
+from monitor.store import Store
+
+def names():
+    return [t.name for t in threading.enumerate() if t.name.startswith("mlwatch-checkpoint") and t.is_alive()]
+
+def write_in_child(store, results):
     store.engine.dispose(close=False)  # SQLAlchemy's advice for a forked child: new connections, same engine
     store.audit("child", "wrote", "after fork")
-    results.put([thread.name for thread in _checkpoint_threads() if thread.is_alive()])
+    results.put(names())
+
+if __name__ == "__main__":
+    store = Store.open(f"sqlite:///{sys.argv[1]}")
+    store.audit("parent", "wrote", "before fork")  # the parent's thread runs; a fork does not copy it
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=write_in_child, args=(store, results))
+    child.start()
+    print(results.get(timeout=30))
+    child.join(30)
+    print(child.exitcode)
+    store.close()
+"""
 
 
 def test_a_forked_child_that_writes_starts_its_own_checkpoint_thread(tmp_path: Path) -> None:
-    store = Store.open(f"sqlite:///{tmp_path / 'm.db'}")
-    store.audit("parent", "wrote", "before fork")  # the parent's thread runs; a fork does not copy it
-    context = multiprocessing.get_context("fork")
-    results: multiprocessing.queues.Queue[list[str]] = context.Queue()
-    child = context.Process(target=_write_in_child, args=(store, results))
-    child.start()
-    names = results.get(timeout=30)
-    child.join(30)
-    assert child.exitcode == 0
-    assert names == ["mlwatch-checkpoint m.db"]
-    store.close()
+    """Run in a fresh interpreter: forking this test process, with the threads earlier tests left
+    running, could copy a lock one of them held and hang the child (it did once in a full run)."""
+    script = tmp_path / "fork_scenario.py"
+    script.write_text(FORK_SCENARIO)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "m.db")], env=env, capture_output=True, text=True, timeout=90
+    )
+    assert done.returncode == 0, done.stderr
+    names, exitcode = done.stdout.splitlines()[-2:]
+    assert (names, exitcode) == ("['mlwatch-checkpoint m.db']", "0")
