@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import pytest
@@ -44,15 +44,21 @@ def _postgres_available(url: str) -> str | None:
         return f"PostgreSQL not reachable at {url} (set MLWATCH_TEST_POSTGRES_URL): {type(exc).__name__}"
 
 
+def unavailable(problem: str, required_by: str) -> NoReturn:
+    """Skip a test for want of ``problem``'s part, or fail it where the variable ``required_by``
+    is 1 (CI, whose .ci/run installs or starts that part)."""
+    if os.environ.get(required_by) == "1":
+        pytest.fail(f"{required_by}=1 but {problem}")
+    pytest.skip(problem)
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> str:
     """The base URL of a reachable PostgreSQL, or skip (fail in CI)."""
     url = postgres_base_url()
     problem = _postgres_available(url)
     if problem:
-        if os.environ.get("MLWATCH_REQUIRE_POSTGRES") == "1":
-            pytest.fail(problem)
-        pytest.skip(problem)
+        unavailable(problem, "MLWATCH_REQUIRE_POSTGRES")
     return url
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -27,7 +26,7 @@ import pytest
 import yaml
 
 from monitor.store import Store
-from tests.conftest import RunningServer, free_port, start_server, stop_process, wait_http
+from tests.conftest import RunningServer, free_port, start_server, stop_process, unavailable, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "deploy/prometheus.yml"
@@ -40,10 +39,7 @@ def tool(name: str) -> str:
     """The path of Prometheus's ``name`` binary, or skip (fail in CI)."""
     found = shutil.which(name)
     if found is None:
-        problem = f"{name} is not installed (apt-get install prometheus)"
-        if os.environ.get("MLWATCH_REQUIRE_PROMETHEUS") == "1":
-            pytest.fail(problem)
-        pytest.skip(problem)
+        unavailable(f"{name} is not installed (apt-get install prometheus)", "MLWATCH_REQUIRE_PROMETHEUS")
     return found
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import RunningServer, free_port, stop_process, wait_http
+from tests.conftest import RunningServer, free_port, stop_process, unavailable, wait_http
 
 CHROMIUM = os.environ.get("MLWATCH_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -36,9 +36,7 @@ def require_chromium() -> None:
     if Path(CHROMIUM).is_file() or shutil.which(CHROMIUM):
         return
     reason = f"no Chromium at {CHROMIUM}: apt-get install chromium chromium-driver (or set MLWATCH_CHROMIUM)"
-    if os.environ.get("MLWATCH_REQUIRE_BROWSER") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
+    unavailable(reason, "MLWATCH_REQUIRE_BROWSER")
 
 
 @dataclass

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
+from tests.conftest import unavailable
 from tests.test_compose import ENV, SERVICES, interpolate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,10 +54,7 @@ class Entrypoint:
 @pytest.fixture
 def entrypoint(postgres_server: str) -> Iterator[tuple[Entrypoint, dict[str, str]]]:
     if shutil.which("psql") is None:  # the image runs init.sql with psql, so these need it too
-        problem = "psql is not installed (apt-get install postgresql-client)"
-        if os.environ.get("MLWATCH_REQUIRE_POSTGRES") == "1":
-            pytest.fail(problem)
-        pytest.skip(problem)
+        unavailable("psql is not installed (apt-get install postgresql-client)", "MLWATCH_REQUIRE_POSTGRES")
     tag = uuid.uuid4().hex[:8]
     names = {"mlwatch_db": f"init_mlwatch_{tag}", "mlflow_db": f"init_mlflow_{tag}", "other": f"init_other_{tag}"}
     yield Entrypoint(postgres_server), names

@@ -28,6 +28,7 @@ import pytest
 
 from monitor.records import Feature
 from monitor.store import Store
+from tests.conftest import unavailable
 
 T = TypeVar("T")
 DEFAULT_NATS = "nats://127.0.0.1:4222"
@@ -48,9 +49,7 @@ def nats_url() -> str:
     url = os.environ.get("MLWATCH_TEST_NATS_URL", DEFAULT_NATS)
     problem = _nats_problem(url)
     if problem:
-        if os.environ.get("MLWATCH_REQUIRE_NATS") == "1":
-            pytest.fail(problem)
-        pytest.skip(problem)
+        unavailable(problem, "MLWATCH_REQUIRE_NATS")
     return url
 
 

@@ -8,7 +8,6 @@ Its one route groups by ``service`` and notifies a webhook (a loopback ``Receive
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -17,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
+
+from tests.conftest import unavailable
 
 BINARY = "prometheus-alertmanager"
 _CONFIG = """\
@@ -40,10 +40,9 @@ def binary() -> str:
     found = shutil.which(BINARY) or shutil.which("alertmanager")
     if found:
         return found
-    reason = f"{BINARY} is not installed (apt-get install -y prometheus-alertmanager)"
-    if os.environ.get("MLWATCH_REQUIRE_ALERTMANAGER") == "1":
-        pytest.fail(f"MLWATCH_REQUIRE_ALERTMANAGER=1 but {reason}")
-    pytest.skip(reason)
+    unavailable(
+        f"{BINARY} is not installed (apt-get install -y prometheus-alertmanager)", "MLWATCH_REQUIRE_ALERTMANAGER"
+    )
 
 
 def _free_port() -> int:
