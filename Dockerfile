@@ -6,9 +6,10 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY monitor ./monitor
 COPY retrain ./retrain
 COPY dashboard ./dashboard
-# /mlartifacts belongs to mlwatch so that the MLflow server runs unprivileged: a fresh named
-# volume mounted there takes this directory's owner.
-RUN pip install --no-cache-dir -c constraints.txt . && useradd --create-home mlwatch \
+# The server side and the broker clients (the compose file's `mlwatch consume` reads NATS);
+# a bare `pip install .` would be the SDK only. /mlartifacts belongs to mlwatch so that the
+# MLflow server runs unprivileged: a fresh named volume mounted there takes this directory's owner.
+RUN pip install --no-cache-dir -c constraints.txt '.[server,stream]' && useradd --create-home mlwatch \
     && mkdir /mlartifacts && chown mlwatch:mlwatch /mlartifacts
 USER mlwatch
 WORKDIR /home/mlwatch

@@ -9,14 +9,16 @@ PIP := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraint
 KSERVE_VENV := .venv-kserve
 KSERVE_STAMP := $(KSERVE_VENV)/.installed
 
-.PHONY: demo test bench lint typecheck format clean fuzz kserve
+.PHONY: demo test bench scenarios lint typecheck format clean fuzz kserve
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --disable-pip-version-check -q --upgrade pip setuptools wheel
 
+# `pip install mlwatch` alone is the SDK (standard library only); the server side, which the
+# demo and the `mlwatch` command need, is the `server` extra; `dev` includes every extra.
 $(BASE_STAMP): $(BIN)/python pyproject.toml constraints.txt
-	$(PIP) -e .
+	$(PIP) -e '.[server]'
 	touch $@
 
 $(DEV_STAMP): $(BASE_STAMP)
@@ -45,6 +47,12 @@ fuzz: $(DEV_STAMP)
 
 bench: $(DEV_STAMP)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+# The retrain loop through real processes on drift stories with known answers, one row each
+# (benchmarks/scenarios/README.md): `make scenarios SCENARIO=concept_sudden SEED=3` runs one.
+SEED ?= 0
+scenarios: $(BASE_STAMP)
+	$(BIN)/python -m benchmarks.scenarios $(SCENARIO) --seed $(SEED) $(SCENARIO_ARGS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check monitor retrain dashboard tests benchmarks

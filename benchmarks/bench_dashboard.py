@@ -254,7 +254,7 @@ def _signed_in() -> str:
     """A viewer's dashboard session (a token sign-in, as a browser would make), its cookie value."""
     from dashboard.access import authenticate
     from dashboard.signins import SignIns, session_key
-    from monitor.config import load_settings
+    from monitor.settings import load_settings
     from monitor.store import Store
 
     settings = load_settings()

@@ -6,7 +6,9 @@ each column once with Evidently's stattests; the baseline is Evidently's own
 ``DataDriftPreset`` on the full 1M-row window. Also: the check's cost at 10k, 100k and 1M
 rows (it should stay flat once the window holds more rows than the sample; a smaller
 window is read whole), its peak memory (tracemalloc), and how often the per-feature
-verdicts agree.
+verdicts agree. Then multivariate drift (a flipped correlation, random halves of a real data
+set; NannyML's verdict beside ours when ``/tmp/nannyml-venv`` has it) and the time to embed
+10,000 texts with the text extra's model.
 
 Run: ``python -m benchmarks drift`` (about 3-4 minutes, mostly ingest and the preset).
 """
@@ -27,6 +29,7 @@ import pandas as pd
 
 from benchmarks.harness import Result, max_rss_mb, timed, traced_peak_mb
 from monitor.drift.check import CheckRunner
+from monitor.drift.reference import keep_reference
 from monitor.records import Feature, PredictionRecord, Service
 from monitor.store import Store
 
@@ -64,7 +67,8 @@ def _features() -> tuple[Feature, ...]:
     )
 
 
-def _ingest(store: Store, service: Service, frame: pd.DataFrame, start: float) -> None:
+def ingest_window(store: Store, service: Service, frame: pd.DataFrame, start: float) -> None:
+    """Log ``frame``'s rows as predictions of version 1 spread over the hour from ``start``."""
     names = list(frame.columns)
     step = HOUR / len(frame)
     for first in range(0, len(frame), CHUNK):
@@ -106,9 +110,10 @@ def main() -> list[Result]:
     with tempfile.TemporaryDirectory() as tmp:
         store = Store.open(f"sqlite:///{Path(tmp) / 'bench.db'}")
         try:
-            return _run(store)
+            checks = _run(store)
         finally:
             store.close()
+    return [*checks, *joint_results(), *embedding_results()]
 
 
 def _run(store: Store) -> list[Result]:
@@ -116,12 +121,12 @@ def _run(store: Store) -> list[Result]:
         "bench", task="classification", features=_features(), config={"sample_size": SAMPLE_SIZE}
     )
     reference = _frame(REFERENCE_ROWS, seed=1, shifted=False)
-    store.set_reference(service, reference, source="bench")
+    keep_reference(store, service, reference, source="bench")
     windows = {}
     for k, size in enumerate(SIZES):
         started = time.perf_counter()
         frame = _frame(size, seed=10 + k, shifted=True)
-        _ingest(store, service, frame, START + k * HOUR)
+        ingest_window(store, service, frame, START + k * HOUR)
         windows[size] = (START + k * HOUR, START + (k + 1) * HOUR, frame)
         print(f"  ingested a {size:,}-row window in {time.perf_counter() - started:.1f}s", flush=True)
     big_start, big_end, big_frame = windows[SIZES[-1]]
@@ -169,3 +174,153 @@ def _run(store: Store) -> list[Result]:
 
 def _median_seconds(fn: Callable[[], object], runs: int = 3) -> float:
     return float(statistics.median(timed(fn)[1] for _ in range(runs)))
+
+
+# Multivariate drift and text embeddings (issue #18): verdicts on the cases they exist for,
+# their cost per check, and what embedding costs on this machine.
+JOINT_ROWS = 5_000
+EMBEDDED_TEXTS = 10_000
+NANNYML_PYTHON = Path("/tmp/nannyml-venv/bin/python")
+"""NannyML, where it was installed into a venv of its own (it pins libraries older than ours)."""
+
+
+def flipped(rows: int, correlation: float, seed: int) -> pd.DataFrame:
+    """Two standard normal inputs of the given correlation (unchanged marginals) and 18 independent ones."""
+    rng = np.random.default_rng(seed)
+    pair = rng.multivariate_normal([0, 0], [[1, correlation], [correlation, 1]], rows)
+    frame = pd.DataFrame(rng.normal(size=(rows, 18)), columns=[f"n{i}" for i in range(2, 20)])
+    frame.insert(0, "n1", pair[:, 1])
+    frame.insert(0, "n0", pair[:, 0])
+    return frame
+
+
+def joint_verdicts(reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, float]:
+    """Per-feature drifted count, each multivariate method's verdict, and each step's seconds."""
+    from monitor.drift.multivariate import Detector, settings_of
+    from monitor.drift.stattests import DriftSpec, column_drift, prepare, prepare_reference
+
+    types = dict.fromkeys(reference.columns, "numerical")
+    per_feature, per_feature_s = timed(
+        lambda: [
+            column_drift(
+                DriftSpec(str(c), "numerical"),
+                prepare_reference(reference[c], "numerical"),
+                prepare(current[c], "numerical"),
+            )
+            for c in reference.columns
+        ]
+    )
+    out: dict[str, float] = {
+        "drifted features": float(sum(bool(f and f.drifted) for f in per_feature)),
+        "per-feature s": per_feature_s,
+    }
+    for method in ("pca", "classifier"):
+        detector = Detector(reference, types, settings_of({"multivariate": {"methods": [method]}}))
+        found, first_s = timed(partial(detector.detect, current))
+        _, again_s = timed(partial(detector.detect, current))
+        out[method] = float(found.verdicts[0].drifted)
+        out[f"{method} first s"], out[f"{method} s"] = first_s, again_s
+    return out
+
+
+def nannyml_verdict(reference: pd.DataFrame, current: pd.DataFrame) -> str | None:
+    """How many of ``current``'s chunks NannyML's ``DataReconstructionDriftCalculator`` alerts on, or None
+    without NannyML. Chunks are a tenth of the reference, so its thresholds come from 10 reference chunks
+    (a chunk the size of the window would leave a reference of the same size one chunk, and no spread)."""
+    if not NANNYML_PYTHON.exists():
+        return None
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        reference.to_csv(f"{tmp}/reference.csv", index=False)
+        current.to_csv(f"{tmp}/current.csv", index=False)
+        script = (
+            "import sys, pandas as pd, nannyml as nml\n"
+            f"ref, cur = pd.read_csv('{tmp}/reference.csv'), pd.read_csv('{tmp}/current.csv')\n"
+            "calc = nml.DataReconstructionDriftCalculator(column_names=list(ref.columns), chunk_size=len(ref) // 10)\n"
+            "calc.fit(ref)\n"
+            "res = calc.calculate(cur).filter(period='analysis').to_df()\n"
+            "alerts = res[('reconstruction_error', 'alert')]\n"
+            "print(f'{int(alerts.sum())} of {len(alerts)} chunks alerted')\n"
+        )
+        done = subprocess.run([str(NANNYML_PYTHON), "-c", script], capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        print(f"  NannyML did not run: {done.stderr.strip().splitlines()[-1:]}")
+        return None
+    return done.stdout.strip().splitlines()[-1]
+
+
+def joint_results(rows: int = JOINT_ROWS, *, nannyml: bool = True) -> list[Result]:
+    """Multivariate verdicts on a flipped correlation and on random halves of breast-cancer data."""
+    from sklearn.datasets import load_breast_cancer
+
+    flip = joint_verdicts(flipped(rows, 0.9, seed=1), flipped(rows, -0.9, seed=2))
+    cancer = load_breast_cancer(as_frame=True).data
+    order = np.random.default_rng(0).permutation(len(cancer))
+    halves = (cancer.iloc[order[: len(cancer) // 2]], cancer.iloc[order[len(cancer) // 2 :]])
+    calm = joint_verdicts(*halves)
+    print(f"  flipped correlation, {rows:,} rows a side: {flip}")
+    print(f"  breast-cancer halves: {calm}")
+    cases = {"flipped correlation": (flipped(rows, 0.9, seed=1), flipped(rows, -0.9, seed=2)), "cancer halves": halves}
+    for case, (reference, current) in cases.items() if nannyml else ():
+        print(f"  NannyML's reconstruction drift on the {case}: {nannyml_verdict(reference, current)}")
+    return [
+        Result("multivariate: features drifted on a flipped correlation", float(flip["drifted features"]), "", "<= 0"),
+        Result(
+            "multivariate: methods finding the flipped correlation",
+            float(flip["pca"]) + float(flip["classifier"]),
+            "",
+            ">= 2",
+        ),
+        Result(
+            "multivariate: methods drifting on breast-cancer halves",
+            float(calm["pca"]) + float(calm["classifier"]),
+            "",
+            "<= 0",
+        ),
+        Result(
+            f"multivariate pca per check, {rows:,} x 20 (reference fitted)",
+            float(flip["pca s"]),
+            "s",
+            "<= 3",
+            baseline=float(flip["per-feature s"]),
+        ),
+        Result(f"multivariate pca, first check (fits 5 PCAs), {rows:,} x 20", float(flip["pca first s"]), "s", "<= 10"),
+        Result(
+            f"multivariate classifier per check, {rows:,} x 20",
+            float(flip["classifier s"]),
+            "s",
+            "<= 20",
+            baseline=float(flip["per-feature s"]),
+        ),
+    ]
+
+
+def embedding_results(texts: int = EMBEDDED_TEXTS) -> list[Result]:
+    """Seconds to embed ``texts`` review-like texts with all-MiniLM-L6-v2 on this machine's CPUs."""
+    from monitor.drift.embeddings import MiniLM
+
+    rng = np.random.default_rng(0)
+    words = np.array(
+        [
+            "the",
+            "food",
+            "was",
+            "great",
+            "battery",
+            "phone",
+            "screen",
+            "waiter",
+            "slow",
+            "fast",
+            "cold",
+            "tasty",
+            "broken",
+        ]
+    )
+    batch = [" ".join(rng.choice(words, int(rng.integers(6, 30)))) for _ in range(texts)]
+    model = MiniLM()
+    _, load_s = timed(lambda: model.encode(batch[:1]))
+    _, embed_s = timed(lambda: model.encode(batch))
+    print(f"  embedding model loaded in {load_s:.1f}s; {texts:,} texts in {embed_s:.1f}s on {os.cpu_count()} CPUs")
+    return [Result(f"embed {texts:,} texts (all-MiniLM-L6-v2, CPU)", embed_s, "s", "", peak_mb=max_rss_mb())]

@@ -141,13 +141,14 @@ def _api(workdir: Path, urls: list[str], workers: int = 1) -> tuple[float, float
     return statistics.median(rates), max_rss_mb()
 
 
-def _api_round(workdir: Path, url: str, workers: int, prefix: str) -> float:
+def _api_round(workdir: Path, url: str, workers: int, prefix: str, rows: int = API_ROWS) -> float:
+    """Rows/s of ``rows`` rows posted in batches of ``API_BATCH`` by ``CLIENTS`` clients to a server
+    of ``workers`` workers on the store at ``url`` (bench_stream's baseline too)."""
     store, _ = _open(url)
     store.close()
-    records = _records(API_ROWS, prefix)
+    records = _records(rows, prefix)
     bodies = [
-        orjson.dumps({"records": [_as_json(r) for r in records[i : i + API_BATCH]]})
-        for i in range(0, API_ROWS, API_BATCH)
+        orjson.dumps({"records": [_as_json(r) for r in records[i : i + API_BATCH]]}) for i in range(0, rows, API_BATCH)
     ]
     server = start_server(workdir, url, args=("--workers", str(workers)))
     headers = {"Authorization": f"Bearer {server.token}", "content-type": "application/json"}
@@ -164,7 +165,7 @@ def _api_round(workdir: Path, url: str, workers: int, prefix: str) -> float:
         assert set(statuses) == {200}, set(statuses)
     finally:
         server.stop()
-    return API_ROWS / seconds
+    return rows / seconds
 
 
 def _as_json(r: PredictionRecord) -> dict[str, object]:

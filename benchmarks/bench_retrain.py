@@ -28,6 +28,7 @@ import pandas as pd
 
 from benchmarks.harness import Result, max_rss_mb
 from monitor.config import RetrainConfig, Settings
+from monitor.drift.reference import keep_reference
 from monitor.records import Feature, LabelRecord, PredictionRecord, Service
 from monitor.store import Store
 
@@ -72,7 +73,7 @@ def _world(tmp: Path) -> tuple[Store, Settings, Service]:
     store = Store.open(settings.store_url)
     features = (*(Feature(n) for n in NUMERICAL), *(Feature(c, "categorical") for c in CATEGORICAL))
     service = store.upsert_service("bench", task="classification", target="label", features=features)
-    store.set_reference(service, _frame(ROWS, 1, drifted=False))
+    keep_reference(store, service, _frame(ROWS, 1, drifted=False))
     return store, settings, service
 
 

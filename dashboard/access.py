@@ -23,13 +23,16 @@ from dataclasses import dataclass, field
 from dashboard.passwords import hash_password, needs_rehash, verify_password
 from monitor.config import Settings, UserConfig
 from monitor.errors import AuthError
+from monitor.roles import roles_with
 from monitor.store import Store
 from monitor.store.services import hash_token
 
 __all__ = ["Credential", "Viewer", "authenticate", "hash_password", "user_credential", "verify_password"]
 
-ACTION_ROLES = frozenset({"operator", "admin"})
-DASHBOARD_ROLES = frozenset({"viewer", "operator", "admin"})
+ACTION_ROLES = frozenset(roles_with("operator"))
+"""Roles that may retrain, promote, roll back, acknowledge and silence."""
+DASHBOARD_ROLES = frozenset(roles_with("viewer"))
+"""Roles that may open the dashboard."""
 log = logging.getLogger("mlwatch.dashboard")
 
 

@@ -11,13 +11,16 @@ import time
 from typing import TYPE_CHECKING
 
 from dashboard.access import Viewer
+from monitor.alerts.acknowledge import acknowledge as acknowledge_alert
 from monitor.config import Settings
-from monitor.errors import AuthError, NotFound, ValidationFailed
+from monitor.errors import AuthError, ValidationFailed
+from monitor.roles import may
 from monitor.store import Store
 from monitor.store.alerts import AlertRecord, SilenceRecord
 
 if TYPE_CHECKING:
-    from retrain.records import JobRecord, Promotion
+    from monitor.records import JobRecord
+    from retrain.records import Promotion
 
 SILENCE_LABELS = ("rule", "service", "host", "feature", "kind", "model_version")
 """Labels of an alert a silence made from it may match on."""
@@ -29,10 +32,10 @@ def require_operator(viewer: Viewer) -> None:
         raise AuthError(f"{viewer.name} is a {viewer.role}; only operators and admins may do this", status=403)
 
 
-def acknowledge(store: Store, viewer: Viewer, alert_id: int, comment: str = "") -> AlertRecord:
-    """Acknowledge an open alert: no more reminders; audited as the viewer."""
+def acknowledge(store: Store, settings: Settings, viewer: Viewer, alert_id: int, comment: str = "") -> AlertRecord:
+    """Acknowledge an open alert: no more reminders, receivers told; audited as the viewer."""
     require_operator(viewer)
-    return store.ack_alert(alert_id, viewer.name, time.time(), comment)
+    return acknowledge_alert(store, settings, alert_id, viewer.name, time.time(), comment)
 
 
 def silence_matchers(alert: AlertRecord, keys: tuple[str, ...] = ("rule", "service")) -> dict[str, str]:
@@ -68,20 +71,11 @@ def end_silence(store: Store, viewer: Viewer, silence_id: int) -> SilenceRecord:
 
 def send_test_event(store: Store, settings: Settings, viewer: Viewer, receiver: str) -> str:
     """Queue a ``test`` event for one webhook receiver (admins only, as in the API); returns the event id."""
-    from monitor.store.alerts import write_audit
-    from monitor.webhooks.events import enqueue, new_event
+    from monitor.webhooks.events import send_test_event as send
 
-    if viewer.role != "admin":
+    if not may(viewer.role, "admin"):
         raise AuthError(f"{viewer.name} is a {viewer.role}; only admins may send test events", status=403)
-    hook = next((h for h in settings.webhooks if h.name == receiver), None)
-    if hook is None:
-        known = ", ".join(h.name for h in settings.webhooks) or "none configured"
-        raise NotFound(f"unknown webhook receiver {receiver!r} (known: {known})")
-    event = new_event("test", {"message": "test event from mlwatch", "requested_by": viewer.name})
-    with store.write_transaction() as conn:  # as POST /v1/webhooks/test does
-        enqueue(store, settings, event, [hook], conn)
-        write_audit(conn, viewer.name, "webhook.test", event.id, {"receivers": [hook.name]})
-    return event.id
+    return send(store, settings, receiver, viewer.name)[0].id
 
 
 def retrain(store: Store, settings: Settings, viewer: Viewer, service: str, mode: str) -> tuple[JobRecord, bool]:

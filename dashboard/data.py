@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pandas as pd
 import streamlit as st
@@ -21,11 +21,14 @@ from dashboard.settings import LiveSettings
 from dashboard.views import ServiceHealth, TimeWindow
 from monitor.config import Settings
 from monitor.errors import MlwatchError
-from monitor.records import CheckRecord, Service
+from monitor.records import CheckRecord, JobRecord, Service
 from monitor.store import Store
 from monitor.store.alerts import AlertRecord, SilenceRecord
 from monitor.store.outbox import Delivery
-from retrain.records import JobRecord, ModelsOverview
+from retrain.records import ModelsOverview
+
+if TYPE_CHECKING:
+    from retrain.stages import StageView
 
 T = TypeVar("T")
 log = logging.getLogger("mlwatch.dashboard")
@@ -104,6 +107,14 @@ def overview(seconds: float, end: float) -> list[ServiceHealth]:
             )
         )
     return views.worst_first(rows)
+
+
+@st.cache_data(ttl=LIVE_TTL, show_spinner=False)
+def stream_consumers(now: float) -> pd.DataFrame:
+    """The ``mlwatch consume`` processes heard from within the last hour before ``now``."""
+    from monitor.stream.heartbeat import SHOWN_FOR_S
+
+    return frames.consumers_table(store().stream_consumers(since=now - SHOWN_FOR_S))
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -205,3 +216,11 @@ def models(name: str) -> ModelsOverview:
 def jobs(name: str, limit: int = 20) -> list[JobRecord]:
     """Retrain jobs of ``name``, newest first (short TTL: progress is shown live)."""
     return store().list_jobs(service=name, kind="retrain", limit=limit)
+
+
+@st.cache_data(ttl=LIVE_TTL, show_spinner=False)
+def stages(name: str, limit: int = 10) -> list[StageView]:
+    """Rollout stages of ``name``, newest first, the active one compared with the champion."""
+    from retrain.stages import stages_view
+
+    return stages_view(store(), settings(), name, limit=limit)

@@ -11,9 +11,10 @@ from collections.abc import Iterable, Sequence
 import orjson
 import pandas as pd
 
-from dashboard.views import CheckSummary, ServiceHealth, number
+from dashboard.views import CheckHeadline, ServiceHealth, number
 from monitor.records import CheckRecord, HostSample, StoredPrediction, TrafficBucket
 from monitor.store.alerts import AlertRecord, SilenceRecord
+from monitor.store.consumers import ConsumerStatus
 from monitor.store.outbox import Delivery
 
 TRAFFIC_COLUMNS = ["time", "version", "requests", "errors", "error_rate", "p50_ms", "p95_ms", "p99_ms", "mean_ms"]
@@ -146,7 +147,7 @@ def quality_frame(checks: Sequence[CheckRecord], metric: str | None = None) -> p
     """Realized and estimated ``metric``, its baseline and label coverage of each check, in long form."""
     rows = []
     for c in checks:
-        s = CheckSummary.of(c, metric)
+        s = CheckHeadline.of(c, metric)
         for series, value in (("realized", s.quality), ("estimated", s.estimated_quality), ("baseline", s.baseline)):
             if value is not None:
                 rows.append((c.window_end, series, value, s.label_coverage))
@@ -159,7 +160,7 @@ def checks_table(checks: Sequence[CheckRecord]) -> pd.DataFrame:
     """One row per check with its verdicts, for picking a report."""
     rows = []
     for c in checks:
-        s = CheckSummary.of(c)
+        s = CheckHeadline.of(c)
         rows.append(
             {
                 "check": c.id,
@@ -260,7 +261,7 @@ def _overview_row(r: ServiceHealth) -> dict[str, object]:
     }
 
 
-def _drift_cell(check: CheckSummary | None) -> str:
+def _drift_cell(check: CheckHeadline | None) -> str:
     if check is None:
         return "no checks yet"
     if check.drift_share is None:
@@ -290,6 +291,7 @@ def alerts_table(alerts: Sequence[AlertRecord]) -> pd.DataFrame:
             "fired": when(a.fired_at),
             "resolved": when(a.resolved_at),
             "acked by": a.acked_by,
+            "inhibited": f"inhibited by #{a.inhibited_by}" if a.inhibited_by is not None else None,
         }
         for a in alerts
     ]
@@ -298,7 +300,7 @@ def alerts_table(alerts: Sequence[AlertRecord]) -> pd.DataFrame:
 
 ALERT_COLUMNS = [
     "id", "state", "severity", "service", "rule", "summary", "value", "threshold", "started", "fired", "resolved",
-    "acked by",
+    "acked by", "inhibited",
 ]  # fmt: skip
 
 
@@ -359,3 +361,43 @@ def attempts_table(delivery: Delivery) -> pd.DataFrame:
         for a in delivery.attempt_log
     ]
     return pd.DataFrame(rows, columns=["attempt", "started", "HTTP", "latency ms", "error"])
+
+
+CONSUMER_COLUMNS = [
+    "consumer",
+    "stream",
+    "durable",
+    "records/s",
+    "stored",
+    "duplicates",
+    "dead letters",
+    "redelivered",
+    "retried",
+    "pending",
+    "lag p99 s",
+    "last seen",
+]
+
+
+def consumers_table(statuses: Sequence[ConsumerStatus]) -> pd.DataFrame:
+    """One row per ``mlwatch consume`` process, from its latest heartbeat."""
+    from monitor.stream.heartbeat import quantile
+
+    rows = [
+        {
+            "consumer": c.consumer,
+            "stream": c.stream,
+            "durable": c.durable,
+            "records/s": c.records_per_second,
+            "stored": c.stored,
+            "duplicates": c.duplicates,
+            "dead letters": c.dead_lettered,
+            "redelivered": c.redelivered,
+            "retried": c.retried,
+            "pending": c.pending,
+            "lag p99 s": quantile(c.lag_buckets, 0.99) if c.lag_count else None,
+            "last seen": when(c.updated_at),
+        }
+        for c in statuses
+    ]
+    return pd.DataFrame(rows, columns=CONSUMER_COLUMNS)

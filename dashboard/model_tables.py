@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from dashboard.frames import when
-from retrain.records import AliasChange, DecisionRecord, JobRecord, ModelsOverview, ModelVersionInfo
+from monitor.records import DecisionRecord, JobRecord, StageRecord
+from retrain.records import AliasChange, ModelsOverview, ModelVersionInfo
+
+if TYPE_CHECKING:
+    from retrain.comparison import Comparison
 
 METRIC_LIMIT = 12
 """At most this many metric columns: the gate's metric and the usual ones first."""
@@ -128,3 +133,34 @@ def job_outcome(job: JobRecord) -> str:
 
 def _short(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def comparison_table(compared: Comparison) -> pd.DataFrame:
+    """Champion and shadow side by side: estimated quality, then each realized metric on the labelled rows."""
+    rows = [{"measure": "estimated accuracy", **compared.estimated}]
+    names = sorted(set(compared.champion or {}) | set(compared.shadow or {}))
+    rows += [
+        {"measure": name, "champion": (compared.champion or {}).get(name), "shadow": (compared.shadow or {}).get(name)}
+        for name in names
+    ]
+    return pd.DataFrame(rows, columns=["measure", "champion", "shadow"])
+
+
+def stages_table(stages: Sequence[StageRecord]) -> pd.DataFrame:
+    """Rollout stages, newest first, with how each ended."""
+    rows = [
+        {
+            "started": when(s.started_at),
+            "ended": when(s.ended_at) if s.ended_at is not None else None,
+            "stage": s.stage,
+            "version": s.version,
+            "champion": s.champion_version,
+            "status": s.status,
+            "crashes": s.crashes,
+            "reason": s.reason or "",
+            "by": s.actor,
+        }
+        for s in stages
+    ]
+    columns = ["started", "ended", "stage", "version", "champion", "status", "crashes", "reason", "by"]
+    return pd.DataFrame(rows, columns=columns)

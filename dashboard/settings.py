@@ -12,7 +12,8 @@ import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from monitor.config import Settings, load_settings
+from monitor.config import Settings
+from monitor.settings import load_settings
 
 Stamp = tuple[str, int, int] | None
 

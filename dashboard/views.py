@@ -11,7 +11,9 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from monitor.config import AlertRuleConfig
+from monitor.check_summary import CheckSummary
+from monitor.config import AlertRuleConfig, CheckSettings
+from monitor.quality_metrics import display_name
 from monitor.records import CheckRecord, Service, TrafficBucket
 from monitor.store import Store
 from monitor.store.alerts import AlertRecord
@@ -94,7 +96,7 @@ class ServiceHealth:
     latency_bound_ms: float | None
     last_prediction_at: float | None
     serving_version: str | None
-    check: CheckSummary | None
+    check: CheckHeadline | None
     open_alerts: int = 0
     champion: str | None = None
     champion_since: float | None = None
@@ -114,12 +116,11 @@ class ServiceHealth:
         return rank, -len(self.problems), -self.open_alerts, self.name
 
 
-HIGHER_IS_BETTER = frozenset({"accuracy", "f1", "precision", "recall", "roc_auc", "r2", "balanced_accuracy"})
 _HEADLINE_ORDER = ("f1", "accuracy", "roc_auc", "r2", "rmse", "mae")
 
 
 @dataclass(frozen=True, slots=True)
-class CheckSummary:
+class CheckHeadline:
     """The parts of a drift/quality check the overview shows, quality reduced to one headline metric."""
 
     check_id: int
@@ -133,31 +134,35 @@ class CheckSummary:
     estimated_quality: float | None
     baseline: float | None
     label_coverage: float | None
+    decay: float | None = None
+    """How much worse than the baseline the (realized, else estimated) quality is, relative; >0 is
+    worse. The check's own decay (``monitor.check_summary``), so the overview and the alert agree."""
     drift_threshold: float | None = None
     """The share over which the dataset counts as drifted, when an alert rule sets it (else Evidently's verdict)."""
 
     @classmethod
-    def of(cls, check: CheckRecord, metric: str | None = None) -> CheckSummary:
-        """Read the documented summary keys (see ``monitor.drift.summary``), tolerating missing ones."""
+    def of(cls, check: CheckRecord, metric: str | None = None) -> CheckHeadline:
+        """The headline of ``check``, by ``metric`` (the gate's) when the check measured it."""
         s = check.summary
-        drifted = s.get("drifted_features") or ()
         headline = headline_metric(s, metric)
+        quality = metric_value(s.quality, headline)
         return cls(
             check_id=check.id,
             created_at=check.created_at,
             status=check.status,
-            drift_share=number(s.get("drift_share")),
-            dataset_drift=None if s.get("dataset_drift") is None else bool(s.get("dataset_drift")),
-            drifted_features=tuple(str(f) for f in drifted) if isinstance(drifted, list | tuple) else (),
+            drift_share=s.drift_share,
+            dataset_drift=s.dataset_drift,
+            drifted_features=s.drifted_features,
             metric=headline,
-            quality=metric_value(s.get("quality"), headline),
-            estimated_quality=metric_value(s.get("estimated_quality"), headline),
-            baseline=metric_value(s.get("baseline"), headline),
-            label_coverage=number(s.get("label_coverage")),
+            quality=quality,
+            estimated_quality=metric_value(s.estimated_quality, headline),
+            baseline=metric_value(s.baseline, headline),
+            label_coverage=s.label_coverage,
+            decay=_relative_decay(s, headline, estimated=quality is None),
         )
 
-    def judged_by(self, threshold: float | None) -> CheckSummary:
-        """This summary with dataset drift meaning a drift share over ``threshold`` (the service's
+    def judged_by(self, threshold: float | None) -> CheckHeadline:
+        """This headline with dataset drift meaning a drift share over ``threshold`` (the service's
         ``drift_share`` alert rule), so the banner, the overview and the alert agree; unchanged
         (Evidently's own verdict) when no rule watches the service or the share is unknown."""
         if threshold is None or self.drift_share is None:
@@ -171,14 +176,10 @@ class CheckSummary:
             return self.status.replace("_", " ")
         return "drift" if self.dataset_drift else "no drift"
 
-    @property
-    def decay(self) -> float | None:
-        """How much worse than the baseline the (realized, else estimated) quality is, relative; >0 is worse."""
-        current = self.quality if self.quality is not None else self.estimated_quality
-        if current is None or not self.baseline or self.metric is None:
-            return None
-        drop = self.baseline - current if self.metric in HIGHER_IS_BETTER else current - self.baseline
-        return drop / abs(self.baseline)
+
+def _relative_decay(summary: CheckSummary, metric: str | None, *, estimated: bool) -> float | None:
+    change = summary.decay_of(metric, estimated=estimated) if metric is not None else None
+    return None if change is None else number(change.relative)
 
 
 def drift_threshold(rules: Iterable[AlertRuleConfig], service: str) -> float | None:
@@ -187,22 +188,20 @@ def drift_threshold(rules: Iterable[AlertRuleConfig], service: str) -> float | N
     return min(found) if found else None
 
 
-def headline_metric(summary: Mapping[str, object], preferred: str | None = None) -> str | None:
+def headline_metric(summary: CheckSummary, preferred: str | None = None) -> str | None:
     """The quality metric the overview shows: ``preferred`` (the gate's) when measured, else a usual one."""
     names: set[str] = set()
-    for key in ("quality", "estimated_quality", "baseline"):
-        found = summary.get(key)
-        if isinstance(found, dict):
-            names.update(found)
+    for found in (summary.quality, summary.estimated_quality, summary.baseline):
+        names.update(found or ())
     for name in (preferred, *_HEADLINE_ORDER):
         if name in names:
             return name
     return min(names) if names else None
 
 
-def metric_value(metrics: object, name: str | None) -> float | None:
-    """``metrics[name]`` as a finite float, when ``metrics`` is a mapping that has it."""
-    if not isinstance(metrics, dict) or name is None:
+def metric_value(metrics: Mapping[str, float] | None, name: str | None) -> float | None:
+    """``metrics[name]`` as a finite float, when ``metrics`` has it."""
+    if metrics is None or name is None:
         return None
     return number(metrics.get(name))
 
@@ -263,7 +262,7 @@ def problems(health: ServiceHealth) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _check_problems(check: CheckSummary | None) -> list[str]:
+def _check_problems(check: CheckHeadline | None) -> list[str]:
     if check is None:
         return []
     if check.status == "error":
@@ -273,7 +272,7 @@ def _check_problems(check: CheckSummary | None) -> list[str]:
         share = f" ({check.drift_share:.0%} of features)" if check.drift_share is not None else ""
         found.append(f"!data drift{share}")
     if check.decay is not None and check.decay > 0.05:
-        found.append(f"{check.metric} {check.decay:.0%} below baseline")
+        found.append(f"{display_name(check.metric or '')} {check.decay:.0%} worse than its baseline")
     return found
 
 
@@ -289,7 +288,7 @@ def service_health(
     drift_share_threshold: float | None = None,
 ) -> ServiceHealth:
     """The overview row of ``service``; what other capabilities know is passed in."""
-    bound = number(service.config.get("latency_bound_ms"))
+    bound = CheckSettings.of(service).latency_bound_ms
     newest = store.last_prediction_at(service)
     health = ServiceHealth(
         name=service.name,
@@ -298,7 +297,7 @@ def service_health(
         latency_bound_ms=bound,
         last_prediction_at=newest,
         serving_version=serving_version(store, service, newest),
-        check=CheckSummary.of(check, metric).judged_by(drift_share_threshold) if check else None,
+        check=CheckHeadline.of(check, metric).judged_by(drift_share_threshold) if check else None,
         open_alerts=open_alerts,
         champion=champion[0] if champion else None,
         champion_since=champion[1] if champion else None,

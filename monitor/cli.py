@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "promote": "monitor.commands.models:promote",
     "rollback": "monitor.commands.models:rollback",
     "serve": "monitor.commands.models:serve",
+    "stage": "monitor.commands.stages:stage",
     "dashboard": "monitor.commands.dashboard:dashboard",
     "user": "monitor.commands.dashboard:user",
     "agent": "monitor.commands.collectors:agent",
@@ -34,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "check": "monitor.commands.checks:check",
     "reference": "monitor.commands.checks:reference",
     "consume": "monitor.commands.stream:consume",
+    "rules": "monitor.commands.rules:rules",
 }
 
 

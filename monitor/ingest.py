@@ -64,21 +64,27 @@ def check_batch(service: Service, records: Sequence[PredictionRecord], field: st
     scalars, or features outside the service's registered schema (when it has one)."""
     _check_unique([r.request_id for r in records], field)
     types = {f.name: f.type for f in service.features}
-    numerical = {name for name, kind in types.items() if kind == "numerical"}
+    numbers = {name for name, kind in types.items() if kind == "numerical"}
+    known = set(types)  # names whose value alone is left to check
+    free = not types  # without a schema any storable name is taken; each is checked once a batch
     for i, record in enumerate(records):
         for name, value in record.features.items():
             # The common case, decided inline without a call per value: a finite number in
             # 64 bits (x - x is 0 for finite floats, NaN for NaN and ±inf) for a numerical
-            # feature, or None for a registered one; bool is not a number here, on purpose.
+            # feature (or any feature of a service without a schema), or None for a known one;
+            # bool is not a number here, on purpose.
             if (
-                name in numerical
+                name in numbers
                 and (
                     (type(value) is float and value - value == 0)
                     or (type(value) is int and -INT_BOUND <= value < INT_BOUND)
                 )
-            ) or (value is None and name in types):
+            ) or (value is None and name in known):
                 continue
             _check_value(types, name, value, (field, i), service.name)
+            if free and name not in known:  # the name passed: later values of it skip its check
+                known.add(name)
+                numbers.add(name)
 
 
 _STRINGS = frozenset({"categorical", "text"})

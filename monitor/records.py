@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from monitor.check_summary import CheckSummary
+
 FeatureValue = float | int | str | bool | None
 Prediction = float | int | str | bool | list[Any] | None
 
@@ -21,7 +23,8 @@ class Feature:
 
 @dataclass(frozen=True, slots=True)
 class Service:
-    """A monitored service as stored."""
+    """A monitored service as stored; ``config`` holds its check settings as JSON, read through
+    ``monitor.config.CheckSettings.of(service)``."""
 
     id: int
     name: str
@@ -171,8 +174,8 @@ class AuditEntry:
 class CheckRecord:
     """One drift/quality check of a service's window, as stored.
 
-    ``summary`` has the keys documented in ``monitor.drift.summary`` (drift share, quality,
-    decay, estimates, data quality); ``results`` holds ``{"features": [...]}`` per feature.
+    ``summary`` is what it found (``monitor.check_summary``: drift share, quality, decay,
+    estimates, data quality); ``results`` holds ``{"features": [...]}`` per feature.
     """
 
     id: int
@@ -183,7 +186,7 @@ class CheckRecord:
     model_version: str | None
     status: str  # ok, no_data, error
     trigger: str  # schedule, manual, api
-    summary: dict[str, Any]
+    summary: CheckSummary
     results: dict[str, Any]
     error: str | None = None
 
@@ -197,6 +200,15 @@ class ReferenceInfo:
     created_at: float
     row_count: int
     source: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceData:
+    """A reference ready to keep: its rows as Parquet and the column statistics computed from them."""
+
+    parquet: bytes
+    row_count: int
+    stats: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,3 +236,104 @@ class ApiToken:
     created_at: float
     last_used_at: float | None
     revoked: bool
+
+
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+ACTIVE_STATUSES = ("queued", "running")
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job as stored: what to do, who asked, and how far it got."""
+
+    id: int
+    kind: str
+    service: str | None
+    status: str
+    params: dict[str, Any]
+    progress: float
+    log: str
+    result: dict[str, Any] | None
+    error: str | None
+    created_by: str
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    heartbeat_at: float | None = None
+    claimed_by: str | None = None
+    cancel_requested: bool = False
+
+    @property
+    def active(self) -> bool:
+        """True while queued or running."""
+        return self.status in ACTIVE_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """The gate's verdict on one model version, with the numbers it compared."""
+
+    id: int
+    service: str
+    model_name: str
+    version: str
+    job_id: int | None
+    decision: str  # promote, reject, pending
+    metrics: dict[str, Any]
+    reason: str
+    created_at: float
+
+
+STAGE_STATUSES = ("active", "passed", "failed", "expired", "crashed", "aborted")
+"""How a rollout stage stands: ``active`` until it ends, then why it ended."""
+
+
+@dataclass(frozen=True, slots=True)
+class StageRecord:
+    """A challenger's time in a rollout stage (``shadow``), and how it ended."""
+
+    id: int
+    service: str
+    stage: str
+    version: str
+    champion_version: str | None
+    status: str
+    started_at: float
+    ended_at: float | None
+    reason: str | None
+    actor: str
+    crashes: int
+    details: dict[str, Any]
+
+    @property
+    def active(self) -> bool:
+        """True until the stage ends."""
+        return self.status == "active"
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowRow:
+    """One request the champion answered and the shadow scored too, as ``mlwatch serve`` logs it."""
+
+    request_id: str
+    ts: float
+    version: str
+    prediction: Any
+    probabilities: dict[str, float] | None
+    latency_ms: float | None
+    champion_version: str | None
+    champion_prediction: Any
+    champion_probabilities: dict[str, float] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowPair:
+    """A stored shadow row with the request's label, when one has come."""
+
+    request_id: str
+    prediction: Any
+    probabilities: dict[str, float] | None
+    champion_prediction: Any
+    champion_probabilities: dict[str, float] | None
+    label: Any
+    has_label: bool

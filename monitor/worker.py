@@ -1,5 +1,5 @@
 """``mlwatch worker``: runs periodic tasks (checks, alert evaluation, webhook delivery,
-retrain jobs, retention) against the store.
+retrain jobs, retention, time partitions) against the store.
 
 Each capability contributes tasks through ``TASK_FACTORIES`` ("module:function" strings;
 the function takes a ``WorkerContext`` and returns a list of ``Task``), so the worker
@@ -90,11 +90,21 @@ class Worker:
 
 
 def retention_tasks(ctx: WorkerContext) -> list[Task]:
-    """Delete raw rows past their retention period, hourly."""
+    """Create time partitions ahead and delete raw rows past their retention period, hourly.
+
+    Partitions come first, at the worker's first tick: rows of a day with no partition wait
+    in the default one (stored, but deleted row by row at retention).
+    """
+
+    def create_partitions(now: float) -> None:
+        created = ctx.store.create_partitions_ahead(now)
+        if created:
+            log.info("partitions: created %s", ", ".join(created))
 
     def purge(now: float) -> None:
         deleted = ctx.store.purge(ctx.settings.retention, now)
+        deleted["request_ids"] = ctx.store.forget_request_ids(now - ctx.settings.retention.predictions)
         if any(deleted.values()):
             log.info("retention: deleted %s", deleted)
 
-    return [Task("retention", 3600.0, purge)]
+    return [Task("partitions", 3600.0, create_partitions), Task("retention", 3600.0, purge)]

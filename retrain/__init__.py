@@ -7,8 +7,9 @@ Modules, one concept each: ``records`` (typed results), ``errors``, ``registry``
 adapter over MLflow's registry), ``data`` (the training frame), ``trainers`` (scikit-learn,
 entry points, MLflow Projects), ``logged_model`` (a model as an MLflow 3 LoggedModel),
 ``lineage`` (its datasets, sourced from the store window), ``evaluation`` (scores and the
-gate), ``runner`` (one job, end to end), ``actions`` (what the API, CLI and dashboard
-call), ``tasks`` (worker tasks), ``serving`` (``mlwatch serve``). mlflow is imported only
+gate), ``significance`` (the gate's noise test), ``runner`` (one job, end to end),
+``actions`` (what the API, CLI and dashboard call), ``episodes`` (when an alert may start a
+retrain), ``tasks`` (worker tasks), ``serving`` (``mlwatch serve``). mlflow is imported only
 inside functions that need it (``lineage`` subclasses one of its classes, so it is itself
 imported only there).
 """

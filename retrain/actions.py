@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from monitor.config import Settings
 from monitor.errors import ValidationFailed
-from monitor.records import Service
+from monitor.records import JobRecord, Service
 from monitor.store import Store
 from retrain.notify import emit
-from retrain.records import MODES, TRIGGERS, JobRecord, ModelsOverview, Promotion
+from retrain.records import MODES, TRIGGERS, ModelsOverview, Promotion
 from retrain.registry import CHAMPION, PREVIOUS, OnChange, Registry, model_name
 
 if TYPE_CHECKING:

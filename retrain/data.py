@@ -54,13 +54,16 @@ class TrainingData:
     window: DataWindow
 
 
-def build_training_data(store: Store, service: Service, policy: RetrainConfig, now: float) -> TrainingData:
-    """Reference plus labeled production rows of the last ``policy.data_window`` seconds."""
+def build_training_data(
+    store: Store, service: Service, policy: RetrainConfig, now: float, *, since: float | None = None
+) -> TrainingData:
+    """Reference plus labeled production rows of the last ``policy.data_window`` seconds, and
+    none from before ``since`` (the onset of the episode a retrain reacts to, ``retrain.onset``)."""
     import pandas as pd
 
     target = _target(service)
     reference = _reference(store, service, target, policy.reference_weight)
-    start = now - policy.data_window
+    start = now - policy.data_window if since is None else max(now - policy.data_window, since)
     rows = store.sample_window(service, start, now, policy.max_production_rows) if policy.max_production_rows else []
     production = _production_frame(rows, target, now, policy.recency_half_life)
     features, categorical = _columns(service, reference, production, target)

@@ -3,8 +3,11 @@
 Events: ``retrain.started``, ``retrain.finished``, ``retrain.failed``, ``model.promoted``,
 ``model.rolled_back``, ``model.alias_changed_externally`` (an alias moved in MLflow's UI or
 API, not through mlwatch: data ``alias``, ``from``, ``to``, ``champion`` and ``previous``
-after it, ``source: external``). Where the webhooks package is not installed the event is logged
-instead; a failing notification never fails the retrain or promotion that caused it.
+after it, ``source: external``), ``model.shadow_started`` and ``model.shadow_ended`` (a
+challenger's shadow stage: data ``version``, ``champion_version``, ``stage_id``, and when
+ended its ``status``, ``reason`` and the comparison it ended on). Where the webhooks package
+is not installed the event is logged instead; a failing notification never fails the retrain or
+promotion that caused it.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ EVENTS = (
     "model.promoted",
     "model.rolled_back",
     EXTERNAL_EVENT,
+    "model.shadow_started",
+    "model.shadow_ended",
 )
 
 

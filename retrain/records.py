@@ -1,56 +1,16 @@
-"""Typed records of retraining: jobs, model versions, decisions (standard library only)."""
+"""Typed records of retraining: model versions, aliases and what the models page shows (standard library only).
+
+Jobs and gate decisions are records the store keeps, so they live in ``monitor.records``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-ACTIVE_STATUSES = ("queued", "running")
+from monitor.records import DecisionRecord
+
 MODES = ("retrain", "fine_tune")
-TRIGGERS = ("manual", "drift", "decay")
-
-
-@dataclass(frozen=True, slots=True)
-class JobRecord:
-    """A job as stored: what to do, who asked, and how far it got."""
-
-    id: int
-    kind: str
-    service: str | None
-    status: str
-    params: dict[str, Any]
-    progress: float
-    log: str
-    result: dict[str, Any] | None
-    error: str | None
-    created_by: str
-    created_at: float
-    started_at: float | None = None
-    finished_at: float | None = None
-    heartbeat_at: float | None = None
-    claimed_by: str | None = None
-    cancel_requested: bool = False
-
-    @property
-    def active(self) -> bool:
-        """True while queued or running."""
-        return self.status in ACTIVE_STATUSES
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionRecord:
-    """The gate's verdict on one model version, with the numbers it compared."""
-
-    id: int
-    service: str
-    model_name: str
-    version: str
-    job_id: int | None
-    decision: str  # promote, reject, pending
-    metrics: dict[str, Any]
-    reason: str
-    created_at: float
+TRIGGERS = ("manual", "drift", "decay", "estimated_decay")
 
 
 @dataclass(frozen=True, slots=True)

@@ -160,6 +160,26 @@ class Registry:
             for e in entries[:limit]
         ]
 
+    def input_signature(self, model: str, version: str, tracking_uri: str) -> tuple[tuple[str, str], ...] | None:
+        """The (column, type) pairs ``version`` was logged to take, None when it has no signature.
+
+        Read from the version's ``MLmodel`` file (the whole model is downloaded: a LoggedModel's
+        download URI names no single file).
+        """
+        import tempfile
+
+        import mlflow.artifacts
+        from mlflow.models import Model
+
+        version = check_version(version)
+        uri = self._call(_version(model, version), self.client.get_model_version_download_uri, model, version)
+        with tempfile.TemporaryDirectory(prefix="mlwatch-signature-") as tmp:
+            path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp, tracking_uri=tracking_uri)
+            signature = Model.load(path).signature
+        if signature is None or signature.inputs is None:
+            return None
+        return tuple((str(c.get("name")), str(c.get("type"))) for c in signature.inputs.to_dict())
+
     # -- writing -------------------------------------------------------------------------
 
     def ensure_model(self, model: str) -> None:

@@ -24,15 +24,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from monitor.config import Settings
-from monitor.records import Service
+from monitor.records import JobRecord, Service
 from monitor.store import Store
 from retrain.data import WEIGHT, TrainingData, build_training_data
 from retrain.errors import JobCancelled, TrainerError
-from retrain.evaluation import Verdict, check_gate_metric, decide, score
+from retrain.evaluation import Verdict, check_gate_metric, decide, metrics, predictions
 from retrain.logged_model import NAME, log_model, register
 from retrain.notify import emit
-from retrain.records import JobRecord
 from retrain.registry import Registry, model_name
+from retrain.significance import gain_interval
 from retrain.trainers import TrainedModel, TrainRequest, make_trainer
 
 if TYPE_CHECKING:
@@ -97,7 +97,10 @@ class JobRunner:
         make_trainer(policy)  # a bad trainer setting fails before any work
         mode = str(job.params.get("mode", policy.mode))
         self._step(job, 0.05, f"building the training data ({mode})")
-        data = build_training_data(self.store, service, policy, self.clock())
+        since = job.params.get("since")
+        data = build_training_data(
+            self.store, service, policy, self.clock(), since=float(since) if since is not None else None
+        )
         self._step(job, 0.15, f"{len(data.train)} training rows, {len(data.holdout)} held out")
         model = model_name(service)
         champion = self.registry.champion(model)
@@ -219,23 +222,27 @@ class JobRunner:
     def _evaluate(
         self, service: Service, data: TrainingData, candidate: Candidate, champion_path: str | None, run_id: str
     ) -> Verdict:
-        import mlflow.pyfunc
         from mlflow.entities import Metric
 
-        policy = self.settings.retrain_policy(service.name)
-        challenger = score(mlflow.pyfunc.load_model(candidate.path).predict, data.holdout, data.target, data.task)
-        champion = None
+        gate = self.settings.retrain_policy(service.name).gate
+        truth = data.holdout[data.target].to_numpy()
+        said = _predictions(candidate.path, data)
+        challenger = metrics(truth, said, data.task)
+        champion, interval = None, None
         if champion_path is not None:
-            champion = score(mlflow.pyfunc.load_model(champion_path).predict, data.holdout, data.target, data.task)
+            said_before = _predictions(champion_path, data)
+            champion = metrics(truth, said_before, data.task)
+            if gate.confidence > 0:
+                interval = gain_interval(gate.metric, data.task, truth, said, said_before, gate.confidence)
         now = int(self.clock() * 1000)
         name, digest = candidate.holdout
-        metrics = [
+        logged = [
             Metric(f"holdout_{k}", v, now, 0, model_id=candidate.model_id, dataset_name=name, dataset_digest=digest)
             for k, v in challenger.items()
         ]
-        metrics += [Metric(f"champion_holdout_{k}", v, now, 0) for k, v in (champion or {}).items()]
-        self.client.log_batch(run_id, metrics=metrics)
-        return decide(policy.gate, challenger, champion)
+        logged += [Metric(f"champion_holdout_{k}", v, now, 0) for k, v in (champion or {}).items()]
+        self.client.log_batch(run_id, metrics=logged)
+        return decide(gate, challenger, champion, interval)
 
     def _decide(
         self,
@@ -248,7 +255,9 @@ class JobRunner:
     ) -> dict[str, Any]:
         policy = self.settings.retrain_policy(service.name)
         decision = "reject" if not verdict.passed else ("promote" if policy.auto_promote else "pending")
-        numbers = {**verdict.as_dict(), "champion_version": champion}
+        if decision == "promote" and "shadow" in policy.stages and champion is not None:
+            decision = "shadow"  # promoted only once better on live labelled rows (retrain.stages.review)
+        numbers = {**verdict.as_dict(), "champion_version": champion, "episode": job.params.get("episode")}
         model = model_name(service)
         self.store.add_decision(
             service=service.name,
@@ -262,6 +271,8 @@ class JobRunner:
         self.registry.tag_version(
             model, candidate.version, {"mlwatch.decision": decision, "mlwatch.gate": verdict.reason}
         )
+        if decision == "shadow":
+            self._start_shadow(job, candidate.version)
         if decision == "promote":
             from retrain.actions import announcer
 
@@ -276,15 +287,41 @@ class JobRunner:
             "metrics": numbers,
             "champion_version": champion,
             "data_window": data.window.as_dict(),
+            "episode": job.params.get("episode"),
         }
+
+    def _start_shadow(self, job: JobRecord, version: str) -> None:
+        """Put the gate's winner in shadow; a refusal (another stage active, another signature)
+        leaves it registered for an operator, and says why in the job's log."""
+        from monitor.errors import MlwatchError
+        from retrain.stages import SHADOW, start_stage
+
+        try:
+            start_stage(
+                self.store,
+                self.settings,
+                str(job.service),
+                version,
+                SHADOW,
+                actor=f"job:{job.id}",
+                registry=self.registry,
+            )
+        except MlwatchError as exc:
+            self._step(job, 0.97, f"version {version} passed the gate but could not start its shadow: {exc}")
 
     def _after(
         self, job: JobRecord, service: Service, data: TrainingData, candidate: Candidate, run_id: str, verdict: Verdict
     ) -> None:
         """Keep the new version's training data as its reference and its holdout scores as its quality
         baseline; attach the triggering check's report."""
-        self.store.set_reference(
-            service, reference_sample(data.train), model_version=candidate.version, source=f"retrain job {job.id}"
+        from monitor.drift.reference import keep_reference  # pandas and numpy: only once a model is trained
+
+        keep_reference(
+            self.store,
+            service,
+            reference_sample(data.train),
+            model_version=candidate.version,
+            source=f"retrain job {job.id}",
         )
         if verdict.challenger:
             self.store.set_reference_baseline(service, candidate.version, candidate.version, dict(verdict.challenger))
@@ -309,6 +346,13 @@ def reference_sample(train: pd.DataFrame) -> pd.DataFrame:
     elif size < len(train):
         train = train.sample(size, random_state=0)
     return train.drop(columns=[WEIGHT]).reset_index(drop=True)
+
+
+def _predictions(path: str, data: TrainingData) -> Any:
+    """What the model saved at ``path`` predicts for each holdout row."""
+    import mlflow.pyfunc
+
+    return predictions(mlflow.pyfunc.load_model(path).predict, data.holdout, data.target)
 
 
 def _brief(result: dict[str, Any]) -> dict[str, Any]:

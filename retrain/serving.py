@@ -5,7 +5,9 @@ MLflow's scoring payloads (``dataframe_split``, ``dataframe_records``, ``instanc
 which version serves. A poller resolves the alias every few seconds; a new champion is
 downloaded, loaded and warmed up completely before one reference assignment swaps it in,
 so requests in flight finish on the model they started with and none waits for the load.
-Every prediction is logged through the mlwatch SDK with the version that made it.
+Every prediction is logged through the mlwatch SDK with the version that made it. A version
+the service has in shadow is scored beside the champion after each reply, never returned
+(``retrain.shadow_process``).
 
     >>> run_server(store, settings, "credit", port=5001, poll_interval=5)
 """
@@ -17,9 +19,10 @@ import os
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
     from starlette.responses import Response
 
     from monitor.sdk import Tracker
+    from retrain.shadow_process import ShadowProcess
 
 log = logging.getLogger("mlwatch.serve")
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -255,17 +259,24 @@ def parse_payload(body: bytes) -> pd.DataFrame:
     raise ValueError(f"{keys[0]}: expected a list of records or a mapping of column to values")
 
 
-def _listed(predictions: Any) -> list[Any]:
+def listed(predictions: Any) -> list[Any]:
+    """A model's predictions as a list of plain values (records for a DataFrame)."""
     if hasattr(predictions, "to_dict") and hasattr(predictions, "columns"):
         return list(predictions.to_dict(orient="records"))
     return list(predictions.tolist()) if hasattr(predictions, "tolist") else list(predictions)
 
 
 def create_app(
-    slot: ModelSlot, service: str, model: str, tracker: Tracker | None, gate: RequestGate | None = None
+    slot: ModelSlot,
+    service: str,
+    model: str,
+    tracker: Tracker | None,
+    gate: RequestGate | None = None,
+    shadow: ShadowProcess | None = None,
 ) -> Starlette:
     """The scoring app over ``slot``; predictions are logged to ``tracker`` when given; the
-    poller working through ``gate`` yields to its requests."""
+    poller working through ``gate`` yields to its requests; answered requests are offered
+    to ``shadow`` when a version is in shadow."""
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse
     from starlette.routing import Route
@@ -274,7 +285,7 @@ def create_app(
 
     async def invocations(request: Request) -> Response:
         with requests.request():
-            return await _score(request, slot.current, model, tracker)
+            return await _score(request, slot.current, model, tracker, shadow)
 
     async def ping(_: Request) -> Response:
         return JSONResponse("", 200 if slot.current else 503)
@@ -292,6 +303,7 @@ def create_app(
                 "model": model,
                 "version": loaded and loaded.version,
                 "loaded_at": loaded and loaded.loaded_at,
+                "shadow": asdict(shadow.status()) if shadow is not None else None,
             }
         )
 
@@ -310,34 +322,45 @@ def _error(status: int, code: str, message: str) -> Response:
     return JSONResponse({"error_code": code, "message": message}, status)
 
 
-async def _score(request: Request, loaded: LoadedModel | None, model: str, tracker: Tracker | None) -> Response:
-    """Answer one scoring request with ``loaded``, which serves it to the end whatever is swapped in meanwhile."""
+async def _score(
+    request: Request, loaded: LoadedModel | None, model: str, tracker: Tracker | None, shadow: ShadowProcess | None
+) -> Response:
+    """Answer one scoring request with ``loaded``, which serves it to the end whatever is swapped in meanwhile;
+    then offer it to ``shadow`` (a queue append: the reply waits for no shadow)."""
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import JSONResponse
 
     if loaded is None:
         return _error(503, "MODEL_NOT_READY", f"model {model!r} has no champion loaded yet")
     try:
-        frame = parse_payload(await request.body())
+        body = await request.body()
+        frame = parse_payload(body)
     except ValueError as exc:
         return _error(400, "BAD_REQUEST", str(exc))
     start = time.perf_counter()
     try:
-        predictions = _listed(await run_in_threadpool(loaded.predict, frame))
+        predictions = listed(await run_in_threadpool(loaded.predict, frame))
     except Exception as exc:  # a schema mismatch or a model's refusal is the caller's input problem
         return _error(400, "BAD_REQUEST", f"the model could not score the input: {exc}")
     latency = (time.perf_counter() - start) * 1000.0 / max(1, len(frame))
+    base = request.headers.get("x-request-id")
+    shadowed = shadow is not None and shadow.active
+    if shadowed and base is None:  # the shadow's rows pair with the champion's by request id
+        base = tracker.new_request_id() if tracker is not None else uuid.uuid4().hex
+    probabilities = None
     if tracker is not None:
         # Before answering, so that it counts as the request's work (a version being loaded
         # waits for it): class probabilities cost a second pass over the rows.
-        await run_in_threadpool(_log, tracker, request.headers.get("x-request-id"), frame, predictions, latency, loaded)
+        probabilities = await run_in_threadpool(_log, tracker, base, frame, predictions, latency, loaded)
+    if shadowed and shadow is not None and base is not None:
+        shadow.offer(body, base, loaded.version, predictions, probabilities)
     return JSONResponse({"predictions": predictions}, headers={"X-Model-Version": loaded.version})
 
 
 def _log(
     tracker: Tracker, base: str | None, frame: pd.DataFrame, predictions: list[Any], latency: float, loaded: LoadedModel
-) -> None:
-    """Log each scored row, with its class probabilities where the model gives them."""
+) -> list[dict[str, float]] | list[None]:
+    """Log each scored row, with its class probabilities where the model gives them (returned)."""
     probabilities: list[dict[str, float]] | list[None] = [None] * len(frame)
     if loaded.predict_proba is not None:
         try:
@@ -354,6 +377,7 @@ def _log(
             model_version=loaded.version,
             request_id=f"{base}-{i}" if base else None,
         )
+    return probabilities
 
 
 def run_server(
@@ -366,12 +390,16 @@ def run_server(
     poll_interval: float = 5.0,
     log_level: str = "warning",
     probabilities: bool = True,
+    shadow: bool = True,
 ) -> None:
-    """Serve ``service``'s champion until interrupted; ``probabilities``: log class probabilities."""
+    """Serve ``service``'s champion until interrupted; ``probabilities``: log class probabilities;
+    ``shadow``: score the version the service has in shadow beside it, in a process of its own
+    (``retrain.shadow_process``)."""
     import uvicorn
     from threadpoolctl import threadpool_limits
 
     from monitor.sdk import Tracker
+    from retrain.shadow_process import ShadowProcess
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     sys.setswitchinterval(0.001)  # hand the GIL back quickly from what cannot yield (C code of a load)
@@ -391,9 +419,14 @@ def run_server(
         log.exception("could not load the champion of %s yet; will retry", model)
     tracker = Tracker(found.name, spool_dir=os.path.join(settings.home, "spool", f"serve-{found.name}"))
     poller.thread.start()
+    scorer = ShadowProcess(store, settings, found, interval=poll_interval) if shadow else None
+    if scorer is not None:
+        scorer.start()
     try:
-        app = create_app(slot, found.name, model, tracker, gate)
+        app = create_app(slot, found.name, model, tracker, gate, scorer)
         uvicorn.run(app, host=host, port=port, log_level=log_level)
     finally:
         poller.stop.set()
+        if scorer is not None:
+            scorer.close()
         tracker.close()

@@ -18,14 +18,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
-from monitor.config import Settings
+from monitor.config import CheckSettings, RetrainConfig, Settings
 from monitor.errors import MlwatchError
-from monitor.records import Service
+from monitor.records import JobRecord, Service
 from monitor.store import Store
 from monitor.worker import Task, WorkerContext
 from retrain.actions import RETRAIN, request_retrain
+from retrain.episodes import Episode, Episodes
 from retrain.notify import EXTERNAL_EVENT, emit
-from retrain.records import AliasChange, JobRecord
+from retrain.onset import episode_onset
+from retrain.records import AliasChange
 from retrain.registry import CHAMPION, PREVIOUS, OnExternal, Registry, model_name
 
 if TYPE_CHECKING:
@@ -34,22 +36,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("mlwatch.retrain")
 
 HEARTBEAT_TIMEOUT = 90.0
-TRIGGER_KINDS = {
-    "drift_share": "drift",
-    "feature_drift": "drift",
-    "prediction_drift": "drift",
-    "quality_decay": "decay",
-}
 LOG_TAIL = 4000
 
 
 def retrain_tasks(ctx: WorkerContext) -> list[Task]:
-    """The worker's retrain tasks: job supervision (1 s), alert triggers (15 s), alias watch (30 s)."""
+    """The worker's retrain tasks: job supervision (1 s), alert triggers (15 s), alias watch (30 s),
+    the shadow policy (15 s)."""
     supervisor = JobSupervisor(ctx.store, ctx.settings, ctx.name)
     return [
         Task("retrain-jobs", 1.0, supervisor.tick),
         Task("retrain-triggers", 15.0, AlertTrigger(ctx.store, ctx.settings).tick),
         Task("alias-watch", 30.0, AliasWatcher(ctx.store, ctx.settings).tick),
+        Task("shadow-review", 15.0, ShadowReview(ctx.store, ctx.settings).tick),
     ]
 
 
@@ -162,11 +160,15 @@ def _tail(output: IO[bytes]) -> str:
 
 
 class AlertTrigger:
-    """Queues a retrain when a drift or decay alert fires for a service whose policy says ``on_alert``."""
+    """Queues a retrain when a drift or decay episode opens for a service whose policy says ``on_alert``
+    (at most one per episode; see ``retrain.episodes``), within the cooldown and the daily cap."""
 
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
+        self.episodes = Episodes(store, settings)
+        self._onsets: dict[int, float] = {}  # by episode id: found once, kept while it waits for labels
+        self._waiting: set[int] = set()  # episodes whose wait was logged at INFO already
 
     def tick(self, now: float) -> None:
         """Check every ``on_alert`` service once."""
@@ -175,11 +177,15 @@ class AlertTrigger:
                 self.consider(policy.service, now)
 
     def consider(self, service: str, now: float) -> JobRecord | None:
-        """Queue a retrain of ``service`` for its newest firing drift/decay alert, within cooldown and cap."""
-        firing = [a for a in self.store.list_alerts(state="firing", service=service) if a.kind in TRIGGER_KINDS]
-        if not firing:
-            return None
+        """Queue a retrain of ``service`` for its open episode if the episode, cooldown and cap allow one."""
         policy = self.settings.retrain_policy(service)
+        episode = self.episodes.open(service, policy)
+        if episode is None:
+            return None
+        held = self.episodes.held(episode, now)
+        if held is not None:
+            log.debug("retrain of %s not triggered: %s", service, held)
+            return None
         recent = self.store.list_jobs(service=service, kind=RETRAIN, since=now - 86400, limit=1000)
         if any(j.created_at >= now - policy.cooldown for j in recent):
             return None
@@ -187,22 +193,50 @@ class AlertTrigger:
         if len(automatic) >= policy.daily_cap:
             log.info("retrain of %s not triggered: daily cap of %d reached", service, policy.daily_cap)
             return None
-        alert = max(firing, key=lambda a: a.fired_at or a.started_at)
-        extra: dict[str, object] = {"alert_id": alert.id, "alert_rule": alert.rule}
+        since = self._onset(episode, policy, now)
+        if since is None:
+            return None
+        return self._queue(episode, since)
+
+    def _onset(self, episode: Episode, policy: RetrainConfig, now: float) -> float | None:
+        """Where the episode's change began (``retrain.onset``), once ``policy.min_labelled_rows``
+        labelled rows from after it are stored; None while the retrain waits for them."""
+        found = self.store.get_service(episode.service)
+        lookback = 2 * CheckSettings.of(found).window
+        since = self._onsets.get(episode.id)
+        if since is None:
+            since = self._onsets[episode.id] = episode_onset(self.store, found, episode, lookback)
+            log.info("episode %s of %s: the change began at %.0f", episode.id, episode.service, since)
+        labelled = self.store.count_labelled(found, since, now + 1) if policy.min_labelled_rows else 0
+        if labelled < policy.min_labelled_rows:
+            level = logging.DEBUG if episode.id in self._waiting else logging.INFO
+            self._waiting.add(episode.id)
+            log.log(
+                level, "retrain of %s waits for labelled rows from after the onset of episode %s (%d of %d)",
+                episode.service, episode.id, labelled, policy.min_labelled_rows,
+            )  # fmt: skip
+            return None
+        return since
+
+    def _queue(self, episode: Episode, since: float) -> JobRecord | None:
+        alert, trigger = episode.latest()
+        extra: dict[str, object] = {
+            "alert_id": alert.id,
+            "alert_rule": alert.rule,
+            "episode": episode.id,
+            "episode_alerts": [a.id for a in episode.alerts],
+            "since": since,
+        }
         if alert.labels.get("check_id"):
             extra["check_id"] = int(alert.labels["check_id"])
         try:
             job, _ = request_retrain(
-                self.store,
-                self.settings,
-                service,
-                actor=f"alert:{alert.rule}",
-                trigger=TRIGGER_KINDS[alert.kind],
-                extra=extra,
+                self.store, self.settings, episode.service, actor=f"alert:{alert.rule}", trigger=trigger, extra=extra
             )
         except MlwatchError as exc:
-            log.warning("retrain of %s not triggered: %s", service, exc)
+            log.warning("retrain of %s not triggered: %s", episode.service, exc)
             return None
+        log.info("retrain job %s of %s queued for episode %s (%s)", job.id, episode.service, episode.id, trigger)
         return job
 
 
@@ -249,3 +283,28 @@ class AliasWatcher:
                 emit(self.store, self.settings, EXTERNAL_EVENT, data, severity="warning", conn=conn)
 
         return announce
+
+
+class ShadowReview:
+    """Ends each active shadow that has enough labelled rows, or has run too long
+    (``retrain.stages.review``), promoting one that proved better under ``auto_promote``."""
+
+    def __init__(self, store: Store, settings: Settings, registry: Registry | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.registry = registry
+
+    def tick(self, now: float) -> None:
+        """Review the active shadow of every service that has one."""
+        from retrain.stages import review
+
+        for service in self.store.list_services():
+            if self.store.active_stage(service) is None:
+                continue
+            try:
+                ended = review(self.store, self.settings, service, registry=self.registry, now=now)
+            except MlwatchError:
+                log.exception("could not review the shadow of %s; will try again", service.name)
+                continue
+            if ended is not None:
+                log.warning("shadow of %s ended %s: %s", service.name, ended.status, ended.reason)

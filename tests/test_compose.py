@@ -21,7 +21,8 @@ import yaml
 from sqlalchemy import create_engine, make_url, text
 
 from monitor.cli import main
-from monitor.config import Settings, load_settings
+from monitor.config import Settings
+from monitor.settings import load_settings
 from monitor.store import Store
 from tests.conftest import free_port, stop_process, wait_http
 
@@ -159,11 +160,11 @@ def test_mlflow_command_is_accepted_by_mlflow_server() -> None:
 def test_published_port_is_the_one_the_process_listens_on(name: str) -> None:
     spec = SERVICES[name]
     container_port = str(spec["ports"][0]).rsplit(":", 1)[1]
-    listens = option(command_of(spec), "--port") or {"prometheus": "9090", "grafana": "3000"}.get(name)
+    listens = option(command_of(spec), "--port") or {"prometheus": "9090", "grafana": "3000", "nats": "4222"}.get(name)
     assert listens == container_port
     health = " ".join(spec.get("healthcheck", {}).get("test", []))
-    if health:
-        assert f":{container_port}/" in health
+    if health:  # NATS answers its health on the monitoring port (-m), not the client port
+        assert f":{option(command_of(spec), '-m') or container_port}/" in health
 
 
 def test_every_dashboard_replica_signs_sessions_with_the_key_from_the_environment() -> None:
@@ -192,9 +193,47 @@ def test_dependencies_wait_for_health_checks_that_exist() -> None:
             assert dep in SERVICES, f"{name} depends on unknown {dep}"
             if rule.get("condition") == "service_healthy":
                 assert "healthcheck" in SERVICES[dep], f"{name} waits for {dep}, which has no health check"
-    assert {"postgres", "mlflow", "server", "worker", "dashboard", "serve", "prometheus", "grafana"} <= {
+    assert {"postgres", "mlflow", "server", "worker", "dashboard", "serve", "prometheus", "grafana", "nats"} <= {
         n for n, s in SERVICES.items() if "healthcheck" in s
     }
+
+
+def test_the_consumer_reads_the_nats_service_once_jetstream_is_up_and_the_schema_is_migrated() -> None:
+    consumer = OURS["consumer"]
+    stream = option(command_of(consumer), "--stream")
+    assert stream == f"nats://nats:{SERVICES['nats']['ports'][0].rsplit(':', 1)[1]}"
+    assert consumer["depends_on"] == {
+        "migrate": {"condition": "service_completed_successfully"},
+        "nats": {"condition": "service_healthy"},
+    }
+    assert "js-enabled-only=true" in " ".join(SERVICES["nats"]["healthcheck"]["test"])
+
+
+def test_nats_runs_here_with_the_compose_arguments_keeps_jetstream_on_its_volume_and_passes_its_health_check(
+    tmp_path: Path,
+) -> None:
+    import shutil
+
+    if shutil.which("nats-server") is None:
+        pytest.skip("nats-server is not installed")
+    spec = SERVICES["nats"]
+    args = command_of(spec)
+    volume = next(str(m).split(":")[1] for m in spec["volumes"] if str(m).startswith("natsdata:"))
+    assert option(args, "-sd") == volume and "-js" in args
+    client, monitor = free_port(), free_port()
+    local = [str(tmp_path) if a == volume else str(monitor) if a == option(args, "-m") else a for a in args]
+    process = subprocess.Popen(["nats-server", *local, "-a", "127.0.0.1", "-p", str(client)], stderr=subprocess.PIPE)
+    try:
+        url = next(a for a in spec["healthcheck"]["test"] if a.startswith("http://"))
+        health = url.replace(f":{option(args, '-m')}/", f":{monitor}/")
+        wait_http(health, timeout=20, proc=process)
+        deadline = time.monotonic() + 20
+        while (answer := httpx.get(health, timeout=2)).status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert answer.status_code == 200 and answer.json() == {"status": "ok"}
+    finally:
+        stop_process(process)
+    assert (tmp_path / "jetstream").is_dir()  # JetStream wrote its store on the volume
 
 
 def test_postgres_is_healthy_only_once_it_listens_on_tcp() -> None:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import load_settings, parse_duration
+from monitor.config import parse_duration
 from monitor.errors import ConfigError
+from monitor.settings import load_settings
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -131,3 +132,24 @@ def test_text_with_a_nul_or_a_lone_surrogate_is_refused() -> None:
         storable_text("ab\x00")
     with pytest.raises(ValueError, match="a lone surrogate at 0"):
         storable_text("\ud800x")
+
+
+def test_settings_read_back_as_they_were_dumped(tmp_path: Path) -> None:
+    """The retrain process gets the settings as JSON: every section must validate again, defaults included."""
+    from monitor.config import Settings
+
+    config = tmp_path / "mlwatch.yaml"
+    config.write_text(
+        "services:\n  - {name: credit, model_name: credit, target: default}\n"
+        "webhooks:\n"
+        "  - {name: plain, url: 'http://127.0.0.1:9/hook', format: json}\n"
+        "  - {name: grouped, url: 'http://127.0.0.1:9/am', format: alertmanager,"
+        " group_by: [service], group_wait: 10s}\n"
+        "  - name: mail\n    format: email\n    url: 'smtp://127.0.0.1:2525'\n"
+        "    email: {from: 'mlwatch@example.com', to: ['oncall@example.com']}\n"
+        "inhibit_rules:\n  - {source_match: {kind: no_data}, target_match: {kind: drift_share}, equal: [service]}\n"
+        "cloudevents: {services: {sklearn-credit: credit}}\n"
+    )
+    settings = load_settings(config)
+    again = Settings.model_validate_json(settings.model_dump_json(by_alias=True))
+    assert again == settings

@@ -25,6 +25,7 @@ import httpx
 import pytest
 import yaml
 
+from monitor.check_summary import CheckSummary
 from monitor.store import Store
 from tests.conftest import RunningServer, free_port, start_server, stop_process, unavailable, wait_http
 
@@ -118,7 +119,7 @@ def _seed(server: RunningServer) -> dict[tuple[str, str], int]:
             model_version=None,
             status="ok",
             trigger="manual",
-            summary=summary,
+            summary=CheckSummary.decode(summary),
             results={},
         )
     store.close()

@@ -1,4 +1,4 @@
-"""Registry versions, aliases and gate decisions; retrain, promote and roll back."""
+"""Registry versions, aliases and gate decisions; retrain, promote and roll back; the shadow beside the champion."""
 
 from __future__ import annotations
 
@@ -22,3 +22,5 @@ elif names and who is not None:
     models.buttons(who, chosen, found)
     st.subheader("Retrain jobs")
     models.jobs(chosen)
+    st.subheader("Shadow")
+    models.stages(chosen)

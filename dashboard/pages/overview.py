@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from dashboard import data, frames, session
@@ -64,6 +66,30 @@ def live() -> None:
         cols[i % len(cols)].page_link(
             "pages/service.py", label=row.name, icon=_ICONS[row.status], query_params={"service": row.name}
         )
+    stream_consumers(
+        time.time() // REFRESH_SECONDS * REFRESH_SECONDS
+    )  # live whatever the range; one cache key per refresh
+
+
+_CONSUMER_COLUMNS = {
+    "records/s": st.column_config.NumberColumn(format="%.0f"),
+    "lag p99 s": st.column_config.NumberColumn(format="%g", help="Upper bound of the histogram bucket"),
+    "last seen": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+}
+
+
+def stream_consumers(now: float) -> None:
+    """The stream consumers' heartbeats, when any ran within the last hour."""
+    table = data.attempt("read the stream consumers", data.stream_consumers, now)
+    if table is None or table.empty:
+        return
+    st.subheader("Stream consumers")
+    table = frames.localize(table, data.zone(), ["last seen"])
+    st.dataframe(table, hide_index=True, column_config=_CONSUMER_COLUMNS, key="consumers_table")
+    st.caption(
+        "Each `mlwatch consume` writes its counters every few seconds; a last-seen time that stops moving "
+        "is a consumer that stopped. Pending: messages of the durable consumer not delivered yet."
+    )
 
 
 _ICONS = {

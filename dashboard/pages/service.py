@@ -1,17 +1,18 @@
-"""One service in depth: performance, resources, drift, quality and recent predictions."""
+"""One service in depth: performance, resources, drift, quality, segments and recent predictions."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from dashboard import data, session
-from dashboard.panels import drift, performance, predictions, quality, resources
+from dashboard.panels import drift, performance, predictions, quality, resources, segments
 
 SECTIONS = {
     "Performance": performance,
     "Resources": resources,
     "Data drift": drift,
     "Quality": quality,
+    "Segments": segments,
     "Predictions": predictions,
 }
 

@@ -11,6 +11,7 @@ import streamlit as st
 
 from dashboard import actions, data, frames, session
 from dashboard.access import Viewer
+from monitor.roles import may
 from monitor.store.alerts import AlertRecord
 from monitor.store.outbox import Delivery
 
@@ -42,7 +43,9 @@ def handle(viewer: Viewer, active: list[AlertRecord]) -> None:
         st.markdown("**Acknowledge** (stops reminders)")
         comment = st.text_input("Comment", key="ack_comment")
         if st.form_submit_button("Acknowledge", disabled=alert.acked_by is not None):
-            done = data.attempt("acknowledge", actions.acknowledge, data.store(), viewer, alert.id, comment)
+            done = data.attempt(
+                "acknowledge", actions.acknowledge, data.store(), data.settings(), viewer, alert.id, comment
+            )
             _after(done, f"Alert {alert.id} acknowledged by {viewer.name}.")
     with right, st.form("silence"):
         silence_form(viewer, alert)
@@ -100,7 +103,7 @@ def webhooks(viewer: Viewer) -> None:
     if not hooks:
         st.info("No webhooks configured. Add one under `webhooks:` in mlwatch.yaml (format json or slack).")
     receiver = st.selectbox("Receiver", ["all", *hooks], key="webhook_choice")
-    if viewer.role == "admin" and receiver != "all" and st.button("Send test event", key="send_test"):
+    if may(viewer.role, "admin") and receiver != "all" and st.button("Send test event", key="send_test"):
         sent = data.attempt(
             "send a test event", actions.send_test_event, data.store(), data.settings(), viewer, receiver
         )

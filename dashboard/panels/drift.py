@@ -14,7 +14,8 @@ import streamlit as st
 import streamlit.components.v1 as components
 
 from dashboard import charts, data, frames, widgets
-from dashboard.views import CheckSummary, TimeWindow
+from dashboard.views import CheckHeadline, TimeWindow, number
+from monitor.check_summary import CheckSummary, JointDrift
 from monitor.records import CheckRecord
 
 
@@ -36,8 +37,11 @@ def render(service: str, window: TimeWindow) -> None:
         return
     # Drift means what the service's drift_share rule says, so banner, overview and alert agree.
     threshold = data.attempt("read the alert rules", data.drift_threshold, service)
-    latest = CheckSummary.of(checks[0]).judged_by(threshold)
+    latest = CheckHeadline.of(checks[0]).judged_by(threshold)
     verdict(latest)
+    joint = joint_drift_line(checks[0].summary)
+    if joint:
+        st.markdown(joint)
     scores = frames.drift_frame(checks)
     if not scores.empty:
         st.markdown("**Drift score per feature** (outlined: drifted)")
@@ -48,13 +52,13 @@ def render(service: str, window: TimeWindow) -> None:
     report(checks)
 
 
-def verdict(latest: CheckSummary) -> None:
+def verdict(latest: CheckHeadline) -> None:
     """A banner with the latest check's dataset verdict, and the bar it was judged against."""
     st_call, text = verdict_banner(latest)
     getattr(st, st_call)(text)
 
 
-def verdict_banner(latest: CheckSummary) -> tuple[str, str]:
+def verdict_banner(latest: CheckHeadline) -> tuple[str, str]:
     """Which banner (``error``, ``warning``, ``success``, ``info``) and its text; the bar is the
     service's ``drift_share`` rule when it has one, as the alert and the overview use."""
     share = f"{latest.drift_share:.0%} of features drifted" if latest.drift_share is not None else ""
@@ -69,6 +73,34 @@ def verdict_banner(latest: CheckSummary) -> tuple[str, str]:
         under = f", within the {bar:.0%} its drift_share alert rule allows" if bar is not None else ""
         return "success", "No dataset drift in the latest check" + (f": {share}{under}." if share else ".")
     return "info", f"The latest check had no data ({latest.status})."
+
+
+METHOD_NAMES = {"pca": "PCA reconstruction error", "classifier": "domain classifier AUC"}
+
+
+def joint_drift_line(summary: CheckSummary) -> str | None:
+    """One line with the multivariate methods' verdicts and the drifted text descriptors, or None
+    when the check has neither (see ``monitor.check_summary``)."""
+    methods = summary.multivariate.methods if summary.multivariate is not None else {}
+    parts = [_method_part(name, found) for name, found in methods.items()]
+    derived = list(summary.drifted_derived)
+    if derived:
+        parts.append("derived features drifted: " + ", ".join(_code(name) for name in derived))
+    if not parts:
+        return None
+    return "**Multivariate drift:** " + "; ".join(parts)
+
+
+def _method_part(name: str, found: JointDrift) -> str:
+    state = "drift" if found.drifted else "no drift"
+    score, upper = number(found.score), number(found.upper)
+    bar = f" ({score:.3g}, bar {upper:.3g})" if score is not None and upper is not None else ""
+    return f"{METHOD_NAMES.get(name) or _code(name)}: {state}{bar}"
+
+
+def _code(text: str) -> str:
+    """``text`` as inline code: Streamlit renders no HTML, and without backticks it cannot leave the span."""
+    return "`" + text.replace("`", "'") + "`"
 
 
 def report(checks: list[CheckRecord]) -> None:

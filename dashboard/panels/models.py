@@ -8,7 +8,8 @@ import streamlit as st
 from dashboard import actions, data, model_tables, session
 from dashboard.access import Viewer
 from dashboard.frames import localize
-from retrain.records import JobRecord, ModelsOverview
+from monitor.records import JobRecord
+from retrain.records import ModelsOverview
 
 JOB_REFRESH_SECONDS = 2
 DIALOG_KEY = "models_dialog"
@@ -158,3 +159,26 @@ def _after(message: str) -> None:
 
 def _local(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return localize(frame, data.zone(), columns)
+
+
+def stages(service: str) -> None:
+    """The challenger in a rollout stage, beside the champion on the same rows, and past stages."""
+    found = data.attempt("read rollout stages", data.stages, service)
+    if found is None:
+        return
+    if not found:
+        st.caption(f"No challenger has been in shadow yet: `mlwatch stage start {service} VERSION` starts one.")
+        return
+    active = next((v for v in found if v.stage.active), None)
+    if active is not None and active.comparison is not None:
+        stage, compared = active.stage, active.comparison
+        st.markdown(f"**Version {stage.version} in {stage.stage}** beside champion {stage.champion_version}")
+        a, b, c = st.columns(3)
+        a.metric("Requests scored by both", compared.rows)
+        b.metric("Agreement", "-" if compared.agreement is None else f"{compared.agreement:.1%}")
+        c.metric("Labelled", compared.labelled)
+        st.dataframe(model_tables.comparison_table(compared), hide_index=True, key="shadow_comparison")
+        if compared.verdict is not None:
+            st.caption(f"Gate on the labelled rows: {compared.verdict.reason}")
+    table = model_tables.stages_table([v.stage for v in found])
+    st.dataframe(_local(table, ["started", "ended"]), hide_index=True, key="stages_table")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, data, frames, widgets
-from dashboard.views import TimeWindow, number
+from dashboard.views import TimeWindow
+from monitor.config import CheckSettings
 
 
 def render(service: str, window: TimeWindow) -> None:
@@ -20,7 +21,7 @@ def render(service: str, window: TimeWindow) -> None:
         )
         return
     found = data.attempt("read the service", data.service, service)
-    bound = number(found.config.get("latency_bound_ms")) if found else None
+    bound = CheckSettings.of(found).latency_bound_ms if found else None
     totals(frame, bound)
     shown = frames.newest_versions(frame)
     older = frame["version"].nunique() - len(shown)

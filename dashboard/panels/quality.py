@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard import charts, data, frames, widgets
 from dashboard.panels.drift import no_checks
-from dashboard.views import CheckSummary, TimeWindow
+from dashboard.views import CheckHeadline, TimeWindow
 
 
 def render(service: str, window: TimeWindow) -> None:
@@ -18,7 +18,7 @@ def render(service: str, window: TimeWindow) -> None:
         no_checks(service)
         return
     metric = data.settings().retrain_policy(service).gate.metric
-    latest = CheckSummary.of(checks[0], metric)
+    latest = CheckHeadline.of(checks[0], metric)
     if latest.metric is None:
         st.info(
             "No quality measured yet: it needs ground truth (send labels to "
@@ -31,7 +31,7 @@ def render(service: str, window: TimeWindow) -> None:
         widgets.chart(charts.quality(frame, latest.metric))
 
 
-def headline(latest: CheckSummary, version: str | None = None) -> None:
+def headline(latest: CheckHeadline, version: str | None = None) -> None:
     """The latest realized and estimated quality against the baseline of the model ``version`` it judged."""
     a, b, c = st.columns(3)
     delta = None

@@ -9,4 +9,5 @@ resources.py     resource (CPU, memory, GPU utilization or memory, per host)
 lifecycle.py     pending -> firing -> resolved; reminders, silences, acknowledgement
 engine.py        one tick: evaluate every enabled rule, apply the changes in one transaction
 tasks.py         the worker task that ticks the engine
+acknowledge.py   an operator's acknowledgement and its alert.acknowledged event, in one transaction
 """

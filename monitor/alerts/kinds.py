@@ -1,7 +1,8 @@
 """The registry of rule kinds, keyed by the stable ``kind`` string that rules store.
 
 To add a kind: write a class with ``name``, ``description``, ``check(rule)`` and
-``evaluate(rule, source, now)`` (see ``observations.RuleKind``) and add it to ``KINDS``.
+``evaluate(rule, source, now)`` (see ``observations.RuleKind``), add it to ``KINDS`` and its
+name to ``monitor.vocabulary.RULE_KINDS``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from monitor.alerts.drift import DriftShare, FeatureDrift, PredictionDrift, Qual
 from monitor.alerts.observations import RuleKind
 from monitor.alerts.resources import Resource
 from monitor.alerts.traffic import ErrorRate, Latency, NoData
+from monitor.vocabulary import SERVICE_KINDS, check_kind_name
 
 if TYPE_CHECKING:
     from monitor.config import AlertRuleConfig
@@ -29,16 +31,7 @@ KINDS: dict[str, RuleKind] = {
         NoData(),
     )
 }
-"""Every rule kind by its name."""
-
-SERVICE_KINDS = frozenset(KINDS) - {"resource"}
-
-
-def check_kind_name(name: str) -> str:
-    """Return ``name`` if it is a known kind; raise ValueError listing the valid ones otherwise."""
-    if name not in KINDS:
-        raise ValueError(f"unknown kind {name!r}; expected one of {', '.join(KINDS)}")
-    return name
+"""Every rule kind by its name (``monitor.vocabulary.RULE_KINDS`` names them for the configuration)."""
 
 
 def get_kind(name: str) -> RuleKind:

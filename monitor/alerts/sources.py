@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from monitor.check_summary import CheckSummary
     from monitor.records import HostSample, Service
     from monitor.store import Store
 
@@ -22,7 +23,7 @@ class CheckView:
     model_version: str | None
     created_at: float
     status: str
-    summary: dict[str, Any]
+    summary: CheckSummary
     features: list[dict[str, Any]] = field(default_factory=list)
     id: int | None = None
 
@@ -100,8 +101,7 @@ class StoreMetricSource:
         if record is None:
             return None
         features = list((record.results or {}).get("features") or [])
-        summary = dict(record.summary or {})
-        return CheckView(record.model_version, record.created_at, record.status, summary, features, record.id)
+        return CheckView(record.model_version, record.created_at, record.status, record.summary, features, record.id)
 
     def traffic(self, service: str, start: float, end: float, model_version: str | None = None) -> TrafficWindow:
         """Traffic of ``service`` in the window, percentiles weighted by bucket counts."""

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from monitor.config import Settings, load_settings
+from monitor.config import Settings
 from monitor.errors import ConfigError, MlwatchError
+from monitor.settings import load_settings
 
 if TYPE_CHECKING:
     from monitor.store import Store

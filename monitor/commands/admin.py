@@ -1,8 +1,10 @@
 """``mlwatch token create|list|revoke`` and ``mlwatch db upgrade``.
 
 ``token list`` and ``token revoke`` talk to the API when given its URL and an admin token
-(``--url``/``MLWATCH_URL`` and ``--token``/``MLWATCH_TOKEN``), so they are role-checked and
-work against a remote stack; otherwise they use the configured store, and say which.
+(``--url``/``MLWATCH_URL`` and ``--token``/``MLWATCH_TOKEN``; ``monitor.commands.api``), so
+they are role-checked and work against a remote stack; otherwise they use the configured
+store, and say which. ``token create`` (the first token comes before any server) and
+``db upgrade`` run against the local store only.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import click
-import httpx
 
 from monitor.commands import settings_from
+from monitor.commands.api import connect
 from monitor.errors import MlwatchError
 from monitor.records import ApiToken
 from monitor.store import ROLES, Store
@@ -36,7 +38,11 @@ def token() -> None:
 @click.option("--name", default="", help="A label for the audit log (default: the role).")
 @click.pass_context
 def token_create(ctx: click.Context, role: str, name: str) -> None:
-    """Print a new API token; it is shown once and stored only as a hash."""
+    """Print a new API token; it is shown once and stored only as a hash.
+
+    Runs against the local store (store_url), not MLWATCH_URL: it makes the first token,
+    before any server runs. Through a server: POST /v1/tokens with an admin token.
+    """
     with _local_store(ctx) as store:
         listed, token = store.issue_token(role, name)
         store.audit("cli", "token.create", str(listed.id), {"role": role, "name": listed.name})
@@ -57,8 +63,8 @@ def token_list(ctx: click.Context, url: str | None, api_token: str | None, local
     """List API tokens: id, name, role, created, last used, revoked (never the token or its hash)."""
     api = None if local else _api(url, api_token)
     if api:
-        with _api_client(ctx, *api) as client:
-            tokens = [_from_json(t) for t in _call(client, "GET", "/v1/tokens")]
+        with connect(ctx, *api, refused_hint=_LOCAL_HINT) as client:
+            tokens = [_from_json(t) for t in client.call("GET", "/v1/tokens")]
     else:
         with _local_store(ctx) as store:
             tokens = store.list_tokens()
@@ -75,8 +81,8 @@ def token_revoke(ctx: click.Context, token_id: int, url: str | None, api_token: 
     """Revoke the token with ID (see `mlwatch token list`); it is refused from then on."""
     api = None if local else _api(url, api_token)
     if api:
-        with _api_client(ctx, *api) as client:
-            revoked = _from_json(_call(client, "DELETE", f"/v1/tokens/{token_id}"))
+        with connect(ctx, *api, refused_hint=_LOCAL_HINT) as client:
+            revoked = _from_json(client.call("DELETE", f"/v1/tokens/{token_id}"))
     else:
         with _local_store(ctx) as store:
             revoked = _run(lambda: store.revoke_token_id(token_id))
@@ -91,26 +97,7 @@ def _api(url: str | None, token: str | None) -> tuple[str, str] | None:
     return (url.rstrip("/"), token) if url and token else None
 
 
-@contextmanager
-def _api_client(ctx: click.Context, url: str, token: str) -> Iterator[httpx.Client]:
-    click.echo(f"{ctx.command_path}: API {url}", err=True)
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30.0) as client:
-        yield client
-
-
-def _call(client: httpx.Client, method: str, path: str) -> Any:
-    try:
-        answer = client.request(method, path)
-    except httpx.HTTPError as exc:
-        raise click.ClickException(f"could not reach the API at {client.base_url}: {exc}") from exc
-    if answer.is_success:
-        return answer.json()
-    try:
-        message = answer.json()["message"]
-    except (ValueError, KeyError, TypeError):
-        message = answer.text[:200]
-    hint = " (or pass --local to use the configured store)" if answer.status_code in (401, 403) else ""
-    raise click.ClickException(f"the API at {client.base_url} answered {answer.status_code}: {message}{hint}")
+_LOCAL_HINT = " (or pass --local to use the configured store)"
 
 
 @contextmanager
@@ -163,7 +150,7 @@ def db() -> None:
 @db.command("upgrade")
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
-    """Apply schema migrations to the configured store."""
+    """Apply schema migrations to the configured store; runs against the local store (store_url), not MLWATCH_URL."""
     engine = make_engine(settings_from(ctx).store_url)
     try:
         before = current_revision(engine)

@@ -1,8 +1,9 @@
 """``mlwatch check SERVICE`` and ``mlwatch reference upload FILE --service NAME``.
 
-Both work directly against the configured store (``store_url``), like ``mlwatch token``, and
-say which on stderr; neither creates one: a store that is not there is refused, naming the
-URL looked at and how to point at another (``--config``, ``MLWATCH_STORE_URL``).
+Both ask the API (``--url``/``MLWATCH_URL``, ``--token``/``MLWATCH_TOKEN``; see
+``monitor.commands.api``), so the server checks the token's role (operator for a check,
+admin for a reference) and runs the same use case as ``POST /v1/services/{service}/checks``
+(``monitor.drift.actions.run_check``) and ``POST /v1/services/{service}/reference``.
 
     $ mlwatch check credit
     check 42 of credit, window 2026-11-26 09:00 → 10:00 UTC: ok, 20000 rows sampled
@@ -13,34 +14,15 @@ URL looked at and how to point at another (``--config``, ``MLWATCH_STORE_URL``).
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from monitor.commands import POINT_ELSEWHERE, StoreLocation, open_configured_store, settings_from
-from monitor.errors import MlwatchError, NotFound
-
-
-def _open(ctx: click.Context) -> tuple[Any, StoreLocation]:
-    """The configured store, which must exist already, with the services of mlwatch.yaml registered."""
-    return open_configured_store(ctx)
-
-
-def _service(store: Any, where: StoreLocation, name: str) -> Any:
-    try:
-        return store.get_service(name)
-    except NotFound as exc:
-        raise click.ClickException(f"{exc} (looked in the store at {where.describe()}; {POINT_ELSEWHERE})") from exc
-
-
-def _sync_references(ctx: click.Context, store: Any) -> None:
-    from monitor.drift.reference import sync_configured_references
-
-    for problem in sync_configured_references(settings_from(ctx), store):
-        click.echo(f"warning: {problem}", err=True)
+from monitor.check_summary import CheckSummary
+from monitor.commands.api import api_options, connect, path_part
+from monitor.records import CheckRecord
 
 
 @click.command()
@@ -56,6 +38,7 @@ def _sync_references(ctx: click.Context, store: Any) -> None:
     help="Print the check as one JSON object (id, service, window_start, window_end, status, summary, "
     "results, error) instead of the table; --fail-on-drift still sets the exit status.",
 )
+@api_options
 @click.pass_context
 def check(
     ctx: click.Context,
@@ -65,41 +48,41 @@ def check(
     sample_size: int | None,
     fail_on_drift: bool,
     as_json: bool,
+    url: str | None,
+    api_token: str | None,
 ) -> None:
-    """Run a drift and quality check of SERVICE's latest window now and print the verdicts.
+    """Run a drift and quality check of SERVICE's latest window now and print the verdicts (through the API).
 
     \b
         mlwatch check credit
         mlwatch check credit --json | jq .summary.drift_share
     """
-    store, where = _open(ctx)
-    try:
-        from monitor.drift.check import CheckRunner
-
-        _sync_references(ctx, store)
-        found = _service(store, where, service)
-        end = time.time() if end is None else end
-        start = end - float(found.config.get("window", 3600.0)) if start is None else start
-        if start >= end:
-            raise click.BadParameter(f"expected a start before the end ({end}), got {start}", param_hint="--start")
-        record = CheckRunner(store).run(found, start, end, trigger="manual", sample_size=sample_size)
-    except MlwatchError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        store.close()
-    click.echo(as_json_line(service, record) if as_json else describe(service, record))
-    if fail_on_drift and record.summary.get("dataset_drift"):
+    if start is not None and end is not None and start >= end:
+        raise click.BadParameter(f"expected a start before the end ({end}), got {start}", param_hint="--start")
+    window = {"start": start, "end": end, "sample_size": sample_size}
+    with connect(ctx, url, api_token) as api:
+        found = api.call(
+            "POST", f"/v1/services/{path_part(service)}/checks", json={k: v for k, v in window.items() if v is not None}
+        )
+    click.echo(as_json_line(found) if as_json else describe(service, _record(found)))
+    if fail_on_drift and found["summary"].get("dataset_drift"):
         ctx.exit(1)
 
 
-def as_json_line(service: str, record: Any) -> str:
-    """The check as one line of JSON (NaN and infinity as null, numpy values as numbers)."""
-    import dataclasses
-
+def as_json_line(found: dict[str, Any]) -> str:
+    """The API's check as one line of JSON (NaN and infinity as null)."""
     import orjson
 
-    fields = {"service": service, **dataclasses.asdict(record)}
-    return orjson.dumps(fields, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS, default=str).decode()
+    return orjson.dumps(found).decode()
+
+
+def _record(found: dict[str, Any]) -> CheckRecord:
+    """The record of the API's check (``CheckOut``) that ``describe`` reads."""
+    fields = ("id", "window_start", "window_end", "created_at", "model_version", "status", "trigger")
+    summary = CheckSummary.decode(found["summary"])
+    return CheckRecord(
+        service_id=0, results=found["results"], error=found["error"], summary=summary, **{k: found[k] for k in fields}
+    )
 
 
 def _when(ts: float) -> str:
@@ -108,7 +91,7 @@ def _when(ts: float) -> str:
 
 def describe(service: str, record: Any) -> str:
     """The verdicts of a check as text: header, one line per feature, then quality."""
-    s = record.summary
+    s = record.summary.encode()
     lines = [
         f"check {record.id} of {service}, window {_when(record.window_start)} → {_when(record.window_end)} UTC: "
         f"{record.status}, {s['rows']} rows sampled, reference {s['reference_rows']} rows"
@@ -165,36 +148,37 @@ def reference() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--service", required=True, help="The service whose reference this is.")
 @click.option("--model-version", default="", help="The model version it belongs to (default: any version).")
+@api_options
 @click.pass_context
-def reference_upload(ctx: click.Context, file: Path, service: str, model_version: str) -> None:
-    """Set SERVICE's reference data from a Parquet, CSV or JSON-lines FILE."""
-    store, where = _open(ctx)
-    try:
-        found = _service(store, where, service)
-        info = store.set_reference(found, _read(file), model_version=model_version, source=f"cli:{file.name}")
-        store.audit("cli", "reference.set", service, {"model_version": model_version, "rows": info.row_count})
-        stats = store.reference_stats(found, model_version)
-    except MlwatchError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        store.close()
+def reference_upload(
+    ctx: click.Context, file: Path, service: str, model_version: str, url: str | None, api_token: str | None
+) -> None:
+    """Set SERVICE's reference data from a Parquet, CSV or JSON-lines FILE (through the API, an admin's role)."""
+    path = f"/v1/services/{path_part(service)}/reference"
+    with connect(ctx, url, api_token) as api:
+        if file.suffix in (".jsonl", ".ndjson"):
+            stored = api.call("POST", path, json={"records": _json_lines(file), "model_version": model_version})
+        else:
+            upload = {"file": (file.name, file.read_bytes())}
+            stored = api.call("POST", path, files=upload, data={"model_version": model_version})
     version = f"model version {model_version}" if model_version else "any model version"
-    columns = ", ".join(stats["frame_columns"])
-    click.echo(f"reference of {service} ({version}): {info.row_count} rows, columns {columns}")
-    if stats.get("missing_columns"):
-        click.echo(f"  warning: no column for features {', '.join(stats['missing_columns'])}; they are not checked")
-    if stats.get("baseline"):
-        click.echo("  baseline: " + ", ".join(f"{k} {v:.4g}" for k, v in stats["baseline"].items()))
+    click.echo(f"reference of {service} ({version}): {stored['rows']} rows, columns {', '.join(stored['columns'])}")
+    if stored["missing_features"]:
+        click.echo(f"  warning: no column for features {', '.join(stored['missing_features'])}; they are not checked")
+    if stored["baseline"]:
+        click.echo("  baseline: " + ", ".join(f"{k} {v:.4g}" for k, v in stored["baseline"].items()))
 
 
-def _read(file: Path) -> Any:
-    from monitor.drift.reference import read_upload
+def _json_lines(file: Path) -> list[Any]:
+    """The records of a JSON-lines file (blank lines skipped), or a ClickException naming the bad line."""
+    import json
 
-    if file.suffix in (".jsonl", ".ndjson"):
-        import pandas as pd
-
+    records = []
+    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
         try:
-            return pd.read_json(file, lines=True)
+            records.append(json.loads(line))
         except ValueError as exc:
-            raise click.ClickException(f"{file}: expected JSON lines (one object per line): {exc}") from exc
-    return read_upload(file.read_bytes(), file.name)
+            raise click.ClickException(f"{file}:{number}: expected JSON lines (one object per line): {exc}") from exc
+    return records

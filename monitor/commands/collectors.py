@@ -35,6 +35,18 @@ def _listen(value: str) -> tuple[str, int]:
 @click.option("--url", default=None, help="mlwatch API URL (default: $MLWATCH_URL or http://127.0.0.1:8000).")
 @click.option("--token", default=None, help="Ingest token (default: $MLWATCH_TOKEN).")
 @click.option("--spool-dir", default=None, help="Where undelivered predictions wait (default: ~/.cache/mlwatch/spool).")
+@click.option(
+    "--sink",
+    default=None,
+    help="Publish to a broker instead of the API: nats://HOST:4222 (JetStream, read by `mlwatch consume`) or "
+    "mqtt://HOST:1883 (default: $MLWATCH_SINK; else the API).",
+)
+@click.option(
+    "--metrics-path",
+    default="/mlwatch/metrics",
+    show_default=True,
+    help="Where the proxy answers its own delivery counters as Prometheus text ('' to forward that path too).",
+)
 def proxy(
     target: str,
     service: str,
@@ -45,6 +57,8 @@ def proxy(
     url: str | None,
     token: str | None,
     spool_dir: str | None,
+    sink: str | None,
+    metrics_path: str,
 ) -> None:
     """Reverse-proxy a model server, timing every call and logging its features and predictions.
 
@@ -60,9 +74,13 @@ def proxy(
     if not target.startswith(("http://", "https://")):
         raise click.BadParameter(f"expected an http(s) URL, got {target!r}", param_hint="--target")
     api_url, api_token = api_endpoint(url, token)
-    tracker = Tracker(service, url=api_url, token=api_token, model_version=model_version, spool_dir=spool_dir)
-    app = ProxyApp(target, tracker, paths=paths or ("/",), timeout=timeout)
-    click.echo(f"mlwatch proxy: http://{host}:{port} -> {target} (service {service!r}, logging to {api_url})")
+    sink = sink or (None if url else os.environ.get("MLWATCH_SINK")) or api_url
+    try:
+        tracker = Tracker(service, sink=sink, token=api_token, model_version=model_version, spool_dir=spool_dir)
+    except (ValueError, ImportError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--sink") from exc
+    app = ProxyApp(target, tracker, paths=paths or ("/",), timeout=timeout, metrics_path=metrics_path or None)
+    click.echo(f"mlwatch proxy: http://{host}:{port} -> {target} (service {service!r}, logging to {sink})")
     uvicorn.run(
         app,
         host=host,

@@ -36,7 +36,10 @@ def streamlit_argv(app: Path, host: str, port: int) -> list[str]:
 @click.option("--port", type=click.IntRange(1, 65535), default=8501, show_default=True, help="Port.")
 @click.pass_context
 def dashboard(ctx: click.Context, host: str, port: int) -> None:
-    """Serve the Streamlit dashboard (it reads the same configuration and store as the server)."""
+    """Serve the Streamlit dashboard (it reads the same configuration and store as the server).
+
+    Runs against the local store (store_url), not MLWATCH_URL.
+    """
     import dashboard as package
     from dashboard.signins import session_key
 

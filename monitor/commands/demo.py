@@ -66,6 +66,7 @@ def demo(
     """Train a model, serve it, replay drifting traffic and watch mlwatch catch and fix it.
 
     Everything lives under ./.mlwatch (SQLite store and MLflow); Ctrl-C stops every process.
+    Runs against the local store, not MLWATCH_URL (--traffic-only sends labels to MLWATCH_URL).
     """
     from monitor.demo.config import DemoPorts
     from monitor.demo.runner import Demo, DemoOptions, replay_only

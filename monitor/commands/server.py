@@ -16,7 +16,7 @@ from monitor.commands import settings_from, use_interactive_mlflow_budget
 @click.option("--log-level", default="warning", show_default=True)
 @click.pass_context
 def server(ctx: click.Context, host: str | None, port: int | None, workers: int, log_level: str) -> None:
-    """Serve the ingest and query API."""
+    """Serve the ingest and query API over the local store (store_url); MLWATCH_URL is where clients find it."""
     import uvicorn
 
     settings = settings_from(ctx)

@@ -17,7 +17,7 @@ from monitor.commands import settings_from
 @click.option("--log-level", default="info", show_default=True)
 @click.pass_context
 def worker(ctx: click.Context, poll: float, log_level: str) -> None:
-    """Run the worker until SIGINT or SIGTERM."""
+    """Run the worker until SIGINT or SIGTERM; runs against the local store (store_url), not MLWATCH_URL."""
     from monitor.store import Store
     from monitor.worker import Worker, WorkerContext, load_tasks
 

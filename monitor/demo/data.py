@@ -19,11 +19,17 @@ utilization and debt ratios rise, a new region ``online`` appears (up to 30%), a
 concept changes while the default rate stays near a fifth to a quarter: income matters less,
 utilization more, older applicants default more instead of less, and business loans
 turn from riskier to safer. At ``drift=0`` it is the training population.
+
+``concept`` moves the concept alone: ``sample(n, drift, concept=c)`` draws the population of
+``drift`` and labels it by the concept of ``c`` (by default the same as ``drift``), so that
+covariate shift and concept change can be had apart. Anything with ``sample(n, t, *, seed)``
+(``TrafficSource``) can feed the demo's traffic instead, ``t`` being windows since it started.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -43,17 +49,28 @@ _REGIONS = np.array(["north", "south", "east", "west", "online"])
 _PURPOSES = np.array(["car", "home", "education", "business"])
 
 
+class TrafficSource(Protocol):
+    """What the demo's traffic draws its rows from: features and the ``default`` label."""
+
+    def sample(self, n: int, t: float, *, seed: int) -> pd.DataFrame:
+        """``n`` rows of the population ``t`` windows (production hours) after traffic started."""
+        ...
+
+
 @dataclass(frozen=True)
 class CreditData:
     """Draws applicants and their outcomes; ``drift`` shifts inputs and the concept."""
 
     seed: int = 0
 
-    def sample(self, n: int, drift: float = 0.0, *, seed: int | None = None) -> pd.DataFrame:
-        """``n`` rows with the features and the ``default`` label."""
+    def sample(
+        self, n: int, drift: float = 0.0, *, seed: int | None = None, concept: float | None = None
+    ) -> pd.DataFrame:
+        """``n`` rows with the features of ``drift`` and the ``default`` label of ``concept`` (default: ``drift``)."""
         rng = np.random.default_rng(self.seed if seed is None else seed)
         frame = self._features(rng, n, drift)
-        frame[TARGET] = (rng.random(n) < self.default_probability(frame, drift)).astype(int)
+        labelled_by = drift if concept is None else concept
+        frame[TARGET] = (rng.random(n) < self.default_probability(frame, labelled_by)).astype(int)
         return frame
 
     def _features(self, rng: np.random.Generator, n: int, drift: float) -> pd.DataFrame:

@@ -11,15 +11,17 @@ import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from monitor.config import Settings, load_settings
+from monitor.config import Settings
 from monitor.demo.config import SERVICE, WEBHOOK_SECRET_ENV, DemoPorts, demo_config
-from monitor.demo.data import CreditData
+from monitor.demo.data import CreditData, TrafficSource
 from monitor.demo.receiver import DemoReceiver
 from monitor.demo.stack import Stack
-from monitor.demo.traffic import Timeline, Traffic
+from monitor.demo.traffic import Batch, Timeline, Traffic
+from monitor.settings import load_settings
 from monitor.store import Store
 
 REFERENCE_ROWS = 5000
@@ -38,6 +40,12 @@ class DemoOptions:
     open_browser: bool = False
     stable_hours: float = 2.0
     ramp_hours: float = 2.0
+    label_delay_hours: float = 0.25
+    source: TrafficSource | None = None
+    """Rows to send instead of the stable-then-ramp timeline (``stable_hours``, ``ramp_hours``)."""
+    configure: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    """Edits the demo's configuration before it is written (another policy, other rules)."""
+    on_batch: Callable[[Batch], None] | None = None
 
 
 class Demo:
@@ -56,11 +64,16 @@ class Demo:
     def run(self) -> None:
         """Prepare, start, replay; always stops every process it started."""
         try:
-            settings = self._prepare()
-            self._start(settings)
+            self.start()
             self._replay()
         finally:
             self.stop()
+
+    def start(self) -> Settings:
+        """Write the configuration, start every process and train the first model; no traffic yet."""
+        settings = self._prepare()
+        self._start(settings)
+        return settings
 
     def stop(self) -> None:
         """Stop traffic, processes and the receiver."""
@@ -83,15 +96,18 @@ class Demo:
     def _prepare(self) -> Settings:
         self.home.mkdir(parents=True, exist_ok=True)
         config = demo_config(str(self.home), self.options.ports, self.options.speed)
+        if self.options.configure is not None:
+            config = self.options.configure(config)
         (self.home / "demo.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         settings = load_settings(self.home / "demo.yaml", environ=self.stack.env)
         self.echo(f"[1/4] store and MLflow under {self.home}")
+        from monitor.drift.reference import keep_reference
         from monitor.server.app import sync_services
 
         store = Store.open(settings.store_url)
         sync_services(settings, store)
         reference = CreditData(seed=0).sample(REFERENCE_ROWS, drift=0.0)
-        store.set_reference(store.get_service(SERVICE), reference, source="demo generator (drift=0)")
+        keep_reference(store, store.get_service(SERVICE), reference, source="demo generator (drift=0)")
         store.close()
         return settings
 
@@ -114,6 +130,10 @@ class Demo:
         self.echo(f"  model      http://127.0.0.1:{ports.serve}/invocations")
         self.echo(f"  webhooks   http://127.0.0.1:{self.receiver.port}/hooks (events listed at GET /)")
         self.echo(f"  token      {self.token}   (admin)")
+        self.echo(
+            f"  CLI        MLWATCH_URL=http://127.0.0.1:{ports.api} MLWATCH_TOKEN=<token> mlwatch check {SERVICE}"
+            "   (and retrain, promote, rollback)"
+        )
         if self.options.open_browser:
             webbrowser.open(f"http://127.0.0.1:{ports.dashboard}")
 
@@ -133,7 +153,8 @@ class Demo:
         finally:
             store.close()
 
-    def _replay(self) -> None:
+    def make_traffic(self) -> Traffic:
+        """The replay of these options against the started processes (``run`` sends it)."""
         hour = 3600.0 / self.options.speed
         ports = self.options.ports
         self.traffic = Traffic(
@@ -142,10 +163,18 @@ class Demo:
             self.token,
             Timeline(stable=self.options.stable_hours * hour, ramp=self.options.ramp_hours * hour),
             rows_per_second=self.options.rows_per_second,
-            label_delay=hour / 4,
+            label_delay=self.options.label_delay_hours * hour,
+            source=self.options.source,
+            window=hour,
+            on_batch=self.options.on_batch,
         )
+        return self.traffic
+
+    def _replay(self) -> None:
+        hour = 3600.0 / self.options.speed
+        traffic = self.make_traffic()
         self.echo("[4/4] replaying traffic: like the training data first, then drifting (Ctrl-C stops)")
-        run_traffic(self.traffic, self.options.minutes, min(10.0, hour / 2), self.echo)
+        run_traffic(traffic, self.options.minutes, min(10.0, hour / 2), self.echo)
 
 
 def run_traffic(traffic: Traffic, minutes: float | None, every: float, echo: Callable[[str], None]) -> None:

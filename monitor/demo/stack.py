@@ -63,6 +63,17 @@ class Stack:
             time.sleep(0.3)
         raise TimeoutError(f"{process.name} did not answer {url} within {timeout:.0f}s:\n{_tail(process.log)}")
 
+    def restart(self, name: str, *args: str) -> Process:
+        """Stop the process ``name`` and start ``mlwatch <args>`` in its place (a configuration change)."""
+        for process in [p for p in self.processes if p.name == name]:
+            _signal_group(process.popen, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.popen.wait(10.0)
+            _signal_group(process.popen, signal.SIGKILL)
+            process.popen.wait()
+            self.processes.remove(process)
+        return self.start(name, *args)
+
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM every process group (newest first), then SIGKILL what is left."""
         for process in reversed(self.processes):

@@ -4,6 +4,11 @@ The timeline, in units of the service window (an hour of production, compressed)
 ``stable`` windows like the training data, then a ``ramp`` of gradual covariate shift and
 concept change, then the drifted population. Ground truth for each request is posted
 ``label_delay`` seconds after the prediction, as a bank learns about defaults later.
+
+A ``TrafficSource`` (``monitor.demo.data``) replaces the timeline where rows should follow
+another story (the scenario suite's generators): it is asked for rows at ``t`` windows of
+``window`` seconds since the start. ``on_batch`` sees every answered batch (its rows, what the
+model predicted and which version did), for a caller that scores the served model itself.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
+import pandas as pd
 
-from monitor.demo.data import TARGET, CreditData
+from monitor.demo.data import TARGET, CreditData, TrafficSource
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,29 @@ class Timeline:
         if elapsed < self.stable:
             return 0.0
         return min(1.0, (elapsed - self.stable) / self.ramp) if self.ramp > 0 else 1.0
+
+
+@dataclass(frozen=True)
+class TimelineSource:
+    """The demo's story as a ``TrafficSource``: ``data`` drifting along ``timeline`` (in seconds)."""
+
+    timeline: Timeline
+    data: CreditData
+    window: float = 1.0
+
+    def sample(self, n: int, t: float, *, seed: int) -> pd.DataFrame:
+        """``n`` rows at the timeline's drift ``t`` windows in."""
+        return self.data.sample(n, self.timeline.drift(t * self.window), seed=seed)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One answered request: when (windows since the start), its rows with labels, the answer."""
+
+    t: float
+    frame: pd.DataFrame
+    predictions: list[object]
+    version: str
 
 
 @dataclass
@@ -61,6 +90,9 @@ class Traffic:
         label_delay: float = 5.0,
         data: CreditData | None = None,
         clock: Callable[[], float] = time.monotonic,
+        source: TrafficSource | None = None,
+        window: float = 1.0,
+        on_batch: Callable[[Batch], None] | None = None,
     ) -> None:
         self.model_url = model_url
         self.api = httpx.Client(base_url=api_url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
@@ -69,8 +101,11 @@ class Traffic:
         self.interval = batch / rows_per_second
         self.batch = batch
         self.label_delay = label_delay
-        self.data = data or CreditData(seed=7)
+        self.window = window
+        self.source = source or TimelineSource(timeline, data or CreditData(seed=7), window)
+        self.on_batch = on_batch
         self.clock = clock
+        self.started_at: float | None = None  # wall-clock time of the first request
         self.stats = TrafficStats()
         self.stop = threading.Event()
         self._pending: deque[tuple[float, list[dict[str, object]]]] = deque()
@@ -79,16 +114,17 @@ class Traffic:
     def run(self) -> None:
         """Send until ``stop`` is set."""
         started = self.clock()
+        self.started_at = time.time()
         while not self.stop.is_set():
             tick = self.clock()
-            self._send(self.timeline.drift(tick - started))
+            self._send((tick - started) / self.window)
             self._deliver_labels(tick)
             self.stop.wait(max(0.0, self.interval - (self.clock() - tick)))
         self.api.close()
         self.model.close()
 
-    def _send(self, drift: float) -> None:
-        frame = self.data.sample(self.batch, drift, seed=next(self._seeds))
+    def _send(self, t: float) -> None:
+        frame = self.source.sample(self.batch, t, seed=next(self._seeds))
         request_id = uuid.uuid4().hex[:16]
         features = frame.drop(columns=[TARGET]).to_dict(orient="records")
         try:
@@ -105,6 +141,8 @@ class Traffic:
         self.stats.requests += 1
         self.stats.rows += len(features)
         self.stats.versions[version] = self.stats.versions.get(version, 0) + len(features)
+        if self.on_batch is not None:
+            self.on_batch(Batch(t, frame, list(answer.json().get("predictions", [])), version))
         labels = [{"request_id": f"{request_id}-{i}", "label": int(y)} for i, y in enumerate(frame[TARGET])]
         self._pending.append((self.clock() + self.label_delay, labels))
 

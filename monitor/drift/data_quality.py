@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from monitor.check_summary import DataQuality
 from monitor.drift.reference import value_keys
-from monitor.drift.summary import DataQuality
 
 MAX_LISTED = 20
 

@@ -9,8 +9,9 @@ upload time, so a new upload is picked up at the next check.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pandas as pd
 
@@ -19,6 +20,8 @@ from monitor.drift.quality import reference_outcomes
 from monitor.drift.stattests import DriftSpec, StatTest, choice_is_fixed, choose, prepare_reference
 from monitor.records import Service
 from monitor.store import Store
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -31,6 +34,7 @@ class Reference:
     _columns: dict[tuple[str, str], pd.Series] = field(default_factory=dict)
     _tests: dict[DriftSpec, StatTest] = field(default_factory=dict)
     _calibrator: tuple[Calibrator | None] | None = None
+    _kept: dict[Hashable, Any] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -59,6 +63,13 @@ class Reference:
         # The choice does not depend on the current data: let Evidently make it on the reference alone.
         self._tests[spec] = choose(spec, reference, current.iloc[:1])
         return self._tests[spec]
+
+    def kept(self, key: Hashable, make: Callable[[], T]) -> T:
+        """``make()``, computed on first use of ``key`` and kept with this reference (a fitted
+        multivariate detector, a text feature's vocabulary and embeddings)."""
+        if key not in self._kept:
+            self._kept[key] = make()
+        return cast(T, self._kept[key])
 
     def calibrator(self, service: Service) -> Calibrator | None:
         """Isotonic calibration of P(class 1) fitted on the reference (binary classifiers)."""

@@ -5,23 +5,25 @@ Classification: accuracy, precision, recall, F1, ROC AUC and log loss. With clas
 Regression: MAE, RMSE, MAPE and R2.
 
 Decay is always "positive = worse": ``baseline - current`` for metrics where higher is
-better, ``current - baseline`` for error metrics; relative decay divides by ``|baseline|``.
+better, ``current - baseline`` for error metrics (the direction is
+``monitor.quality_metrics``'s); relative decay divides by ``|baseline|``.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from monitor.check_summary import Change
 from monitor.drift.reference import PREDICTION, PROBA_PREFIX, target_column, value_key
+from monitor.quality_metrics import metric as quality_metric
 from monitor.records import Service
 
-HIGHER_IS_BETTER = frozenset({"accuracy", "precision", "recall", "f1", "roc_auc", "r2"})
-LOWER_IS_BETTER = frozenset({"mae", "rmse", "mape", "log_loss"})
 POSITIVE = "1"
 
 
@@ -109,19 +111,15 @@ def _regression(o: Outcomes) -> dict[str, float | None]:
     }
 
 
-def decay(
-    baseline: dict[str, float] | None, current: dict[str, float] | None
-) -> dict[str, dict[str, float | None]] | None:
-    """Per metric both have: ``{"absolute", "relative"}``, positive meaning worse than the baseline."""
+def decay(baseline: Mapping[str, float] | None, current: Mapping[str, float] | None) -> dict[str, Change] | None:
+    """Per metric both have: how much worse than the baseline it is (positive meaning worse)."""
     if not baseline or not current:
         return None
-    out: dict[str, dict[str, float | None]] = {}
+    out: dict[str, Change] = {}
     for metric in sorted(set(baseline) & set(current)):
-        absolute = current[metric] - baseline[metric]
-        if metric in HIGHER_IS_BETTER:
-            absolute = -absolute
+        absolute = -quality_metric(metric).improvement(current[metric], baseline[metric])
         relative = absolute / abs(baseline[metric]) if baseline[metric] else None
-        out[metric] = {"absolute": absolute, "relative": relative}
+        out[metric] = Change(absolute, relative)
     return out or None
 
 

@@ -7,7 +7,8 @@ let quality be compared with a baseline:
 - ``prediction``: what the model predicted for that row,
 - ``proba_<class>``: predicted probability of each class (classifiers).
 
-Its statistics (``column_stats``) are stored next to it and read by every check.
+Its statistics (``column_stats``) are computed here, once (``reference_data``), stored next to
+it and read by every check.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import pandas as pd
 
 from monitor.config import Settings
 from monitor.errors import MlwatchError, ValidationFailed
-from monitor.records import Service
+from monitor.records import ReferenceData, ReferenceInfo, Service
+from monitor.store.storable import text_problem
 
 if TYPE_CHECKING:
     from monitor.store import Store
@@ -141,6 +143,38 @@ def _uniform_object(column: pd.Series) -> pd.Series:
     return column if len(kinds) <= 1 else column.map(lambda v: v if v is None else str(v))
 
 
+def keep_reference(
+    store: Store, service: Service, data: pd.DataFrame | bytes, model_version: str = "", source: str = "api"
+) -> ReferenceInfo:
+    """Set ``data`` (a DataFrame or Parquet bytes) as the reference of ``service`` for ``model_version``.
+
+    >>> keep_reference(store, store.get_service("credit"), frame, source="cli:train.parquet")
+    """
+    return store.set_reference(service, reference_data(data, service), model_version, source)
+
+
+def reference_data(data: pd.DataFrame | bytes, service: Service) -> ReferenceData:
+    """``data`` checked and ready for the store: as Parquet, with its statistics computed."""
+    frame = frame_from_parquet(data) if isinstance(data, bytes) else data
+    if frame.empty:
+        raise ValidationFailed("reference", "expected at least one row of reference data, got none")
+    _check_columns(frame)
+    stats = column_stats(frame, service)
+    if service.features and not stats["columns"]:
+        expected = ", ".join(f.name for f in service.features[:20])
+        got = ", ".join(map(str, frame.columns[:20]))
+        raise ValidationFailed("reference", f"expected columns named after the features ({expected}), got {got}")
+    return ReferenceData(frame_to_parquet(frame), len(frame), stats)
+
+
+def _check_columns(frame: pd.DataFrame) -> None:
+    """Column names end up in JSON statistics and check results: each must be storable text."""
+    for name in frame.columns:
+        problem = text_problem(str(name), 200)
+        if problem:
+            raise ValidationFailed("reference.columns", f"{problem} (column {str(name)[:40]!r})")
+
+
 def column_stats(frame: pd.DataFrame, service: Service) -> dict[str, Any]:
     """Per-column statistics of a reference, and the quality baseline when it has labels and predictions."""
     from monitor.drift.quality import baseline_from_reference
@@ -211,4 +245,4 @@ def _sync_one(store: Store, name: str, path: Path) -> None:
     stored = store.reference_info(service, "")
     if stored is not None and stored.source == f"config:{path}" and stored.created_at >= path.stat().st_mtime:
         return
-    store.set_reference(service, read_upload(path.read_bytes(), path.name), source=f"config:{path}")
+    keep_reference(store, service, read_upload(path.read_bytes(), path.name), source=f"config:{path}")

@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from monitor.drift.check import DEFAULT_SAMPLE_SIZE
+from monitor.config import CheckSettings
 from monitor.drift.reference import PREDICTION, feature_types, target_column, value_keys
 from monitor.drift.window import window_sample
 from monitor.errors import Conflict
@@ -57,7 +57,7 @@ def check_report(store: Store, check_id: int, *, regenerate: bool = False) -> by
 
 def render(store: Store, service: Service, check: CheckRecord) -> bytes:
     """Render the Evidently reports of ``check`` (NotFound when the service has no reference)."""
-    limit = int(service.config.get("sample_size", DEFAULT_SAMPLE_SIZE))
+    limit = CheckSettings.of(service).sample_size
     reference, _ = store.get_reference(service, check.model_version)
     reference = reference if len(reference) <= limit else reference.sample(limit, random_state=0)
     current = _current_frame(store, service, check, limit)

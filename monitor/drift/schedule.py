@@ -24,6 +24,7 @@ import socket
 import uuid
 from dataclasses import dataclass
 
+from monitor.config import CheckSettings
 from monitor.drift.check import CheckRunner
 from monitor.drift.reference import sync_configured_references
 from monitor.records import CheckRecord, Service
@@ -31,8 +32,6 @@ from monitor.store import Store
 from monitor.worker import Task, WorkerContext
 
 log = logging.getLogger("mlwatch.drift")
-
-DEFAULT_WINDOW = 3600.0
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ class CheckSchedule:
 
     def service_tick(self, service: Service, now: float) -> list[CheckRecord]:
         """Run the checks of ``service`` that are due at ``now``."""
-        length = float(service.config.get("window", DEFAULT_WINDOW))
+        length = CheckSettings.of(service).window
         windows = complete_windows(length, now, self.recheck_windows)
         latest = self._latest_checks(service, windows)
         labels_at = self.store.last_label_received_at(service)
@@ -125,7 +124,7 @@ class CheckSchedule:
     ) -> bool:
         if check is None:
             return newest or window.end > service.created_at
-        if check.status != "ok" or check.summary.get("label_coverage", 1.0) >= 1.0:
+        if check.status != "ok" or check.summary.label_coverage >= 1.0:
             return False
         return labels_at is not None and labels_at > check.created_at and now - check.created_at >= self.recheck_after
 

@@ -16,6 +16,10 @@ gives by position (a V1 row list, a V2 tensor) are stored under those names, the
 every protocol (``monitor.sdk.schema``). A request's id is its V2 ``id``, else its
 ``X-Request-ID``, else the V2 reply's ``id``: labels sent for that id join its predictions
 (``<id>-<row>`` for each row of a request of several).
+
+``GET /mlwatch/metrics`` (``metrics_path``; None: forwarded like any path) is answered by
+the proxy itself: its tracker's counters as Prometheus text (``monitor.sdk.metrics``), sent,
+spooled, quarantined and dropped records, whatever the sink (API, NATS, MQTT).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
+METRICS_PATH = "/mlwatch/metrics"
+"""Where the proxy answers its own counters, unless told otherwise."""
 HOP_BY_HOP = frozenset(
     {
         b"connection",
@@ -62,17 +68,22 @@ class ProxyApp:
         methods: Sequence[str] = ("POST",),
         timeout: float = 60.0,
         upstream: Upstream | None = None,
+        metrics_path: str | None = METRICS_PATH,
     ) -> None:
         self.target = target.rstrip("/")
         self.tracker = tracker
         self.paths = tuple(paths)
         self.methods = frozenset(m.upper() for m in methods)
         self.upstream = upstream or Upstream(self.target, timeout=timeout)
+        self.metrics_path = metrics_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
+            if scope["path"] == self.metrics_path and scope["method"] == "GET":
+                await _metrics(self.tracker, send)
+                return
             await self._forward(scope, receive, send)
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -166,6 +177,15 @@ async def _relay_stream(reply: Reply, send: Send, keep_bytes: int = 1024 * 1024)
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
     return b"".join(kept) if size <= keep_bytes else b""
+
+
+async def _metrics(tracker: Tracker, send: Send) -> None:
+    from monitor.server.exposition import CONTENT_TYPE
+
+    body = tracker.metrics_text().encode()
+    headers = [(b"content-type", CONTENT_TYPE.encode()), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _error(send: Send, status: int, error: str, message: str) -> None:

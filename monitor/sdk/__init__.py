@@ -13,6 +13,14 @@ Middleware and wrappers, all importable from here and all standard-library only:
     >>> app.wsgi_app = MlwatchWSGIMiddleware(app.wsgi_app, tracker, paths=("/predict",))  # Flask
     >>> session = TrackedSession(onnxruntime.InferenceSession(path), tracker)             # ONNX Runtime
 
+Batches go to the ingest API (``MLWATCH_URL``), or to a broker that ``mlwatch consume``
+reads, named by ``sink=`` or ``MLWATCH_SINK`` (``monitor.sdk.sink``): NATS JetStream
+(``nats://host:4222``) or, for edge devices, MQTT (``mqtt://host:1883``). The brokers'
+clients are imported in the sender thread only (``pip install 'mlwatch[stream]'``):
+
+    >>> tracker = Tracker("credit", sink="nats://127.0.0.1:4222")
+    >>> tracker.metrics_text()     # stats() as Prometheus text: mlwatch_sdk_sent_records_total, ...
+
 The bodies the middleware understands are listed in ``monitor.sdk.payloads``. Function
 handlers (AWS Lambda, Google Cloud Functions) deliver each call before they return
 (``monitor.sdk.serverless``):

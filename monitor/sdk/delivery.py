@@ -78,6 +78,8 @@ class DeliveryStats:
     ``dropped_quarantine_full`` what its bound deleted. ``server_down``: the last attempt got
     no answer or a 5xx; ``token_refused``: it got a 401/403 (the records wait in the spool).
     ``dropped_spool_expired``: records that waited in the spool past its max age.
+    ``spooled``: records written to the spool (the receiver away, a token refused, a
+    write-ahead tracker); ``spooled_bytes`` is what waits there now.
     """
 
     queued: int
@@ -93,6 +95,7 @@ class DeliveryStats:
     dropped_quarantine_full: int
     token_refused: bool
     dropped_spool_expired: int = 0
+    spooled: int = 0
 
 
 class Delivery:
@@ -185,6 +188,7 @@ class Delivery:
             dropped_quarantine_full=self.quarantine.dropped,
             token_refused=self._token_refused,
             dropped_spool_expired=self.spool.expired,
+            spooled=self.spool.written,
         )
 
     def learn_schema(self) -> None:

@@ -49,8 +49,11 @@ class Folder:
         tmp.replace(self.directory / name)
 
     def files(self) -> list[Path]:
-        """The files held, oldest first."""
-        return sorted(p for p in self.directory.iterdir() if p.name.endswith(SUFFIX) and not p.name.startswith("."))
+        """The files held, oldest first; none when the directory was removed under the process."""
+        try:
+            return sorted(p for p in self.directory.iterdir() if p.name.endswith(SUFFIX) and not p.name.startswith("."))
+        except FileNotFoundError:
+            return []
 
     def size(self) -> int:
         """Bytes held."""

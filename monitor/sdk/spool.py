@@ -55,12 +55,14 @@ class Spool(Folder):
         super().__init__(directory, max_bytes, "spool", clock)
         self.max_age = max_age
         self.expired = 0
+        self.written = 0  # records added since start (a batch split and put back counts again)
         self._expiry_warned = -math.inf
         self._recover_claims()
 
     def write(self, records: list[dict[str, Any]], strikes: int = 0) -> None:
         """Add a batch that has had ``strikes`` 5xx answers; drop the oldest batches past the bound."""
         self.add(json.dumps(records, allow_nan=False, default=str).encode(), len(records), strikes)
+        self.written += len(records)
 
     def pending(self) -> bool:
         """True when at least one batch waits."""

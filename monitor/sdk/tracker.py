@@ -9,7 +9,8 @@
     >>> tracker.log(features, prediction=1, latency_ms=3.2)    # or one explicit call
 
 Records go to a bounded in-memory queue; a background thread sends them in batches to the
-ingest API (or, with ``store_url``, straight into a store), retrying with backoff and
+ingest API (or, with ``store_url``, straight into a store; with ``sink=`` or
+``MLWATCH_SINK``, to a NATS JetStream or MQTT broker: ``monitor.sdk.sink``), retrying with backoff and
 spooling to disk while the server is away. ``flush()`` and process exit deliver what waits.
 
 A record the server refuses (4xx), or keeps failing on (5xx) while it takes the others, is
@@ -36,8 +37,9 @@ from monitor.sdk.calls import Encoder, FeatureFilter, RawCall
 from monitor.sdk.delivery import Delivery, DeliveryOptions, DeliveryStats
 from monitor.sdk.quarantine import Quarantine
 from monitor.sdk.schema import Names, SchemaSource
+from monitor.sdk.sink import sink_transport
 from monitor.sdk.spool import DEFAULT_MAX_AGE, Spool, default_directory
-from monitor.sdk.transport import Authenticated, HttpTransport, StoreTransport, Transport
+from monitor.sdk.transport import Authenticated, StoreTransport, Transport
 
 log = logging.getLogger("monitor.sdk")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,6 +64,10 @@ class Tracker:
     the oldest are dropped and counted in ``stats()``. Records keep the time ``clock`` gave
     them when logged, however late they are sent.
 
+    ``sink`` names where batches go by URL (``nats://``, ``mqtt://``, ``http://``; see
+    ``monitor.sdk.sink``); the first given of ``store_url``, ``sink``, ``url``,
+    ``MLWATCH_SINK``, ``MLWATCH_URL`` wins, else the local API.
+
     ``write_ahead=True`` writes each call to the spool before ``log`` returns, for a process
     that may be frozen or stopped right after (a serverless handler, ``monitor.sdk.serverless``).
     """
@@ -74,6 +80,7 @@ class Tracker:
         token: str | None = None,
         token_file: str | os.PathLike[str] | None = None,
         store_url: str | None = None,
+        sink: str | None = None,
         model_version: str | None = None,
         sample_rate: float = 1.0,
         allow_features: Collection[str] | None = None,
@@ -100,7 +107,7 @@ class Tracker:
         self._ids = itertools.count()
         self._prefix = os.urandom(8).hex() + "-"
         self._random = random.random
-        transport = transport or _transport(service, url, token, token_file, store_url)
+        transport = transport or _transport(service, url, token, token_file, store_url, sink)
         names = Names(transport if isinstance(transport, SchemaSource) else None, clock=timer)
         encoder = Encoder(FeatureFilter.of(allow_features, deny_features), model_version, max_body_bytes, names)
         base = Path(spool_base) if spool_base else None
@@ -251,6 +258,12 @@ class Tracker:
         """Delivery counters: sent, rejected, quarantined, dropped (queue, spool, quarantine full), bytes waiting."""
         return self._delivery.stats()
 
+    def metrics_text(self) -> str:
+        """``stats()`` as Prometheus text (``mlwatch_sdk_*`` series), to append to a service's ``/metrics``."""
+        from monitor.sdk.metrics import prometheus_text
+
+        return prometheus_text(self.service, self.stats())
+
     def learn_schema(self) -> None:
         """Read the service's registered features now, in the background, to name positional values.
 
@@ -325,14 +338,22 @@ def _first_argument(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 
 
 def _transport(
-    service: str, url: str | None, token: str | None, token_file: str | os.PathLike[str] | None, store_url: str | None
+    service: str,
+    url: str | None,
+    token: str | None,
+    token_file: str | os.PathLike[str] | None,
+    store_url: str | None,
+    sink: str | None,
 ) -> Transport:
+    """What the arguments name, else the environment: ``store_url``, ``sink``, ``url``, then
+    ``MLWATCH_SINK``, ``MLWATCH_URL``, the local API."""
     if store_url:
         return StoreTransport(store_url, service)
-    return HttpTransport(
-        url or os.environ.get("MLWATCH_URL") or DEFAULT_URL,
-        token or os.environ.get("MLWATCH_TOKEN"),
+    target = sink or url or os.environ.get("MLWATCH_SINK") or os.environ.get("MLWATCH_URL") or DEFAULT_URL
+    return sink_transport(
+        target,
         service,
+        token=token or os.environ.get("MLWATCH_TOKEN"),
         token_file=token_file or os.environ.get("MLWATCH_TOKEN_FILE"),
     )
 

@@ -11,12 +11,14 @@ both read the service's schema (``monitor.sdk.schema``) to name positional value
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from monitor.extras import SERVER, install_command
 from monitor.sdk.schema import Schema
 
 if TYPE_CHECKING:
@@ -266,10 +268,16 @@ class HttpTransport:
 class StoreTransport:
     """Writes batches straight into a store through ``monitor.ingest.Ingestor`` (no API server).
 
-    The store and ingest modules (SQLAlchemy) are imported on first use, in the sender thread.
+    The store and ingest modules (SQLAlchemy) are imported on first use, in the sender thread;
+    where they are not installed (only the SDK is), building one raises ImportError naming
+    the install command, so the tracker fails at once rather than its sender thread later.
     """
 
     def __init__(self, store_url: str, service: str) -> None:
+        if importlib.util.find_spec("sqlalchemy") is None:
+            raise ImportError(
+                f"store_url= writes straight into a store, which needs mlwatch's server side: {install_command(SERVER)}"
+            )
         self._url = store_url
         self.target = store_url
         self._service = service

@@ -8,7 +8,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from monitor import __version__
-from monitor.config import Settings, load_settings
+from monitor.config import Settings
 from monitor.ingest import Ingestor
 from monitor.records import Feature
 from monitor.server import errors
@@ -16,6 +16,7 @@ from monitor.server.auth import TokenAuth
 from monitor.server.body import register_schemas
 from monitor.server.limits import BodyLimit
 from monitor.server.routes import BODIES, ROUTERS
+from monitor.settings import load_settings
 from monitor.store import Store
 
 

@@ -11,14 +11,9 @@ from fastapi import Request
 
 from monitor.errors import AuthError
 from monitor.records import ApiToken
+from monitor.roles import may, roles_with
 from monitor.store import Store
 
-GRANTS: dict[str, frozenset[str]] = {
-    "ingest": frozenset({"ingest"}),
-    "viewer": frozenset({"viewer"}),
-    "operator": frozenset({"viewer", "operator"}),
-    "admin": frozenset({"ingest", "viewer", "operator", "admin"}),
-}
 REVALIDATE_SECONDS = 2.0
 """How long a process trusts what it read about a token. A token revoked through this
 process is refused on its very next request (``TokenAuth.revoke`` invalidates the cache);
@@ -115,8 +110,8 @@ def require(permission: str) -> Callable[[Request], Principal]:
     def dependency(request: Request) -> Principal:
         auth: TokenAuth = request.app.state.auth
         principal = auth.authenticate(request.headers.get("authorization"))
-        if permission not in GRANTS[principal.role]:
-            allowed = [r for r, grants in GRANTS.items() if permission in grants]
+        if not may(principal.role, permission):
+            allowed = roles_with(permission)
             article = "an" if principal.role[0] in "aeiou" else "a"
             raise AuthError(
                 f"{article} {principal.role} token may not do this; it needs one of the roles: {', '.join(allowed)}",

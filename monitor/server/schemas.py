@@ -7,11 +7,20 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 
-from monitor.config import NAME_PATTERN, FeatureSpec, PositiveDuration, Task, Text
+from monitor.config import MAX_SEGMENTS, NAME_PATTERN, FeatureSpec, PositiveDuration, Task, Text, check_quality_target
 from monitor.config import ServiceName as Name
-from monitor.ingest import VALUE_CHARS, scalar_problem
+from monitor.ingest import INT_BOUND, VALUE_CHARS, scalar_problem
 from monitor.records import Feature, HostSample, LabelRecord, PredictionRecord
 
 ID_MAX = 2**31 - 1
@@ -47,6 +56,9 @@ def _cell(value: Any) -> Any:
 
 def prediction_value(value: Any) -> Any:
     """``value`` if it is a scalar or a list of at most 10,000 scalars; ValueError otherwise."""
+    kind = type(value)
+    if (kind is int and -INT_BOUND <= value < INT_BOUND) or (kind is float and value - value == 0) or kind is bool:
+        return value  # the common case without a call: a class or a finite number
     if isinstance(value, list):
         if len(value) > 10_000:
             raise ValueError(f"expected at most 10000 values in a prediction, got {len(value)}")
@@ -97,10 +109,34 @@ class ServiceIn(_Body):
     window: PositiveDuration | None = Field(default=None, description="check window: seconds or e.g. '15m', '1h'")
     latency_bound_ms: float | None = Field(default=None, gt=0, le=1e9)
     sample_size: int | None = Field(default=None, ge=100, le=1_000_000)
+    drift_share: float | None = Field(
+        default=None, gt=0, le=1, description="share of drifted features from which a window has dataset drift"
+    )
+    quality_target: dict[Annotated[str, StringConstraints(max_length=50)], float] | None = Field(
+        default=None,
+        max_length=20,
+        description="quality the service must keep, by metric (e.g. {'accuracy': 0.9}); decay is measured "
+        "against the better of a version's own baseline and this target",
+    )
+    segments: list[Annotated[Text, StringConstraints(min_length=1)]] | None = Field(
+        default=None,
+        max_length=MAX_SEGMENTS,
+        description="categorical features whose values get their own drift and quality, and whose cohorts are ranked",
+    )
+    segment_top: int | None = Field(default=None, ge=1, le=100, description="values of each segment column judged")
+    segment_min_rows: int | None = Field(default=None, ge=10, le=1_000_000, description="rows a segment needs")
 
-    def settings(self) -> dict[str, float | int]:
-        """The per-service settings this body sets (those it leaves out stay as they are)."""
-        given = {"window": self.window, "latency_bound_ms": self.latency_bound_ms, "sample_size": self.sample_size}
+    @field_validator("quality_target")
+    @classmethod
+    def _target_of_task(cls, target: dict[str, float] | None, info: ValidationInfo) -> dict[str, float] | None:
+        return None if target is None else check_quality_target(target, info.data.get("task"))
+
+    def settings(self) -> dict[str, Any]:
+        """The per-service settings (``monitor.config.CheckSettings``) this body sets; those it
+        leaves out stay as they are."""
+        names = ("window", "latency_bound_ms", "sample_size", "drift_share", "quality_target", "segments",
+                 "segment_top", "segment_min_rows")  # fmt: skip
+        given = {name: getattr(self, name) for name in names}
         return {k: v for k, v in given.items() if v is not None}
 
     def feature_records(self) -> tuple[Feature, ...]:

@@ -13,10 +13,14 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from monitor.errors import StoreError
+from monitor.roles import ROLES
 from monitor.store.alerts import AlertsMixin
 from monitor.store.checks import ChecksMixin
+from monitor.store.consumers import ConsumersMixin
 from monitor.store.decisions import DecisionsMixin
 from monitor.store.engine import dispose, is_sqlite, make_engine
+from monitor.store.groups import GroupsMixin
+from monitor.store.halves import HalvesMixin
 from monitor.store.ingest import IngestMixin
 from monitor.store.jobs import JobsMixin
 from monitor.store.migrate import current_revision, head_revision, upgrade
@@ -24,8 +28,9 @@ from monitor.store.outbox import OutboxMixin
 from monitor.store.queries import QueriesMixin
 from monitor.store.references import ReferencesMixin
 from monitor.store.retention import RetentionMixin
-from monitor.store.services import ROLES, ServicesMixin
+from monitor.store.services import ServicesMixin
 from monitor.store.sessions import SessionsMixin
+from monitor.store.stages import StagesMixin
 from monitor.store.traffic import TrafficMixin
 
 __all__ = ["ROLES", "Store"]
@@ -42,8 +47,12 @@ class Store(
     DecisionsMixin,
     OutboxMixin,
     AlertsMixin,
+    GroupsMixin,
     TrafficMixin,
     SessionsMixin,
+    HalvesMixin,
+    ConsumersMixin,
+    StagesMixin,
 ):
     """mlwatch's persistent state behind a few domain methods."""
 

@@ -8,7 +8,8 @@ workers (``BEGIN IMMEDIATE`` on SQLite, an advisory transaction lock on PostgreS
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, select, text, update
@@ -21,6 +22,7 @@ from monitor.store.services import audit_values
 from monitor.store.storable import check_text, check_time, json_text
 
 ALERT_STATES = ("pending", "firing", "resolved")
+_IDS_PER_QUERY = 1000  # SQLite builds before 3.32 take at most 999 parameters a statement
 _ALERT_LOCK = 0x6D6C7761  # "mlwa": the PostgreSQL advisory lock of alert evaluation
 
 
@@ -45,6 +47,7 @@ class AlertRecord:
     last_notified_at: float | None
     acked_by: str | None
     acked_at: float | None
+    inhibited_by: int | None = None  # the id of the firing alert that mutes this one (inhibit_rules)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +124,14 @@ class AlertsMixin:
         with self.engine.connect() as conn:
             return [_alert(r) for r in conn.execute(query)]
 
+    def alerts_by_id(self, conn: Connection, ids: list[int]) -> dict[int, AlertRecord]:
+        """The alerts with ``ids`` (those that exist), in ``conn``'s transaction."""
+        found: dict[int, AlertRecord] = {}
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = ids[start : start + _IDS_PER_QUERY]
+            found.update((r.id, _alert(r)) for r in conn.execute(select(t.alerts).where(t.alerts.c.id.in_(chunk))))
+        return found
+
     def get_alert(self, alert_id: int) -> AlertRecord:
         """The alert with ``alert_id``; NotFound if none."""
         with self.engine.connect() as conn:
@@ -129,8 +140,19 @@ class AlertsMixin:
             raise NotFound(f"unknown alert {alert_id}; list alerts with GET /v1/alerts")
         return _alert(row)
 
-    def ack_alert(self, alert_id: int, actor: str, now: float, comment: str = "") -> AlertRecord:
-        """Acknowledge an active alert (no more reminders); Conflict if it is already resolved."""
+    def ack_alert(
+        self,
+        alert_id: int,
+        actor: str,
+        now: float,
+        comment: str = "",
+        announce: Callable[[Connection, AlertRecord], None] | None = None,
+    ) -> AlertRecord:
+        """Acknowledge an active alert (no more reminders); Conflict if it is already resolved.
+
+        ``announce`` is called with the acknowledged alert inside the same transaction (to
+        write its event to the outbox; see ``monitor.alerts.acknowledge``).
+        """
         check_text("actor", actor, 200)
         found = self.get_alert(alert_id)
         if found.state == "resolved":
@@ -138,6 +160,8 @@ class AlertsMixin:
         with write_transaction(self.engine) as conn:
             self.update_alert(conn, alert_id, {"acked_by": actor, "acked_at": now})
             write_audit(conn, actor, "alert.ack", f"alert:{alert_id}", {"rule": found.rule, "comment": comment})
+            if announce is not None:
+                announce(conn, replace(found, acked_by=actor, acked_at=now))
         return self.get_alert(alert_id)
 
     def add_silence(
@@ -270,6 +294,7 @@ def _alert(row: Any) -> AlertRecord:
         last_notified_at=row.last_notified_at,
         acked_by=row.acked_by,
         acked_at=row.acked_at,
+        inhibited_by=row.inhibited_by,
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, func, select, update
 
+from monitor.check_summary import CheckSummary
 from monitor.errors import NotFound, ValidationFailed
 from monitor.records import CheckRecord, SampledColumns, Service
 from monitor.store import schema as t
@@ -36,7 +37,7 @@ class ChecksMixin:
         model_version: str | None,
         status: str,
         trigger: str,
-        summary: dict[str, Any],
+        summary: CheckSummary,
         results: dict[str, Any],
         error: str | None = None,
     ) -> int:
@@ -51,7 +52,7 @@ class ChecksMixin:
             "model_version": check_text("model_version", model_version, 100),
             "status": status,
             "trigger": trigger,
-            "summary": json_text("summary", summary),
+            "summary": json_text("summary", summary.encode()),
             "results": json_text("results", results),
             "error": storable_message(error),
         }
@@ -141,7 +142,7 @@ def _check(row: Any) -> CheckRecord:
         model_version=row.model_version,
         status=row.status,
         trigger=row.trigger,
-        summary=loads(row.summary),
+        summary=CheckSummary.decode(loads(row.summary)),
         results=loads(row.results),
         error=row.error,
     )

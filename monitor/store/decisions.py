@@ -8,14 +8,15 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 
 from monitor.errors import ValidationFailed
+from monitor.records import DecisionRecord
 from monitor.store import schema as t
 from monitor.store.codec import loads
 from monitor.store.engine import write_transaction
 from monitor.store.services import audit_values
 from monitor.store.storable import check_text, json_text, storable_message
-from retrain.records import DecisionRecord
 
-DECISIONS = ("promote", "reject", "pending")
+DECISIONS = ("promote", "reject", "pending", "shadow")
+"""``shadow``: passed the gate and went into shadow, to be promoted once better on live rows."""
 
 
 class DecisionsMixin:

@@ -21,6 +21,7 @@ from monitor.store import schema as t
 from monitor.store.engine import is_sqlite, retry_transient, upsert_insert, write_transaction
 from monitor.store.group_commit import GroupCommit, Request
 from monitor.store.latency import BOUNDS
+from monitor.store.partitions import REQUEST_IDS, layout
 from monitor.store.storable import (
     ESCAPED_NUL,
     TIME_MAX,
@@ -98,12 +99,7 @@ class IngestMixin:
             for i, r in enumerate(records)
         ]
         with write_transaction(self.engine) as conn:
-            stmt = upsert_insert(conn.dialect.name, t.labels)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["service_id", "request_id"],
-                set_={"label": stmt.excluded.label, "ts": stmt.excluded.ts, "received_at": stmt.excluded.received_at},
-            )
-            conn.execute(stmt, rows)
+            layout(conn.dialect.name).write_labels(conn, rows)
         return IngestResult(accepted=len(rows), duplicates=0)
 
     def add_host_samples(self, host: str, samples: Sequence[HostSample]) -> IngestResult:
@@ -145,6 +141,8 @@ _PREDICTION_COLUMNS = (
     "service_id, request_id, ts, minute, sample_key, sample_level, features, prediction, probabilities, "
     "latency_ms, model_version, status"
 )
+_CLAIM_COLUMNS = "service_id, request_id, ts"
+"""The leading columns of a prediction row, which its claim in ``prediction_request_ids`` holds."""
 
 
 def _insert_new_rows(conn: Connection, service_id: int, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -176,21 +174,28 @@ def _insert_new_rows(conn: Connection, service_id: int, rows: list[tuple[Any, ..
 
 
 def _copy_new_predictions(conn: Connection, rows: list[tuple[Any, ...]]) -> set[str]:
-    """PostgreSQL: COPY the batch into ``predictions``, or, when a request id is already
-    stored, into a session temp table whose new rows are then moved over.
+    """PostgreSQL: claim the batch's request ids in ``prediction_request_ids`` and COPY the
+    batch into ``predictions``, or, when an id is claimed already, go through a session temp
+    table whose rows with a new claim are then moved over.
 
-    COPY is seven times faster than multi-row INSERTs here, and straight into the table
-    it is faster again than through the temp table. A re-sent id makes that COPY fail
+    COPY is seven times faster than multi-row INSERTs here, and straight into the tables it
+    is faster again than through the temp table. A re-sent id makes the claims' COPY fail
     whole (and a concurrent writer's id makes it wait for that writer's outcome); the temp
-    table's ``ON CONFLICT DO NOTHING RETURNING`` then says exactly which ids were new.
+    table's ``ON CONFLICT DO NOTHING RETURNING`` then says exactly which ids were new. The
+    claims live in a table of their own because a partitioned table cannot hold a unique
+    key without its partition key (``monitor.store.partitions``).
     """
     from psycopg.errors import UniqueViolation  # only PostgreSQL stores need the driver
 
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        with conn.begin_nested(), cursor.copy(f"COPY predictions ({_PREDICTION_COLUMNS}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+        with conn.begin_nested():
+            with cursor.copy(f"COPY {REQUEST_IDS} ({_CLAIM_COLUMNS}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row[:3])
+            with cursor.copy(f"COPY predictions ({_PREDICTION_COLUMNS}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
         return {row[1] for row in rows}
     except UniqueViolation:
         pass  # rolled back to the savepoint
@@ -202,8 +207,10 @@ def _copy_new_predictions(conn: Connection, rows: list[tuple[Any, ...]]) -> set[
         for row in rows:
             copy.write_row(row)
     cursor.execute(
+        f"WITH claimed AS (INSERT INTO {REQUEST_IDS} ({_CLAIM_COLUMNS}) SELECT {_CLAIM_COLUMNS} FROM mlwatch_incoming "
+        'ORDER BY request_id COLLATE "C" ON CONFLICT (service_id, request_id) DO NOTHING RETURNING request_id) '
         f"INSERT INTO predictions ({_PREDICTION_COLUMNS}) SELECT {_PREDICTION_COLUMNS} FROM mlwatch_incoming "
-        'ORDER BY request_id COLLATE "C" ON CONFLICT (service_id, request_id) DO NOTHING RETURNING request_id'
+        "WHERE request_id IN (SELECT request_id FROM claimed) RETURNING request_id"
     )
     stored = {row[0] for row in cursor.fetchall()}
     cursor.execute("TRUNCATE mlwatch_incoming")  # a later batch in this transaction must not see these rows

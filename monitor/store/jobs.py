@@ -14,12 +14,12 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select, update
 
 from monitor.errors import Conflict, NotFound, ValidationFailed
+from monitor.records import ACTIVE_STATUSES, JOB_STATUSES, JobRecord
 from monitor.store import schema as t
 from monitor.store.codec import loads
 from monitor.store.engine import write_transaction
 from monitor.store.locks import LocksMixin
 from monitor.store.storable import check_text, json_text, storable_message
-from retrain.records import ACTIVE_STATUSES, JOB_STATUSES, JobRecord
 
 LOG_TAIL_CHARS = 16_000
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")

@@ -68,6 +68,24 @@ class QueriesMixin:
         with self.engine.connect() as conn:
             return int(conn.execute(inside).scalar_one()) + int(conn.execute(edges).scalar_one())
 
+    def count_labelled(self, service: Service, start: float, end: float) -> int:
+        """Number of predictions with ``start <= ts < end`` whose label has arrived."""
+        _check_window(start, end)
+        p, lab = t.predictions, t.labels
+        joined = p.join(lab, and_(lab.c.service_id == p.c.service_id, lab.c.request_id == p.c.request_id))
+        query = (
+            select(func.count())
+            .select_from(joined)
+            .where(
+                p.c.service_id == service.id,
+                p.c.minute.between(_minute(start), _minute(end)),  # the index's range, then the exact times
+                p.c.ts >= start,
+                p.c.ts < end,
+            )
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def sample_window(self, service: Service, start: float, end: float, limit: int) -> list[StoredPrediction]:
         """A uniform sample of at most ``limit`` predictions of the window, with their labels.
 

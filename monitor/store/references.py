@@ -1,23 +1,24 @@
 """Reference (training) data per service and model version, with cached column statistics.
 
-The data is stored as Parquet; statistics are computed once when the reference is set
-(by ``monitor.drift.reference.column_stats``) so that checks never re-scan it.
+The data is stored as Parquet, next to statistics computed once, before it is set (by
+``monitor.drift.reference``), so that checks never re-scan it.
 """
 
 from __future__ import annotations
 
 import io
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select
 
-from monitor.errors import NotFound, ValidationFailed
-from monitor.records import ReferenceInfo, Service
+from monitor.errors import NotFound
+from monitor.records import ReferenceData, ReferenceInfo, Service
 from monitor.store import schema as t
 from monitor.store.codec import dumps, loads
 from monitor.store.engine import write_transaction
-from monitor.store.storable import check_text, json_text, text_problem
+from monitor.store.storable import check_text, json_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,36 +32,21 @@ class ReferencesMixin:
     engine: Engine
 
     def set_reference(
-        self,
-        service: Service,
-        data: pd.DataFrame | bytes,
-        model_version: str = "",
-        source: str = "api",
+        self, service: Service, reference: ReferenceData, model_version: str = "", source: str = "api"
     ) -> ReferenceInfo:
         """Store (or replace) the reference of ``service`` for ``model_version`` ('' = any version).
 
-        ``data`` is a DataFrame or Parquet bytes; its per-column statistics are computed and
-        cached here, once.
+        ``reference`` comes with its statistics computed (``monitor.drift.reference.reference_data``),
+        so that checks read them instead of scanning the data.
         """
-        from monitor.drift.reference import column_stats, frame_from_parquet, frame_to_parquet
-
-        frame = frame_from_parquet(data) if isinstance(data, bytes) else data
-        if frame.empty:
-            raise ValidationFailed("reference", "expected at least one row of reference data, got none")
         check_text("model_version", model_version, 100)
-        _check_columns(frame)
-        stats = column_stats(frame, service)
-        if service.features and not stats["columns"]:
-            expected = ", ".join(f.name for f in service.features[:20])
-            got = ", ".join(map(str, frame.columns[:20]))
-            raise ValidationFailed("reference", f"expected columns named after the features ({expected}), got {got}")
-        info = ReferenceInfo(service.id, model_version or "", time.time(), len(frame), source[:MAX_SOURCE])
+        info = ReferenceInfo(service.id, model_version or "", time.time(), reference.row_count, source[:MAX_SOURCE])
         values = {
             "created_at": info.created_at,
             "row_count": info.row_count,
-            "stats": json_text("reference", stats),
+            "stats": json_text("reference", reference.stats),
             "source": check_text("source", info.source),
-            "data": frame_to_parquet(frame),
+            "data": reference.parquet,
         }
         self._upsert_reference(service.id, info.model_version, values)
         return info
@@ -93,19 +79,48 @@ class ReferencesMixin:
 
         The first writer wins, so concurrent workers agree on one baseline; returns the one stored.
         """
-        r = t.references
         check_text("model_version", model_version, 100)
+
+        def record(stats: dict[str, Any]) -> bool:
+            baselines = stats.setdefault("baselines", {})
+            if model_version in baselines:
+                return False
+            baselines[model_version] = metrics
+            return True
+
+        return dict(self._update_stats(service, reference_version, record)["baselines"][model_version])
+
+    def set_segment_baselines(
+        self, service: Service, reference_version: str, model_version: str, cohorts: dict[str, dict[str, float]]
+    ) -> dict[str, dict[str, float]]:
+        """Record the quality baseline of each cohort (by its label, ``region=eu``) of ``model_version``
+        that has none in the reference's statistics; the first writer of a cohort wins. Returns all of
+        that version's cohort baselines as stored."""
+        check_text("model_version", model_version, 100)
+
+        def record(stats: dict[str, Any]) -> bool:
+            kept = stats.setdefault("segment_baselines", {}).setdefault(model_version, {})
+            new = {label: found for label, found in cohorts.items() if label not in kept}
+            kept.update(new)
+            return bool(new)
+
+        return dict(self._update_stats(service, reference_version, record)["segment_baselines"][model_version])
+
+    def _update_stats(
+        self, service: Service, reference_version: str, change: Callable[[dict[str, Any]], bool]
+    ) -> dict[str, Any]:
+        """Apply ``change`` to a reference's statistics under a row lock, writing them back when it
+        says it changed something; the statistics as stored. NotFound if there is no such reference."""
+        r = t.references
         where = (r.c.service_id == service.id, r.c.model_version == reference_version)
         with write_transaction(self.engine) as conn:
             row = conn.execute(select(r.c.stats).where(*where).with_for_update()).first()
             if row is None:
                 raise NotFound(f"service {service.name!r} has no reference for model version {reference_version!r}")
             stats = loads(row.stats) or {}
-            baselines = stats.setdefault("baselines", {})
-            if model_version not in baselines:
-                baselines[model_version] = metrics
+            if change(stats):
                 conn.execute(r.update().where(*where).values(stats=dumps(stats)))
-        return dict(baselines[model_version])
+        return stats
 
     def reference_stats(self, service: Service, model_version: str | None = None) -> dict[str, Any]:
         """The cached statistics of the reference a check of ``model_version`` would use; NotFound if none."""
@@ -150,11 +165,3 @@ class ReferencesMixin:
             + "; upload one with `mlwatch reference upload FILE --service NAME` "
             + "or POST /v1/services/{service}/reference"
         )
-
-
-def _check_columns(frame: pd.DataFrame) -> None:
-    """Column names end up in JSON statistics and check results: each must be storable text."""
-    for name in frame.columns:
-        problem = text_problem(str(name), 200)
-        if problem:
-            raise ValidationFailed("reference.columns", f"{problem} (column {str(name)[:40]!r})")

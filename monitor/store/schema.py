@@ -199,6 +199,7 @@ alerts = Table(
     Column("last_notified_at", Float),
     Column("acked_by", String(200)),
     Column("acked_at", Float),
+    Column("inhibited_by", Id),  # the firing alert that mutes this one (inhibit_rules), while it does
     Index(None, "fingerprint", "state"),
     Index(None, "state"),
 )
@@ -233,6 +234,32 @@ webhook_deliveries = Table(
     Column("claimed_until", Float),
     UniqueConstraint("event_id", "receiver"),
     Index(None, "status", "next_attempt_at"),
+)
+
+alert_groups = Table(
+    "alert_groups",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("receiver", String(200), nullable=False),
+    Column("group_key", String(64), nullable=False),  # hash of the group_by label values
+    Column("labels", Text, nullable=False),  # those values
+    Column("created_at", Float, nullable=False),
+    Column("next_flush_at", Float, nullable=False),  # group_wait, group_interval or repeat_interval ahead
+    Column("last_notified_at", Float),
+    UniqueConstraint("receiver", "group_key"),
+    Index(None, "next_flush_at"),
+)
+
+alert_group_members = Table(
+    "alert_group_members",
+    metadata,
+    Column("group_id", Id, ForeignKey("alert_groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("fingerprint", String(64), primary_key=True),
+    Column("alert_id", Id, nullable=False),
+    Column("state", String(20), nullable=False),  # firing or resolved, as last told
+    Column("notified", Boolean, nullable=False),  # part of a notification of its group already
+    Column("data", Text, nullable=False),  # the alert as its last event carried it
+    Column("updated_at", Float, nullable=False),
 )
 
 ATTEMPT_ERROR_CHARS = 1000
@@ -331,4 +358,81 @@ dashboard_sessions = Table(
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
     Index(None, "expires_at"),
+)
+
+cloudevent_halves = Table(
+    "cloudevent_halves",
+    metadata,
+    # The request or response of one inference that KServe's logger sent, kept until the other
+    # half comes (``monitor.cloudevents``): in the store, so that a restart between the two
+    # loses nothing and any replica can pair them.
+    Column("service_id", Integer, ForeignKey("services.id", ondelete="CASCADE"), primary_key=True),
+    Column("event_id", String(200), primary_key=True),  # ce-id, shared by the two halves
+    Column("component", String(100), primary_key=True),  # ce-component ('' when not given)
+    Column("kind", String(10), primary_key=True),  # request or response
+    Column("ts", Float, nullable=False),  # the event's ce-time, else when it came
+    Column("data", Text, nullable=False),  # the payload as JSON text
+    Column("expires_at", Float, nullable=False),
+    Index(None, "expires_at"),
+)
+
+cloudevent_expiries = Table(
+    "cloudevent_expiries",
+    metadata,
+    Column("service_id", Integer, ForeignKey("services.id", ondelete="CASCADE"), primary_key=True),
+    Column("expired", BigInteger, nullable=False),  # halves dropped unpaired, since the table was made
+)
+
+stream_consumers = Table(
+    "stream_consumers",
+    metadata,
+    Column("consumer", String(200), primary_key=True),  # host:pid of one `mlwatch consume` process
+    Column("stream", String(200), nullable=False),
+    Column("durable", String(200), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("stats", Text, nullable=False),  # counters, backlog and lag histogram (orjson), see store/consumers.py
+    Index(None, "updated_at"),
+)
+
+rollout_stages = Table(
+    "rollout_stages",
+    metadata,
+    # A challenger's time in a rollout stage (shadow): at most one active per service, ended
+    # with a status and the reason (labelled enough, expired, crashed, aborted, promoted).
+    Column("id", Integer, primary_key=True),
+    Column("service_id", Integer, ForeignKey("services.id", ondelete="CASCADE"), nullable=False),
+    Column("stage", String(20), nullable=False),  # shadow
+    Column("version", String(100), nullable=False),
+    Column("champion_version", String(100)),  # the champion when the stage started
+    Column("status", String(20), nullable=False),  # active, passed, failed, expired, crashed, aborted
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float),
+    Column("reason", Text),
+    Column("actor", String(200), nullable=False),
+    Column("crashes", Integer, nullable=False),
+    Column("details", Text, nullable=False),  # JSON: the numbers the stage ended on
+    Index(None, "service_id", "status"),
+)
+
+shadow_predictions = Table(
+    "shadow_predictions",
+    metadata,
+    # What a challenger in shadow predicted for a request the champion answered, beside the
+    # champion's answer: the pair is compared on the same rows, and labels join by request id.
+    # Kept apart from ``predictions`` so that checks, traffic and alerts never see a shadow row.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("stage_id", Integer, ForeignKey("rollout_stages.id", ondelete="CASCADE"), nullable=False),
+    Column("service_id", Integer, nullable=False),
+    Column("request_id", String(200), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("model_version", String(100), nullable=False),  # the shadow's version
+    Column("prediction", Text),
+    Column("probabilities", Text),
+    Column("latency_ms", Float),
+    Column("champion_version", String(100)),
+    Column("champion_prediction", Text),
+    Column("champion_probabilities", Text),
+    UniqueConstraint("stage_id", "request_id"),
+    Index(None, "ts"),  # retention deletes by time, as it does predictions
 )

@@ -12,12 +12,11 @@ from sqlalchemy import Engine, select, update
 
 from monitor.errors import NotFound
 from monitor.records import ApiToken, AuditEntry, Feature, Service
+from monitor.roles import ROLES
 from monitor.store import schema as t
 from monitor.store.codec import loads
 from monitor.store.engine import write_transaction
 from monitor.store.storable import check_text, json_text
-
-ROLES = ("ingest", "viewer", "operator", "admin")
 
 
 def hash_token(token: str) -> str:

@@ -28,6 +28,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from monitor.errors import NotFound, Unavailable, ValidationFailed
 from monitor.ingest import Ingestor
 from monitor.records import IngestResult, Service
+from monitor.store.consumers import ConsumerStatus
+from monitor.stream.heartbeat import Heartbeat, LagHistogram
 from monitor.stream.messages import Decoded, Message, decode
 
 log = logging.getLogger("mlwatch.consume")
@@ -95,11 +97,21 @@ class Source(Protocol):
 class Consumer:
     """Stores batches of broker messages through the ``Ingestor``, one outcome per message."""
 
-    def __init__(self, lookup: Callable[[str], Service], ingestor: Ingestor, *, max_records: int = 10_000) -> None:
+    def __init__(
+        self,
+        lookup: Callable[[str], Service],
+        ingestor: Ingestor,
+        *,
+        max_records: int = 10_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.lookup = lookup  # a service by name; NotFound for an unknown one (Store.get_service)
         self.ingestor = ingestor
         self.max_records = max_records  # per message, and per combined write
+        self.clock = clock  # epoch seconds, compared with the broker's publish times
         self.stats = ConsumeStats()
+        self.lag = LagHistogram()
+        self.pending: int | None = None  # the broker's backlog as the last message said it
 
     def handle(self, messages: Sequence[Message]) -> list[Outcome]:
         """Store what ``messages`` hold and say what to do with each of them."""
@@ -116,6 +128,7 @@ class Consumer:
             for i, outcome in self._store_service(kind, name, members, messages):
                 outcomes[i] = outcome
         self._count(messages, outcomes)
+        self._measure(messages, outcomes)
         return outcomes
 
     def _store_service(
@@ -177,6 +190,22 @@ class Consumer:
         self.stats.dead_lettered += sum(isinstance(o, DeadLetter) for o in outcomes)
         self.stats.retried += sum(isinstance(o, Retry) for o in outcomes)
 
+    def _measure(self, messages: Sequence[Message], outcomes: Sequence[Outcome]) -> None:
+        """Lag of the messages stored (commit time minus publish time) and the backlog left."""
+        now = self.clock()
+        self.lag.observe(
+            [
+                max(0.0, now - m.published)
+                for m, o in zip(messages, outcomes, strict=True)
+                if m.published and isinstance(o, Ack)
+            ]
+        )
+        self.pending = next((m.pending for m in reversed(messages) if m.pending is not None), self.pending)
+
+    def status(self, heartbeat: Heartbeat) -> ConsumerStatus:
+        """What ``heartbeat`` writes now: the counters, the lag histogram and the backlog."""
+        return heartbeat.status(self.stats.as_dict(), self.lag, self.pending)
+
 
 def _chunks(members: list[tuple[int, Decoded]], max_records: int) -> Iterator[list[tuple[int, Decoded]]]:
     """Messages put together into writes of at most ``max_records`` records, none holding a
@@ -196,23 +225,35 @@ def _chunks(members: list[tuple[int, Decoded]], max_records: int) -> Iterator[li
         yield chunk
 
 
-async def run(source: Source, consumer: Consumer, stop: asyncio.Event, *, batch: int = 100) -> ConsumeStats:
+async def run(
+    source: Source, consumer: Consumer, stop: asyncio.Event, *, batch: int = 100, heartbeat: Heartbeat | None = None
+) -> ConsumeStats:
     """Fetch, store and settle batches until ``stop`` is set; the batch in hand is finished first.
 
     Acknowledgements go out only after the store committed (``settle`` after ``handle``), so a
     consumer that dies in between gets its batch redelivered, and the request ids make the
-    second delivery store nothing twice.
+    second delivery store nothing twice. ``heartbeat`` writes the consumer's status every few
+    seconds and once more when it stops.
     """
     while not stop.is_set():
         messages = await source.fetch(batch)
-        if not messages:
-            continue
-        started = time.perf_counter()
-        before = ConsumeStats(**consumer.stats.as_dict())
-        outcomes = await asyncio.to_thread(consumer.handle, messages)  # the event loop keeps the connection alive
-        await source.settle(outcomes)
-        _log_batch(before, consumer.stats, time.perf_counter() - started)
+        if messages:
+            await _one_batch(source, consumer, messages)
+        else:
+            consumer.pending = 0 if consumer.pending is not None else None  # nothing came: nothing waits
+        if heartbeat is not None and heartbeat.due():
+            await asyncio.to_thread(heartbeat.beat, consumer.status(heartbeat))
+    if heartbeat is not None:
+        await asyncio.to_thread(heartbeat.beat, consumer.status(heartbeat))
     return consumer.stats
+
+
+async def _one_batch(source: Source, consumer: Consumer, messages: list[Message]) -> None:
+    started = time.perf_counter()
+    before = ConsumeStats(**consumer.stats.as_dict())
+    outcomes = await asyncio.to_thread(consumer.handle, messages)  # the event loop keeps the connection alive
+    await source.settle(outcomes)
+    _log_batch(before, consumer.stats, time.perf_counter() - started)
 
 
 def _log_batch(before: ConsumeStats, after: ConsumeStats, seconds: float) -> None:

@@ -29,11 +29,17 @@ _KEYS = msgspec.json.Decoder(dict[str, msgspec.Raw])  # the top-level keys only;
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """A message as a broker delivered it: ``deliveries`` is 1 the first time, more when redelivered."""
+    """A message as a broker delivered it: ``deliveries`` is 1 the first time, more when redelivered.
+
+    ``published`` (epoch seconds) is when the broker took the message in, ``pending`` how many
+    messages still wait behind it for this consumer; either is None where the broker does not say.
+    """
 
     subject: str
     data: bytes
     deliveries: int = 1
+    published: float | None = None
+    pending: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +115,8 @@ def _labels(raw: bytes) -> list[LabelRecord]:
 def _is_one(raw: bytes, batch_key: str) -> bool:
     """Whether ``raw`` is a JSON object without ``batch_key``; anything not an object is left to
     the batch decoder, which says what is wrong with it."""
+    if raw.startswith(b'{"%s":' % batch_key.encode()):  # what publishers send: no need to read the keys
+        return False
     try:
         return batch_key not in _KEYS.decode(raw)
     except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):

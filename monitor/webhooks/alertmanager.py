@@ -25,6 +25,11 @@ notification, re-posts included, so a silenced alert ends in Alertmanager; silen
 Alertmanager instead when Alertmanager is the receiver. ``alert.resolved`` sets ``endsAt``
 to when it cleared.
 
+A grouped notification (a receiver with ``group_by``) posts every alert of the group as an
+alert of its own in one POST (Alertmanager groups them again by its own route), each with its
+``startsAt``, and ``endsAt`` when it resolved or ``HOLD_FACTOR`` of the group's
+``repeat_interval`` ahead: the group is re-posted each ``repeat_interval`` while it fires.
+
 Decision on other events (retrain.*, model.*, test): they are sent, each as an alert named
 ``mlwatch_event`` with labels ``event_type``, ``severity`` and ``service`` (when there is
 one) and ``endsAt`` ``EVENT_HOLD`` (5 min) after it happened, so Alertmanager's routes can
@@ -38,7 +43,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from monitor.store.codec import dumps
-from monitor.webhooks.presentation import cut, dashboard_link, headline, rfc3339
+from monitor.webhooks.presentation import alerts_of, cut, dashboard_link, group_of, headline, rfc3339
 
 if TYPE_CHECKING:
     from monitor.config import Settings
@@ -61,34 +66,44 @@ def label_name(name: str) -> str:
 
 
 def render_alertmanager(event: Event, settings: Settings) -> str:
-    """The body of ``event`` for ``POST /api/v2/alerts``: a list of one alert."""
-    alert = _alert(event) if event.type.startswith("alert.") else _event_alert(event)
+    """The body of ``event`` for ``POST /api/v2/alerts``: a list of one alert, or of every alert of a group."""
+    if not event.type.startswith("alert."):
+        alerts = [_event_alert(event)]
+    elif group_of(event) is not None:
+        alerts = [_alert(event, a, {str(k): str(v) for k, v in a.get("labels", {}).items()}) for a in alerts_of(event)]
+    else:
+        alerts = [_alert(event, event.data, event.labels)]
     link = dashboard_link(settings, event)
-    if link is not None:
+    for alert in alerts if link is not None else ():
         alert["annotations"]["dashboard_url"] = link
         alert["generatorURL"] = link
-    return dumps([alert])
+    return dumps(alerts)
 
 
-def _alert(event: Event) -> dict[str, Any]:
-    data = event.data
-    labels = {label_name(k): str(v) for k, v in event.labels.items() if k not in _NOT_IDENTITY}
-    labels["alertname"] = str(data.get("rule") or event.labels.get("rule") or EVENT_ALERTNAME)
+def _alert(event: Event, data: dict[str, Any], own: dict[str, str]) -> dict[str, Any]:
+    """One mlwatch alert (``data``, with labels ``own``) as an Alertmanager alert."""
+    labels = {label_name(k): str(v) for k, v in own.items() if k not in _NOT_IDENTITY}
+    labels["alertname"] = str(data.get("rule") or own.get("rule") or EVENT_ALERTNAME)
     annotations = {
         "summary": cut(str(data.get("summary") or headline(event)), ANNOTATION_TEXT),
         "description": cut(_description(data), ANNOTATION_TEXT),
         "mlwatch_fingerprint": str(data.get("fingerprint", "")),
     }
-    if "check_id" in event.labels:
-        annotations["check_id"] = event.labels["check_id"]
+    if "check_id" in own:
+        annotations["check_id"] = own["check_id"]
     starts = data.get("fired_at") or data.get("started_at") or event.occurred_at
-    return {"labels": labels, "annotations": annotations, "startsAt": rfc3339(starts), "endsAt": rfc3339(_ends(event))}
+    ends = _ends(event, data)
+    return {"labels": labels, "annotations": annotations, "startsAt": rfc3339(starts), "endsAt": rfc3339(ends)}
 
 
-def _ends(event: Event) -> float:
-    """When Alertmanager should consider the alert over: when it cleared, or a bounded time ahead."""
-    if event.type == "alert.resolved":
-        return float(event.data.get("resolved_at") or event.occurred_at)
+def _ends(event: Event, data: dict[str, Any]) -> float:
+    """When Alertmanager should consider an alert over: when it cleared, or a bounded time ahead.
+
+    A group's alerts are held for the group's ``repeat_interval`` (the event's), at which it is re-posted.
+    """
+    resolved = data.get("state") == "resolved" if group_of(event) is not None else event.type == "alert.resolved"
+    if resolved:
+        return float(data.get("resolved_at") or event.occurred_at)
     repeat = event.data.get("repeat_interval")
     hold = HOLD_FACTOR * float(repeat) if isinstance(repeat, int | float) and repeat > 0 else DEFAULT_HOLD
     return event.occurred_at + hold

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from monitor.errors import ValidationFailed
 from monitor.store.outbox import OutboxEntry
+from monitor.vocabulary import SEVERITIES
 from monitor.webhooks.formats import render
-from monitor.webhooks.routing import SEVERITIES, receivers_for
+from monitor.webhooks.routing import receivers_for
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -29,19 +30,6 @@ if TYPE_CHECKING:
     from monitor.config import Settings, WebhookConfig
     from monitor.store import Store
 
-EVENT_TYPES = (
-    "alert.firing",
-    "alert.resolved",
-    "alert.reminder",
-    "test",
-    "retrain.started",
-    "retrain.finished",
-    "retrain.failed",
-    "model.promoted",
-    "model.rolled_back",
-    "model.alias_changed_externally",
-)
-"""Every event type mlwatch sends; receivers may subscribe to them or to ``prefix.*``."""
 _TYPE = re.compile(r"^[a-z][a-z_]*(\.[a-z][a-z_]*)*$")
 
 
@@ -108,14 +96,25 @@ def emit(
     return enqueue(store, settings, event, receivers_for(settings.webhooks, event), conn)
 
 
-def check_event_patterns(patterns: tuple[str, ...]) -> tuple[str, ...]:
-    """Return ``patterns`` if each is a known event type or ``prefix.*``; raise ValueError otherwise."""
-    prefixes = {t.split(".")[0] for t in EVENT_TYPES}
-    for pattern in patterns:
-        known = pattern in EVENT_TYPES or (pattern.endswith(".*") and pattern[:-2] in prefixes) or pattern == "*"
-        if not known:
-            raise ValueError(
-                f"unknown event type {pattern!r}; expected one of {', '.join(EVENT_TYPES)} "
-                "or a prefix such as 'alert.*'"
-            )
-    return patterns
+def send_test_event(store: Store, settings: Settings, receiver: str | None, actor: str) -> tuple[Event, list[str]]:
+    """Queue a ``test`` event for the receiver named ``receiver`` (None: all of them), audited
+    as ``actor``; the event and the receivers it went to. The API's ``POST /v1/webhooks/test``
+    and the dashboard's button both call this (each checks first that the caller is an admin).
+
+    Conflict when no receiver is configured, NotFound for a name that is not one of them.
+    """
+    from monitor.errors import Conflict, NotFound
+    from monitor.store.alerts import write_audit
+
+    if not settings.webhooks:
+        raise Conflict("no webhook receivers are configured; add one under `webhooks:` in mlwatch.yaml")
+    hooks = [h for h in settings.webhooks if receiver is None or h.name == receiver]
+    if not hooks:
+        known = ", ".join(h.name for h in settings.webhooks)
+        raise NotFound(f"unknown webhook receiver {receiver!r} (configured: {known})")
+    event = new_event("test", {"message": "test event from mlwatch", "requested_by": actor})
+    names = [h.name for h in hooks]
+    with store.write_transaction() as conn:
+        enqueue(store, settings, event, hooks, conn)
+        write_audit(conn, actor, "webhook.test", event.id, {"receivers": names})
+    return event, names

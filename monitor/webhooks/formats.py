@@ -5,7 +5,7 @@
     {
       "schema": "mlwatch.event/v1",
       "id": "evt_5c0e...",                  # also the webhook-id header; same on retries
-      "type": "alert.firing",               # see monitor.webhooks.events.EVENT_TYPES
+      "type": "alert.firing",               # see monitor.vocabulary.EVENT_TYPES
       "timestamp": "2026-11-26T10:00:00Z",  # when it happened (UTC, RFC 3339)
       "severity": "warning",                # info, warning, critical
       "labels": {"service": "credit"},
@@ -15,9 +15,17 @@
 
 Fields are only ever added within v1; a breaking change gets ``mlwatch.event/v2``.
 ``slack`` is the incoming-webhook form: ``text`` plus ``blocks``, escaped and cut to Slack's limits,
-with a link button when ``dashboard_url`` is configured. The others have a module each:
+with a link button when ``dashboard_url`` is configured.
+
+A grouped notification (a receiver with ``group_by``, see ``monitor.alerts.grouping``) is an
+``alert.firing`` or ``alert.resolved`` event whose ``data`` is ``{"alerts": [<alert>, ...],
+"group": {"key": "<64 hex>", "labels": {"service": "credit"}}, "repeat_interval": 14400}``,
+each ``<alert>`` the ``data`` an ungrouped alert event carries (``state`` as the group last
+heard: ``firing`` or ``resolved``); its ``labels`` are the group's. In ``json`` these are
+fields added to v1. Every format lists the group's alerts (``presentation.alerts_of``). The others have a module each:
 ``alertmanager`` (Prometheus Alertmanager's ``POST /api/v2/alerts``), ``pagerduty`` (Events
-API v2) and ``msteams`` (an Adaptive Card for Teams' Workflows webhooks).
+API v2), ``msteams`` (an Adaptive Card for Teams' Workflows webhooks) and ``email`` (``mail.py``:
+subject, text and HTML, sent over SMTP rather than posted).
 
 Every renderer is a pure function of the event and the settings; the body it returns is
 stored in the outbox and posted as it is (PagerDuty's routing key excepted, see
@@ -31,9 +39,10 @@ from typing import TYPE_CHECKING, Any
 
 from monitor.store.codec import dumps
 from monitor.webhooks.alertmanager import render_alertmanager
+from monitor.webhooks.mail import render_email
 from monitor.webhooks.msteams import render_msteams
 from monitor.webhooks.pagerduty import render_pagerduty, with_routing_key
-from monitor.webhooks.presentation import dashboard_link, headline, rfc3339
+from monitor.webhooks.presentation import alert_line, alerts_of, dashboard_link, group_of, headline, rfc3339
 
 if TYPE_CHECKING:
     from monitor.config import Settings, WebhookConfig
@@ -49,6 +58,7 @@ SLACK_SECTION_TEXT = 3000
 SLACK_FIELD_TEXT = 2000
 SLACK_FIELDS = 10
 SLACK_BUTTON_URL = 3000
+SLACK_LINE_TEXT = 200  # one alert of a group's list: 3,000 characters show at least 14 of them
 _ELLIPSIS = "\u2026"
 _WORD_CUT = 40  # a word longer than this is cut inside; a shorter one is dropped whole
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
@@ -105,6 +115,8 @@ def render_slack(event: Event, settings: Settings) -> str:
     """
     text = f"{_ICONS.get(event.severity, '')} {slack_escape(headline(event))}".strip()
     blocks: list[dict[str, Any]] = [{"type": "section", "text": _mrkdwn(text, SLACK_SECTION_TEXT)}]
+    if group_of(event) is not None:
+        blocks.append({"type": "section", "text": _mrkdwn(slack_list(alerts_of(event)), SLACK_SECTION_TEXT)})
     labels = sorted(event.labels.items())[:SLACK_FIELDS]
     fields = [_mrkdwn(f"*{slack_escape(k)}*: {slack_escape(v)}", SLACK_FIELD_TEXT) for k, v in labels]
     if fields:
@@ -118,12 +130,32 @@ def render_slack(event: Event, settings: Settings) -> str:
     return dumps({"text": fallback, "blocks": blocks})
 
 
+def slack_list(alerts: list[dict[str, Any]]) -> str:
+    """The alerts of a group, one escaped line each, as many as fit in a section, then how many more."""
+    lines: list[str] = []
+    used = 0
+    for i, alert in enumerate(alerts):
+        line = "\u2022 " + slack_cut(slack_escape(alert_line(alert)), SLACK_LINE_TEXT)
+        rest = len(alerts) - i - 1
+        if used + len(line) + len(_more(rest + 1)) + 2 > SLACK_SECTION_TEXT:
+            lines.append(_more(len(alerts) - i))
+            break
+        lines.append(line)
+        used += len(line) + 1
+    return "\n".join(lines)
+
+
+def _more(count: int) -> str:
+    return f"\u2026 and {count} more"
+
+
 FORMATS: dict[str, Callable[[Event, Settings], str]] = {
     "json": render_json,
     "slack": render_slack,
     "alertmanager": render_alertmanager,
     "pagerduty": render_pagerduty,
     "msteams": render_msteams,
+    "email": render_email,
 }
 """Body renderers by format name (the value of a receiver's ``format``)."""
 

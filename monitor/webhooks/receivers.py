@@ -38,20 +38,6 @@ _NOT_PUBLIC = tuple(
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
-def check_url_syntax(url: str) -> str:
-    """Return ``url`` if it is an absolute http(s) URL with a host; raise ValueError otherwise."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise ValueError(f"expected an http:// or https:// URL, got scheme {parts.scheme or '(none)'!r}")
-    if not parts.hostname:
-        raise ValueError(f"expected a URL with a host name, got {url!r}")
-    try:
-        _ = parts.port
-    except ValueError as exc:
-        raise ValueError(f"invalid port in {url!r}: {exc}") from exc
-    return url
-
-
 def address_kind(address: str) -> str:
     """'loopback', 'private' (RFC 1918, CGNAT, link-local, ULA, reserved...) or 'public' for an IP address."""
     ip = ipaddress.ip_address(address)
@@ -127,6 +113,7 @@ def check_receivers(settings: Settings, env: Mapping[str, str]) -> None:
             raise ConfigError(f"webhooks[{i}].url: {why}")
         _check_secret(i, hook.secret_env, env)
         _check_routing_key(i, hook.routing_key_env, env)
+        _check_password(i, hook.email.password_env if hook.email else None, env)
 
 
 def _check_secret(index: int, name: str | None, env: Mapping[str, str]) -> None:
@@ -156,4 +143,12 @@ def _check_routing_key(index: int, name: str | None, env: Mapping[str, str]) -> 
         raise ConfigError(
             f"webhooks[{index}].routing_key_env: the value of {name} is not a PagerDuty Integration Key: "
             f"expected 32 letters and digits, got {len(value)} characters"
+        )
+
+
+def _check_password(index: int, name: str | None, env: Mapping[str, str]) -> None:
+    if name and not env.get(name):
+        raise ConfigError(
+            f"webhooks[{index}].email.password_env: environment variable {name} is not set; "
+            "export it with the password of email.username on the SMTP server"
         )

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from monitor.vocabulary import SEVERITIES
+
 if TYPE_CHECKING:
     from monitor.config import WebhookConfig
     from monitor.webhooks.events import Event
 
-SEVERITIES = ("info", "warning", "critical")
-"""Severities from least to most urgent."""
 DEFAULT_EVENTS = {"pagerduty": ("alert.*",)}
 """The event types a receiver of a format gets when its ``events`` is empty (absent: all)."""
 REPOSTED_WHEN_ACKED = frozenset({"alertmanager"})
@@ -46,6 +46,8 @@ def accepts(hook: WebhookConfig, event: Event) -> bool:
         return False
     if is_acked_reminder(event) and hook.format not in REPOSTED_WHEN_ACKED:
         return False
+    if event.type == "alert.acknowledged" and (hook.format in REPOSTED_WHEN_ACKED or hook.group_by):
+        return False  # Alertmanager has no acknowledgement; a grouped receiver's incident is the group's
     return type_matches(event.type, hook.events or DEFAULT_EVENTS.get(hook.format, ()))
 
 

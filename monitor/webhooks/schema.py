@@ -2,16 +2,16 @@
 
 Served at ``GET /v1/webhooks/schema`` so receivers can validate what they are sent. Within
 v1 fields are only ever added (receivers must ignore unknown ones); a breaking change
-becomes ``mlwatch.event/v2``.
+becomes ``mlwatch.event/v2``. A receiver configured with ``group_by`` gets alert events whose
+``data`` holds ``alerts`` (each shaped as an ungrouped alert event's ``data``) and ``group``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from monitor.webhooks.events import EVENT_TYPES
+from monitor.vocabulary import EVENT_TYPES, SEVERITIES
 from monitor.webhooks.formats import SCHEMA
-from monitor.webhooks.routing import SEVERITIES
 
 _ALERT_DATA: dict[str, Any] = {
     "type": "object",
@@ -34,6 +34,25 @@ _ALERT_DATA: dict[str, Any] = {
         "resolved_at": {"type": ["number", "null"]},
         "acked_by": {"type": ["string", "null"]},
         "repeat_interval": {"type": "number", "description": "seconds between reminders while it fires"},
+        "inhibited_by": {"type": ["integer", "null"], "description": "id of the firing alert that mutes this one"},
+    },
+}
+
+_GROUP_DATA: dict[str, Any] = {
+    "type": "object",
+    "description": "alert.* events of a receiver with group_by: the alerts of one group, in one notification",
+    "required": ["alerts", "group"],
+    "properties": {
+        "alerts": {"type": "array", "minItems": 1, "items": _ALERT_DATA},
+        "group": {
+            "type": "object",
+            "required": ["key", "labels"],
+            "properties": {
+                "key": {"type": "string", "description": "stable id of the group_by label values"},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
+        "repeat_interval": {"type": "number", "description": "seconds between notifications of an unchanged group"},
     },
 }
 
@@ -54,6 +73,6 @@ EVENT_SCHEMA: dict[str, Any] = {
         "data": {"type": "object"},
     },
     "if": {"properties": {"type": {"pattern": "^alert\\."}}},
-    "then": {"properties": {"data": _ALERT_DATA}},
+    "then": {"properties": {"data": {"anyOf": [_GROUP_DATA, _ALERT_DATA]}}},
 }
 """JSON Schema (2020-12) of the ``json`` format's body."""

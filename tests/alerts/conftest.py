@@ -1,4 +1,4 @@
-"""Fixtures of the alert tests: a real signed-webhook receiver on a loopback port."""
+"""Fixtures of the alert tests: a real signed-webhook receiver on a loopback port, and a real Alertmanager."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.webhooks.alertmanager import alertmanager, notified  # noqa: F401  (fixtures: a real Alertmanager)
 from tests.webhooks.receiver import Receiver
 
 

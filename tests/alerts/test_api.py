@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from monitor.alerts.engine import AlertEngine
-from monitor.config import load_settings
+from monitor.check_summary import CheckSummary
+from monitor.settings import load_settings
 from monitor.store import Store
 from tests.conftest import RunningServer, start_server
 
@@ -54,7 +55,7 @@ def firing(api: Api) -> int:
     service = api.store.upsert_service("credit", task="classification")
     api.store.add_check(
         service, window_start=0, window_end=1, model_version="1", status="ok", trigger="schedule",
-        summary={"drift_share": 0.6, "drifted_features": ["a"]}, results={"features": []},
+        summary=CheckSummary(drift_share=0.6, drifted_features=("a",)), results={"features": []},
     )  # fmt: skip
     settings = load_settings(api.server.workdir / "mlwatch.yaml", environ={})
     AlertEngine(api.store, settings).tick()
@@ -95,6 +96,19 @@ def test_acknowledging_a_resolved_alert_is_a_conflict(api: Api, firing: int) -> 
         )  # fmt: skip
     answer = api.as_("operator").post(f"/v1/alerts/{resolved}/ack")
     assert answer.status_code == 409 and "already resolved" in answer.json()["message"]
+
+
+def test_an_inhibited_alert_is_listed_with_the_alert_that_mutes_it(api: Api, firing: int) -> None:
+    with api.store.write_transaction() as conn:
+        muted = api.store.insert_alert(
+            conn,
+            {"fingerprint": "m" * 64, "rule": "credit-f00", "kind": "feature_drift", "state": "firing",
+             "severity": "warning", "labels": {}, "summary": "drifted", "started_at": 1.0, "inhibited_by": firing},
+        )  # fmt: skip
+    viewer = api.as_("viewer")
+    assert viewer.get(f"/v1/alerts/{muted}").json()["inhibited_by"] == firing
+    listed = {a["id"]: a["inhibited_by"] for a in viewer.get("/v1/alerts").json()}
+    assert listed[muted] == firing and listed[firing] is None
 
 
 def test_silences_are_created_listed_and_ended(api: Api) -> None:

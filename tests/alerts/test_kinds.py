@@ -13,6 +13,7 @@ import pytest
 
 from monitor.alerts.kinds import get_kind
 from monitor.alerts.sources import StoreMetricSource
+from monitor.check_summary import CheckSummary
 from monitor.config import AlertRuleConfig
 from monitor.records import HostSample, PredictionRecord, Service
 from monitor.store import Store
@@ -68,7 +69,7 @@ def credit(store: Store) -> Service:
         model_version="3",
         status="ok",
         trigger="schedule",
-        summary=SUMMARY,
+        summary=CheckSummary.decode(SUMMARY),
         results={"features": FEATURES},
     )
     return service

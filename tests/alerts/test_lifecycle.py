@@ -16,6 +16,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from monitor.alerts.engine import AlertEngine
+from monitor.check_summary import CheckSummary
 from monitor.config import AlertRuleConfig, Settings, WebhookConfig
 from monitor.records import Service
 from monitor.store import Store
@@ -36,7 +37,7 @@ def _drift(store: Store, service: Service, share: float) -> int:
     summary = {"drift_share": share, "drifted_features": ["income"] if share else []}
     return store.add_check(
         service, window_start=T0 - 3600, window_end=T0, model_version="1", status="ok",
-        trigger="schedule", summary=summary, results={"features": []},
+        trigger="schedule", summary=CheckSummary.decode(summary), results={"features": []},
     )  # fmt: skip
 
 

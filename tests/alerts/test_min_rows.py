@@ -6,6 +6,7 @@ import pytest
 
 from monitor.alerts.drift import DriftShare
 from monitor.alerts.sources import CheckView
+from monitor.check_summary import CheckSummary
 from monitor.config import AlertRuleConfig
 
 
@@ -14,7 +15,9 @@ class OneCheck:
 
     def __init__(self, rows: int, share: float) -> None:
         summary = {"rows": rows, "drift_share": share, "drifted_features": ["a"]}
-        self.check = CheckView(model_version="1", created_at=0.0, status="ok", summary=summary, id=1)
+        self.check = CheckView(
+            model_version="1", created_at=0.0, status="ok", summary=CheckSummary.decode(summary), id=1
+        )
 
     def services(self) -> list[str]:
         return ["svc"]

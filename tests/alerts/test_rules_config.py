@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from monitor.alerts.kinds import KINDS
-from monitor.config import Settings, load_settings
+from monitor.config import Settings
 from monitor.errors import ConfigError
+from monitor.settings import load_settings
+from monitor.vocabulary import RULE_KINDS
 
 
 def _load(tmp_path: Path, rules: str) -> Settings:
@@ -67,3 +69,7 @@ def test_every_kind_loads_when_its_fields_are_right(tmp_path: Path) -> None:
     settings = _load(tmp_path, rules)
     assert [r.kind for r in settings.alerts] == list(KINDS)
     assert settings.alerts[0].for_ == 600.0
+
+
+def test_the_configuration_knows_every_kind_by_the_name_the_registry_has() -> None:
+    assert tuple(KINDS) == RULE_KINDS

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from monitor.check_summary import CheckSummary
 from monitor.records import PredictionRecord
 from monitor.store import Store
 from monitor.store.latency import PROMETHEUS_BOUNDS_MS
@@ -114,8 +115,18 @@ def test_metrics_expose_drift_and_quality_of_the_latest_check(api: RunningServer
     store = Store.open(api.store_url)
     service = store.get_service("checked")
     common: dict[str, Any] = {"model_version": None, "status": "ok", "trigger": "manual"}
-    store.add_check(service, window_start=0, window_end=100, summary={"drift_share": 0.9}, results={}, **common)
-    summary = {"rows": 500, "drift_share": 0.25, "dataset_drift": False, "quality": {"f1": 0.8, "accuracy": None}}
+    old = CheckSummary(drift_share=0.9)
+    store.add_check(service, window_start=0, window_end=100, summary=old, results={}, **common)
+    summary = CheckSummary.decode(
+        {
+            "rows": 500,
+            "drift_share": 0.25,
+            "dataset_drift": False,
+            "label_coverage": 0.4,
+            "quality": {"f1": 0.8, "accuracy": None},
+            "prediction_drift": {"method": "psi", "score": 0.31, "drifted": True},
+        }
+    )
     results = {
         "features": [{"name": "x", "score": 0.01, "drifted": True}, {"name": "y", "score": 0.6, "drifted": False}]
     }
@@ -134,6 +145,9 @@ def test_metrics_expose_drift_and_quality_of_the_latest_check(api: RunningServer
         ("mlwatch_check_rows", s): 500.0,
         ("mlwatch_drift_share", s): 0.25,
         ("mlwatch_dataset_drift", s): 0.0,
+        ("mlwatch_label_coverage", s): 0.4,
+        ("mlwatch_prediction_drift_score", s): 0.31,
+        ("mlwatch_prediction_drifted", s): 1.0,
         ("mlwatch_feature_drift_score", (("feature", "x"), *s)): 0.01,
         ("mlwatch_feature_drifted", (("feature", "x"), *s)): 1.0,
         ("mlwatch_feature_drift_score", (("feature", "y"), *s)): 0.6,

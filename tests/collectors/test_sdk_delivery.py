@@ -208,13 +208,12 @@ def test_a_claim_left_by_a_dead_process_is_given_back(tmp_path: Path) -> None:
     assert Spool(tmp_path, max_bytes=10_000).pending()
 
 
-def test_the_readme_imports_of_tracker_middleware_and_wrappers_load_no_heavy_library() -> None:
+def test_the_readme_imports_of_tracker_middleware_and_wrappers_load_only_the_standard_library() -> None:
     code = (
-        "import sys, time; t = time.perf_counter(); "
+        "import sys; before = set(sys.modules); "
         "from monitor.sdk import Tracker, MlwatchASGIMiddleware, MlwatchWSGIMiddleware, TrackedSession; "
-        "print(time.perf_counter() - t); print(','.join(sorted(sys.modules)))"
+        "print(','.join(sorted(set(sys.modules) - before)))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    heavy = {"pandas", "numpy", "mlflow", "evidently", "streamlit", "pydantic", "sqlalchemy", "fastapi", "httpx"}
-    assert heavy.isdisjoint(out[1].split(","))
-    assert float(out[0]) < 0.5  # the 150 ms target is measured by benchmarks/bench_sdk.py
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    loaded = {name.partition(".")[0] for name in out.split(",")}
+    assert loaded - set(sys.stdlib_module_names) == {"monitor"}  # tests/collectors/test_sdk_install.py: in a bare venv

@@ -199,3 +199,14 @@ def test_a_link_down_for_more_than_a_thousand_retries_keeps_backing_off_without_
     assert device.flush(30)
     assert link.arrived() == logged
     device.close()
+
+
+def test_a_spool_whose_directory_was_removed_holds_nothing_instead_of_failing(tmp_path: Path) -> None:
+    """A sender still running while its process exits may find the spool's directory gone
+    (a temporary one removed first): it holds nothing, and the sender says no error."""
+    spool = Spool(tmp_path / "spool", 1 << 20)
+    spool.write([{"request_id": "r1", "features": {"x": 1}}])
+    assert len(spool.files()) == 1
+    spool.files()[0].unlink()
+    (tmp_path / "spool").rmdir()
+    assert spool.files() == [] and spool.claim() is None

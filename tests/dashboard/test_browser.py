@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from monitor.config import load_settings
+from monitor.settings import load_settings
 from monitor.store import Store
 from tests.conftest import RunningServer, start_server
 from tests.dashboard.browser import (
@@ -116,7 +116,7 @@ def test_overview_lists_the_services_and_every_page_renders_without_exceptions(s
     wait_streamlit(page)
     no_exception_box(page)
     screenshot(page, "service")
-    for tab in ("Resources", "Data drift", "Quality", "Predictions"):
+    for tab in ("Resources", "Data drift", "Quality", "Segments", "Predictions"):
         page.get_by_role("tab", name=tab).click()
         wait_streamlit(page)
         no_exception_box(page)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from monitor.config import load_settings
+from monitor.settings import load_settings
 from monitor.store import Store
 
 Open = Callable[..., AppTest]
@@ -126,3 +126,27 @@ def test_a_job_that_ends_refreshes_the_champion_and_says_how_it_ended(open_app: 
     assert not at.exception, at.exception
     assert at.metric[0].value == "2"  # the champion tile, outside the live jobs fragment
     assert f"Retrain job {job.id} registered version 2; it is now the champion (was 1)" in at.success[0].value
+
+
+def test_the_models_page_shows_the_shadow_beside_the_champion_on_the_same_rows(
+    open_app: Open, registry_env: Store
+) -> None:
+    from monitor.records import LabelRecord, ShadowRow
+
+    service = registry_env.get_service("fraud")
+    stage = registry_env.start_stage(service, "shadow", "2", champion="1", actor="alice")
+    rows = [ShadowRow(f"r-{i}", 100.0, "2", i % 2, None, 1.0, "1", 0) for i in range(4)]
+    registry_env.add_shadow_rows(service, stage.id, rows)
+    registry_env.add_labels(service, [LabelRecord(f"r-{i}", i % 2, 100.0) for i in range(4)])
+    at = open_app(page=PAGE, service="fraud")
+    assert not at.exception, at.exception
+    assert any(m.value == "**Version 2 in shadow** beside champion 1" for m in at.markdown)
+    assert [(m.label, m.value) for m in at.metric if m.label in ("Agreement", "Labelled")] == [
+        ("Agreement", "50.0%"),
+        ("Labelled", "4"),
+    ]
+    frames = [d.value for d in at.dataframe]
+    compared = next(f for f in frames if "measure" in f.columns).set_index("measure")
+    assert (compared.loc["accuracy", "champion"], compared.loc["accuracy", "shadow"]) == (0.5, 1.0)
+    listed = next(f for f in frames if "crashes" in f.columns)
+    assert (listed.iloc[0]["status"], listed.iloc[0]["by"]) == ("active", "alice")

@@ -64,6 +64,7 @@ def test_drift_section_shows_the_latest_verdict_and_a_heatmap(open_app: Open) ->
     at = open_app(page="pages/service.py", service="fraud", section="Data drift")
     assert not at.exception
     assert "Dataset drift: 50% of features drifted (income)" in texts(at)
+    assert any("PCA reconstruction error: drift (1.4, bar 0.3)" in m.value for m in at.markdown)
     verdicts = at.dataframe[0].value
     assert list(verdicts["feature"]) == ["income", "region"]
     assert len(at.get("vega_lite_chart")) == 1
@@ -163,3 +164,49 @@ def test_every_page_renders_on_each_store_backend(
         assert not at.exception, (page, section)
         assert not at.error, (page, section, at.error[0].value if at.error else "")
     st.cache_resource.clear()
+
+
+def test_overview_shows_each_stream_consumer_from_its_heartbeat(open_app: Open, dashboard_env: str) -> None:
+    from monitor.store.consumers import ConsumerStatus
+
+    store = Store.open(dashboard_env)
+    now = time.time()
+    lag = (0, 0, 0, 5, 90, 4, 1) + (0,) * 8  # 100 messages, the 99th under 0.5 s
+    store.record_consumer(
+        ConsumerStatus(
+            "edge:41",
+            "MLWATCH",
+            "mlwatch",
+            now - 60,
+            now - 2,
+            stored=9000,
+            dead_lettered=3,
+            pending=120,
+            records_per_second=1500.0,
+            lag_buckets=lag,
+            lag_sum=20.0,
+        )
+    )
+    store.record_consumer(ConsumerStatus("gone:7", "MLWATCH", "mlwatch", now - 90_000, now - 86_400))
+    store.close()
+    at = open_app()
+    assert not at.exception
+    assert "Stream consumers" in [h.value for h in at.subheader]
+    table = at.dataframe[1].value
+    assert list(table["consumer"]) == ["edge:41"]  # the one not heard from for a day is left out
+    row = table.iloc[0]
+    assert (row["stored"], row["dead letters"], row["pending"], row["lag p99 s"]) == (9000, 3, 120, 0.5)
+
+
+def test_segments_section_shows_the_worst_cohort_first_and_keeps_sent_values_as_text(open_app: Open) -> None:
+    at = open_app(page="pages/service.py", service="fraud", section="Segments")
+    assert not at.exception
+    shown = texts(at)
+    assert "Worst cohort: `region=<b>eu</b>`, accuracy 0.600 against its own 0.900 (40 rows)." in shown
+    cohorts, table = at.dataframe[0].value, at.dataframe[1].value
+    assert list(cohorts["cohort"]) == ["region=<b>eu</b>", "region=us"]
+    assert list(cohorts["significant"]) == [True, False]
+    assert list(table["value"]) == ["<b>eu</b>", "us"]
+    assert list(table["compared with"]) == ["its reference rows", "the whole reference"]
+    assert "`channel`: no sampled prediction sends this key" in shown
+    assert all("<b>" not in h.proto.body for h in at.get("html"))  # no markup is rendered from a sent value

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from monitor.drift.check import CheckRunner
+from monitor.drift.reference import keep_reference
 from monitor.drift.report import REPORT_MARK, check_report
 from monitor.records import Feature, LabelRecord, PredictionRecord
 from monitor.store import Store
@@ -35,7 +36,7 @@ def seed_payload(store: Store, now: float) -> int:
     )
     labels = [i % 2 for i in range(ROWS)]
     reference = pd.DataFrame({"income": [1000.0 + i for i in range(ROWS)], "region": ["north", "south"] * (ROWS // 2)})
-    store.set_reference(service, reference.assign(prediction=labels, target=labels))
+    keep_reference(store, service, reference.assign(prediction=labels, target=labels))
     records = [
         PredictionRecord(
             request_id=f"r{i}",

@@ -20,8 +20,9 @@ from dashboard.passwords import hash_password
 from dashboard.routes import AuthRoutes
 from dashboard.settings import LiveSettings
 from dashboard.signins import SESSION_COOKIE, SESSION_SECONDS, SignIns, session_key
-from monitor.config import Settings, UserConfig, load_settings
+from monitor.config import Settings, UserConfig
 from monitor.errors import ConfigError
+from monitor.settings import load_settings
 from monitor.store import Store
 from tests.dashboard.conftest import PASSWORD, SECRET, password_hash
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from dashboard.views import (
-    CheckSummary,
+    CheckHeadline,
     ServiceHealth,
     TimeWindow,
     Traffic,
@@ -17,6 +17,8 @@ from dashboard.views import (
     problems,
     worst_first,
 )
+from monitor.check_summary import CheckSummary
+from monitor.drift.quality import decay
 from monitor.records import CheckRecord
 from monitor.store import Store
 
@@ -24,14 +26,21 @@ NO_TRAFFIC = Traffic()
 
 
 def check(summary: dict[str, Any], status: str = "ok") -> CheckRecord:
-    return CheckRecord(1, 1, 0.0, 3600.0, 3600.0, "1", status, "schedule", summary, {"features": []})
+    """A check whose summary is stored as ``summary``, with the decay the check computes of its quality."""
+    found = CheckSummary.decode(summary)
+    found = replace(
+        found,
+        decay=decay(found.baseline, found.quality),
+        estimated_decay=decay(found.baseline, found.estimated_quality),
+    )
+    return CheckRecord(1, 1, 0.0, 3600.0, 3600.0, "1", status, "schedule", found, {"features": []})
 
 
 def health(
     name: str,
     traffic: Traffic = NO_TRAFFIC,
     bound: float | None = None,
-    summary: CheckSummary | None = None,
+    summary: CheckHeadline | None = None,
     open_alerts: int = 0,
 ) -> ServiceHealth:
     """A row as ``service_health`` builds it, from given numbers instead of a store."""
@@ -48,26 +57,27 @@ def test_a_window_gets_about_120_chart_buckets_of_a_round_size(seconds: float, b
 
 def test_the_gate_metric_is_the_headline_when_measured() -> None:
     summary = {"quality": {"accuracy": 0.9, "f1": 0.7}, "baseline": {"accuracy": 0.92, "f1": 0.8}}
-    assert headline_metric(summary) == "f1"
-    assert headline_metric(summary, "accuracy") == "accuracy"
-    assert headline_metric({"quality": None}) is None
+    assert headline_metric(CheckSummary.decode(summary)) == "f1"
+    assert headline_metric(CheckSummary.decode(summary), "accuracy") == "accuracy"
+    assert headline_metric(CheckSummary.decode({"quality": None})) is None
 
 
 def test_decay_is_positive_when_quality_gets_worse_whichever_way_the_metric_points() -> None:
-    f1 = CheckSummary.of(check({"quality": {"f1": 0.6}, "baseline": {"f1": 0.8}}))
-    rmse = CheckSummary.of(check({"quality": {"rmse": 12.0}, "baseline": {"rmse": 10.0}}))
+    f1 = CheckHeadline.of(check({"quality": {"f1": 0.6}, "baseline": {"f1": 0.8}}))
+    rmse = CheckHeadline.of(check({"quality": {"rmse": 12.0}, "baseline": {"rmse": 10.0}}))
     assert f1.decay == pytest.approx(0.25)
     assert rmse.decay == pytest.approx(0.2)
+    assert "RMSE 20% worse than its baseline" in problems(health("a", summary=rmse))
 
 
 def test_estimated_quality_stands_in_before_labels_arrive() -> None:
-    summary = CheckSummary.of(check({"quality": None, "estimated_quality": {"f1": 0.72}, "baseline": {"f1": 0.8}}))
+    summary = CheckHeadline.of(check({"quality": None, "estimated_quality": {"f1": 0.72}, "baseline": {"f1": 0.8}}))
     assert summary.quality is None
     assert summary.decay == pytest.approx(0.1)
 
 
 def test_problems_name_latency_over_bound_errors_drift_and_alerts() -> None:
-    drifting = CheckSummary.of(check({"dataset_drift": True, "drift_share": 0.5}))
+    drifting = CheckHeadline.of(check({"dataset_drift": True, "drift_share": 0.5}))
     row = health("a", Traffic(100, 10, 80.0, 50.0), 40.0, summary=drifting, open_alerts=2)
     assert row.problems == (
         "!p95 80 ms over its 40 ms bound",
@@ -117,7 +127,7 @@ def test_a_drift_share_rule_sets_what_the_banner_and_overview_call_drift() -> No
     assert drift_threshold(rules[:1], "credit") == 0.5
     assert drift_threshold([], "credit") is None
     # Evidently says no dataset drift at 38%; the rule fires over 30%, so everything says drift.
-    summary = CheckSummary.of(check({"drift_share": 0.38, "dataset_drift": False, "drifted_features": ["a"]}))
+    summary = CheckHeadline.of(check({"drift_share": 0.38, "dataset_drift": False, "drifted_features": ["a"]}))
     judged = summary.judged_by(drift_threshold(rules, "credit"))
     assert (judged.dataset_drift, judged.verdict, judged.drift_threshold) == (True, "drift", 0.3)
     assert "!data drift (38% of features)" in problems(health("credit", summary=judged))
@@ -127,7 +137,7 @@ def test_a_drift_share_rule_sets_what_the_banner_and_overview_call_drift() -> No
 def test_drift_banner_names_the_rule_it_was_judged_by_and_never_contradicts_it() -> None:
     from dashboard.panels.drift import verdict_banner
 
-    summary = CheckSummary.of(check({"drift_share": 0.38, "dataset_drift": False, "drifted_features": ["a"]}))
+    summary = CheckHeadline.of(check({"drift_share": 0.38, "dataset_drift": False, "drifted_features": ["a"]}))
     kind, text = verdict_banner(summary.judged_by(0.3))
     assert kind == "warning" and text.startswith("Dataset drift: 38% of features drifted (a)") and "30%" in text
     kind, text = verdict_banner(summary.judged_by(0.5))
@@ -158,3 +168,24 @@ def test_first_traffic_is_read_to_the_minute_from_the_rollups(store: Store) -> N
     first = first_traffic(store, [service], now - 86400, now)
     assert first == 60 * ((now - 600) // 60)
     assert first_traffic(store, [store.upsert_service("idle", task="classification", features=())], 0, now) is None
+
+
+def test_joint_drift_line_names_each_multivariate_verdict_and_drifted_descriptors() -> None:
+    from dashboard.panels.drift import joint_drift_line
+
+    summary: dict[str, Any] = {
+        "multivariate": {
+            "drifted": True,
+            "methods": {
+                "pca": {"score": 1.1, "upper": 0.27, "drifted": True},
+                "classifier": {"score": 0.52, "upper": 0.55, "drifted": False},
+            },
+        },
+        "drifted_derived": ["review:length", "a`b"],
+    }
+    assert joint_drift_line(CheckSummary.decode(summary)) == (
+        "**Multivariate drift:** PCA reconstruction error: drift (1.1, bar 0.27); "
+        "domain classifier AUC: no drift (0.52, bar 0.55); derived features drifted: `review:length`, `a'b`"
+    )
+    assert joint_drift_line(CheckSummary.decode({"multivariate": None, "drifted_derived": []})) is None
+    assert joint_drift_line(CheckSummary.decode({})) is None  # checks stored before multivariate drift existed

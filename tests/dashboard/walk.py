@@ -37,7 +37,7 @@ def sign_in(token: str) -> str:
     """A dashboard session cookie for an API token (as the login form makes one)."""
     from dashboard.access import authenticate
     from dashboard.signins import SignIns, session_key
-    from monitor.config import load_settings
+    from monitor.settings import load_settings
     from monitor.store import Store
 
     settings = load_settings()

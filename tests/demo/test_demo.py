@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import statistics
@@ -14,7 +15,9 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from click.testing import CliRunner
 
+from monitor.cli import main
 from monitor.demo.config import WEBHOOK_SECRET_ENV
 from monitor.demo.data import CreditData
 from tests.conftest import free_port
@@ -48,12 +51,17 @@ def _start_demo(workdir: Path) -> tuple[subprocess.Popen[str], dict[str, int]]:
 
 
 def _read_token(proc: subprocess.Popen[str], lines: list[str]) -> str:
+    """The token from the demo's start-up lines, read up to the CLI line that follows it: what
+    this wrapper has buffered is never seen by ``communicate``, which reads the pipe itself."""
     assert proc.stdout is not None
+    token = None
     for line in proc.stdout:
         lines.append(line)
         if line.strip().startswith("token "):
-            return line.split()[1]
-    raise AssertionError("the demo ended before printing its token:\n" + "".join(lines))
+            token = line.split()[1]
+        if token is not None and line.strip().startswith("CLI "):
+            return token
+    raise AssertionError("the demo ended before printing its token and CLI line:\n" + "".join(lines))
 
 
 def _stable_accuracy(checks: list[dict[str, Any]]) -> list[float]:
@@ -84,7 +92,8 @@ def _state(api: httpx.Client) -> dict[str, Any]:
     )
     deliveries = api.get("/v1/webhooks/deliveries", params={"status": "delivered"}).json()
     models = api.get("/v1/services/credit/models").json()
-    return {"checks": checks, "deliveries": deliveries, "models": models}
+    decaying = api.get("/v1/alerts", params={"state": "firing", "rule": "credit-accuracy-decay"}).json()
+    return {"checks": checks, "deliveries": deliveries, "models": models, "decaying": decaying}
 
 
 def _done(state: dict[str, Any]) -> bool:
@@ -93,7 +102,8 @@ def _done(state: dict[str, Any]) -> bool:
         any(c["summary"]["dataset_drift"] for c in state["checks"])
         and any(d["event_type"] == "alert.firing" for d in state["deliveries"])
         and champion not in (None, "1")
-        and len(_recovered_accuracy(state["checks"], champion)) >= 2
+        and len(_recovered_accuracy(state["checks"], champion)) >= 3
+        and not state["decaying"]  # the episode ended: the champion holds the service's first baseline
         and len(_stable_accuracy(state["checks"])) >= 2
     )
 
@@ -115,10 +125,20 @@ def test_demo_detects_drift_alerts_retrains_promotes_recovers_and_stops_cleanly(
             time.sleep(5)
         champion = state["models"]["champion"]
         baseline = statistics.mean(_stable_accuracy(state["checks"]))
-        recovered = statistics.mean(_recovered_accuracy(state["checks"], champion)[-3:])
-        assert abs(recovered - baseline) <= 0.02, _brief(state)
+        recovered = statistics.mean(
+            _recovered_accuracy(state["checks"], champion)[-2:]
+        )  # the first may mix in the ramp
+        # The retrain trains on rows from after the episode's onset, and a promoted model is held
+        # to the service's first baseline: the loop ends within 2 points of the stable accuracy,
+        # in at most 2 promotions.
+        assert recovered >= baseline - 0.02, _brief(state)
         decisions = {d["version"]: d["decision"] for d in state["models"]["decisions"]}
         assert decisions[champion] == "promote"
+        retrained = {
+            version: decision for version, decision in decisions.items() if version != "1"
+        }  # 1: the first model
+        assert list(retrained.values()).count("promote") <= 2, decisions
+        _roll_back_from_the_command_line(ports["api"], token, champion)
         received = httpx.get(f"http://127.0.0.1:{ports['receiver']}/").json()  # the demo's signed receiver
         assert any(event["type"] == "alert.firing" for event in received)
     finally:
@@ -127,9 +147,19 @@ def test_demo_detects_drift_alerts_retrains_promotes_recovers_and_stops_cleanly(
         output, _ = proc.communicate(timeout=90)
     assert proc.returncode == 0, "".join(lines) + output
     assert "mlwatch demo stopped" in output
+    assert f"CLI        MLWATCH_URL=http://127.0.0.1:{ports['api']} MLWATCH_TOKEN=<token>" in "".join(lines)
     assert [p for p in children if _alive(p)] == []  # nothing left running
     assert _processes_in(tmp_path) == []
     _walk_the_dashboard(tmp_path, token)
+
+
+def _roll_back_from_the_command_line(port: int, token: str, champion: str) -> None:
+    """``mlwatch rollback`` pointed at the demo's API (as its start-up lines say) undoes the promotion."""
+    env = {"MLWATCH_URL": f"http://127.0.0.1:{port}", "MLWATCH_TOKEN": token}
+    rolled = CliRunner().invoke(main, ["rollback", "credit", "--reason", "demo test"], env=env)
+    assert rolled.exit_code == 0, rolled.output
+    done = json.loads(rolled.stdout)
+    assert done["replaced"] == champion and done["previous"] == champion
 
 
 def _walk_the_dashboard(workdir: Path, token: str) -> None:
@@ -138,9 +168,9 @@ def _walk_the_dashboard(workdir: Path, token: str) -> None:
     import streamlit as st
 
     from dashboard.panels.drift import verdict_banner
-    from dashboard.views import CheckSummary, drift_threshold
+    from dashboard.views import CheckHeadline, drift_threshold
     from monitor.alerts.engine import load_rules
-    from monitor.config import load_settings
+    from monitor.settings import load_settings
     from monitor.store import Store
     from tests.dashboard.walk import sign_in, walk
 
@@ -164,7 +194,7 @@ def _walk_the_dashboard(workdir: Path, token: str) -> None:
     assert seen.problems == []
     assert all(seen.charts[section] > 0 for section in ("Performance", "Resources", "Data drift", "Quality"))
     assert check is not None
-    expected = CheckSummary.of(check).judged_by(drift_threshold(rules, "credit"))
+    expected = CheckHeadline.of(check).judged_by(drift_threshold(rules, "credit"))
     assert seen.banner == verdict_banner(expected)
     assert ("data drift" in seen.overview_problems) == bool(expected.dataset_drift), seen.overview_problems
 
@@ -178,7 +208,11 @@ def _brief(state: dict[str, Any]) -> str:
         )
         for c in state["checks"]
     ]
-    return f"champion={state['models']['champion']} checks={checks} deliveries={len(state['deliveries'])}"
+    decisions = [(d["version"], d["decision"]) for d in state["models"]["decisions"]]
+    return (
+        f"champion={state['models']['champion']} checks={checks} decisions={decisions} "
+        f"decaying={len(state['decaying'])} deliveries={len(state['deliveries'])}"
+    )
 
 
 def _descendants(pid: int) -> list[psutil.Process]:

@@ -28,7 +28,8 @@ import yaml
 from sqlalchemy import make_url
 
 from monitor.cli import main
-from monitor.config import Settings, load_settings
+from monitor.config import Settings
+from monitor.settings import load_settings
 from tests.conftest import free_port, stop_process, wait_http
 from tests.test_compose import COMPOSE, OURS, command_of
 

@@ -126,3 +126,13 @@ def add_labels(store: Store, service: Service, scenario: Scenario, share: float 
     truth = scenario.frame["target"][:count]
     labels = [LabelRecord(f"{prefix}{i}", int(y), WINDOW_START + WINDOW * 2) for i, y in enumerate(truth)]
     store.add_labels(service, labels)
+
+
+def ingest_frame(store: Store, service: Service, frame: pd.DataFrame, *, prefix: str = "f") -> None:
+    """Store each row of ``frame`` (its columns are the features) as a prediction of 0 within one window."""
+    step = WINDOW / len(frame)
+    records = [
+        PredictionRecord(request_id=f"{prefix}{i}", ts=WINDOW_START + i * step, features=row, prediction=0)
+        for i, row in enumerate(frame.to_dict("records"))
+    ]
+    store.add_predictions(service, records)

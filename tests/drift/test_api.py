@@ -197,3 +197,40 @@ def test_reports_and_references_the_store_cannot_use_get_4xx_answers_that_say_wh
     assert answer.status_code == 422, answer.text
     assert admin.post(f"/v1/services/{name}/checks", json={"start": 0, "end": 1e21}).status_code == 422
     assert admin.get(f"/v1/services/{name}/stats", params={"start": 0, "end": 1e21}).status_code == 422
+
+
+def test_a_check_of_a_segmented_service_returns_its_segments_and_cohorts(admin: httpx.Client) -> None:
+    name = f"segmented{next(_NAMES)}"
+    body = {"name": name, **SERVICE, "segments": ["city", "segment"], "segment_top": 2}
+    assert admin.post("/v1/services", json=body).status_code == 200
+    reference = _parquet(make_scenario(3000, seed=1).frame)
+    headers = {"Content-Type": "application/vnd.apache.parquet"}
+    assert admin.post(f"/v1/services/{name}/reference", content=reference, headers=headers).status_code == 200
+    end = time.time()
+    _send_window(admin, name, 2000, seed=2, end=end)
+    check = admin.post(f"/v1/services/{name}/checks", json={"end": end}).json()
+    found = admin.get(f"/v1/checks/{check['id']}").json()["summary"]["segments"]
+    assert found["columns"] == ["city", "segment"] and found["metric"] == "accuracy"
+    assert {(s["column"], s["value"]) for s in found["segments"]} == {
+        ("city", "paris"), ("city", "lyon"), ("segment", "a"), ("segment", "b")
+    }  # fmt: skip
+    assert all(s["quality_source"] == "realized" and s["labelled"] >= 100 for s in found["segments"])
+    assert {"city": "paris"} in [c["segment"] for c in found["cohorts"]]
+    assert all(c["baseline_source"] == "reference" for c in found["cohorts"])
+
+
+@pytest.mark.parametrize(
+    ("segments", "field", "said"),
+    [
+        (["city", "nope"], "segments[1]", "'nope' is not a feature of service"),
+        (["stable"], "segments[0]", "'stable' is a numerical feature of service"),
+        (["city", "city"], "segments[1]", "expected each segment column once"),
+    ],
+)
+def test_a_segment_that_is_not_a_categorical_feature_is_refused_naming_it(
+    admin: httpx.Client, segments: list[str], field: str, said: str
+) -> None:
+    answer = admin.post("/v1/services", json={"name": f"bad{next(_NAMES)}", **SERVICE, "segments": segments})
+    assert answer.status_code == 422, answer.text
+    [problem] = answer.json()["errors"]
+    assert problem["field"] == field and said in problem["message"]

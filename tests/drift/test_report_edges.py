@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from monitor.drift.check import CheckRunner
-from monitor.drift.reference import frame_from_records
+from monitor.drift.reference import frame_from_records, keep_reference
 from monitor.drift.report import check_report
 from monitor.errors import Conflict, ValidationFailed
 from monitor.records import Feature, PredictionRecord, Service
@@ -35,11 +35,11 @@ def test_a_window_sharing_no_column_with_the_reference_skips_its_features_and_it
 ) -> None:
     """A service without registered features: Evidently's preset divided by zero on no common column."""
     service = store.upsert_service("inferred", task="classification", target="target")
-    store.set_reference(service, pd.DataFrame({"x": np.arange(float(ROWS))}))
+    keep_reference(store, service, pd.DataFrame({"x": np.arange(float(ROWS))}))
     _window(store, service, {"y": 1.5})
     check = CheckRunner(store).run(service, START, START + 3600)
     assert check.status == "ok" and check.error is None
-    assert check.summary["skipped_features"] == {"x": "no prediction of the window has this feature"}
+    assert check.summary.encode()["skipped_features"] == {"x": "no prediction of the window has this feature"}
     with pytest.raises(Conflict, match=r"no column with values on both sides \(reference: x; window: y, prediction\)"):
         check_report(store, check.id)
 
@@ -49,12 +49,12 @@ def test_an_all_missing_numerical_feature_is_skipped_with_its_reason_and_the_rep
     service = store.upsert_service(
         "nulls", task="classification", target="target", features=(Feature("x"), Feature("z"))
     )
-    store.set_reference(service, _reference(x=np.arange(float(ROWS)), z=np.arange(float(ROWS))))
+    keep_reference(store, service, _reference(x=np.arange(float(ROWS)), z=np.arange(float(ROWS))))
     _window(store, service, {"x": None, "z": 3.0})
     check = CheckRunner(store).run(service, START, START + 3600)
     assert check.status == "ok" and check.error is None
     assert [f["name"] for f in check.results["features"]] == ["z"]
-    assert check.summary["skipped_features"] == {
+    assert check.summary.encode()["skipped_features"] == {
         "x": f"none of the window's {ROWS} sampled values is a numerical value (all missing?)"
     }
     page = check_report(store, check.id).decode()
@@ -65,10 +65,10 @@ def test_a_feature_the_reference_lacks_is_skipped_with_its_reason(store: Store) 
     service = store.upsert_service(
         "partial", task="classification", target="target", features=(Feature("x"), Feature("gone"))
     )
-    store.set_reference(service, _reference(x=np.arange(float(ROWS))))
+    keep_reference(store, service, _reference(x=np.arange(float(ROWS))))
     _window(store, service, {"x": 2.0, "gone": 1.0})
     check = CheckRunner(store).run(service, START, START + 3600)
-    assert check.summary["skipped_features"] == {"gone": "the reference has no such column"}
+    assert check.summary.encode()["skipped_features"] == {"gone": "the reference has no such column"}
 
 
 @pytest.mark.parametrize("bound", [5.6e20, -1e30, float("inf")])
@@ -102,7 +102,7 @@ def test_a_reference_record_nested_a_thousand_levels_deep_is_refused_naming_it()
 def test_a_reference_of_booleans_in_a_numerical_feature_renders(store: Store) -> None:
     """Evidently subtracted the numpy booleans of the reference (TypeError, a 500 at GET /report)."""
     service = store.upsert_service("flags", task="classification", target="target", features=(Feature("x"),))
-    store.set_reference(service, _reference(x=[True, False] * (ROWS // 2)))
+    keep_reference(store, service, _reference(x=[True, False] * (ROWS // 2)))
     _window(store, service, {"x": 1})
     check = CheckRunner(store).run(service, START, START + 3600)
     page = check_report(store, check.id).decode()
@@ -113,7 +113,7 @@ def test_list_predictions_render(store: Store) -> None:
     """The API takes a prediction as a list of scalars; Evidently hashed each as a category and raised
     TypeError ("unhashable type: 'list'", a 500 at GET /report)."""
     service = store.upsert_service("lists", task="classification", target="target", features=(Feature("x"),))
-    store.set_reference(service, _reference(x=np.arange(float(ROWS))))
+    keep_reference(store, service, _reference(x=np.arange(float(ROWS))))
     records = [
         PredictionRecord(request_id=f"r{i}", ts=START + i, features={"x": float(i)}, prediction=[i % 2, 1])
         for i in range(ROWS)
@@ -130,12 +130,12 @@ def test_a_text_feature_without_a_vocabulary_is_skipped_naming_why_and_the_repor
     service = store.upsert_service(
         "notes", task="classification", target="target", features=(Feature("note", "text"), Feature("x"))
     )
-    store.set_reference(service, _reference(note=["a b"] * ROWS, x=np.arange(float(ROWS))))
+    keep_reference(store, service, _reference(note=["a b"] * ROWS, x=np.arange(float(ROWS))))
     _window(store, service, {"note": "c", "x": 3.0})
     check = CheckRunner(store).run(service, START, START + 3600)
     assert check.status == "ok" and check.error is None
     assert [f["name"] for f in check.results["features"]] == ["x"]
-    assert "note" in check.summary["skipped_features"]
-    assert "vocabulary" in check.summary["skipped_features"]["note"]
+    assert "note" in check.summary.encode()["skipped_features"]
+    assert "vocabulary" in check.summary.encode()["skipped_features"]["note"]
     page = check_report(store, check.id).decode()
     assert "Data drift" in page and "text columns left out: note" in page

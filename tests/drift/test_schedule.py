@@ -6,6 +6,7 @@ import time
 
 from monitor.config import Settings
 from monitor.drift.check import CheckRunner
+from monitor.drift.reference import keep_reference
 from monitor.drift.schedule import CheckSchedule, complete_windows
 from monitor.store import Store
 from monitor.worker import WorkerContext, load_tasks
@@ -21,20 +22,23 @@ def test_each_window_is_checked_once_then_again_when_late_labels_arrive(store: S
     now = time.time()
     window = complete_windows(3600.0, now, 1)[0]
     service = register(store, window=3600.0)
-    store.set_reference(service, make_scenario(2000, seed=1).frame)
+    keep_reference(store, service, make_scenario(2000, seed=1).frame)
     scenario = make_scenario(1000, seed=2, concept_flip=0.3)
     ingest(store, service, scenario, start=window.start)
     schedule = CheckSchedule(store, CheckRunner(store), recheck_windows=3, recheck_after=0.0)
 
     first = schedule.tick(now)
     assert [(c.window_start, c.window_end, c.trigger) for c in first] == [(window.start, window.end, "schedule")]
-    assert first[0].summary["quality"] is None
+    assert first[0].summary.encode()["quality"] is None
     assert schedule.tick(now) == []  # already checked, no new labels
 
     add_labels(store, service, scenario, share=0.6)
     again = schedule.tick(time.time())
     assert [c.window_start for c in again] == [window.start]
-    assert again[0].summary["label_coverage"] > 0.5 and again[0].summary["decay"]["accuracy"]["absolute"] > 0.05
+    assert (
+        again[0].summary.encode()["label_coverage"] > 0.5
+        and again[0].summary.encode()["decay"]["accuracy"]["absolute"] > 0.05
+    )
     assert schedule.tick(time.time()) == []  # labels are older than the re-check
 
 
@@ -42,7 +46,7 @@ def test_recheck_waits_for_recheck_after(store: Store) -> None:
     now = time.time()
     window = complete_windows(3600.0, now, 1)[0]
     service = register(store, window=3600.0)
-    store.set_reference(service, make_scenario(500, seed=1).frame)
+    keep_reference(store, service, make_scenario(500, seed=1).frame)
     scenario = make_scenario(300, seed=3)
     ingest(store, service, scenario, start=window.start)
     schedule = CheckSchedule(store, CheckRunner(store), recheck_windows=2, recheck_after=3600.0)
@@ -97,7 +101,7 @@ def test_workers_running_the_schedule_together_check_a_window_once(store: Store)
     now = time.time()
     window = complete_windows(3600.0, now, 1)[0]
     service = register(store, window=3600.0)
-    store.set_reference(service, make_scenario(500, seed=1).frame)
+    keep_reference(store, service, make_scenario(500, seed=1).frame)
     ingest(store, service, make_scenario(300, seed=4), start=window.start)
     schedules = [CheckSchedule(store, CheckRunner(store), recheck_windows=2) for _ in range(3)]
 

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitor.drift.reference import frame_to_parquet
+from monitor.check_summary import CheckSummary
+from monitor.drift.reference import frame_to_parquet, keep_reference
 from monitor.errors import NotFound, ValidationFailed
 from monitor.records import Feature
 from monitor.store import Store
@@ -25,7 +26,7 @@ def _add(store: Store, service, end: float, status: str = "ok") -> int:
         model_version="3",
         status=status,
         trigger="schedule",
-        summary={"rows": 10, "drift_share": 0.5},
+        summary=CheckSummary(rows=10, drift_share=0.5),
         results={"features": [{"name": "income", "drifted": True}]},
     )
 
@@ -36,7 +37,7 @@ def test_checks_come_back_newest_first_with_their_json(store: Store) -> None:
     listed = store.list_checks(service)
     assert [c.id for c in listed] == [second, first]
     got = store.get_check(first)
-    assert got.summary == {"rows": 10, "drift_share": 0.5}
+    assert got.summary == CheckSummary(rows=10, drift_share=0.5)
     assert got.results["features"][0]["drifted"] is True
     assert (got.window_start, got.window_end, got.model_version, got.status) == (0.0, 3600.0, "3", "ok")
     assert store.latest_check(service).id == second  # type: ignore[union-attr]
@@ -68,7 +69,7 @@ def test_check_report_is_kept_once_made(store: Store) -> None:
     assert store.check_report(check_id) is None
     store.set_check_report(check_id, b"<html>report</html>")
     assert store.check_report(check_id) == b"<html>report</html>"
-    assert "report" not in store.get_check(check_id).summary
+    assert "report" not in store.get_check(check_id).summary.encode()
 
 
 def _reference(rows: int = 200) -> pd.DataFrame:
@@ -86,7 +87,7 @@ def _reference(rows: int = 200) -> pd.DataFrame:
 def test_reference_falls_back_to_any_version_and_caches_stats(store: Store) -> None:
     service = _service(store)
     frame = _reference()
-    store.set_reference(service, frame, source="test")
+    keep_reference(store, service, frame, source="test")
     got, stats = store.get_reference(service, "7")
     pd.testing.assert_frame_equal(got, frame)
     assert stats["rows"] == 200
@@ -97,14 +98,14 @@ def test_reference_falls_back_to_any_version_and_caches_stats(store: Store) -> N
 
 def test_reference_of_a_version_wins_over_the_any_version_one(store: Store) -> None:
     service = _service(store)
-    store.set_reference(service, _reference(100))
-    store.set_reference(service, frame_to_parquet(_reference(300)), model_version="2", source="mlflow")
+    keep_reference(store, service, _reference(100))
+    keep_reference(store, service, frame_to_parquet(_reference(300)), model_version="2", source="mlflow")
     assert len(store.get_reference(service, "2")[0]) == 300
     assert len(store.get_reference(service, "1")[0]) == 100
     info = store.reference_info(service, "2")
     assert info is not None and (info.model_version, info.row_count, info.source) == ("2", 300, "mlflow")
     assert [r.model_version for r in store.list_references(service)] == ["", "2"]
-    store.set_reference(service, _reference(50), model_version="2")
+    keep_reference(store, service, _reference(50), model_version="2")
     assert len(store.get_reference(service, "2")[0]) == 50
 
 
@@ -114,9 +115,9 @@ def test_missing_or_bad_reference_is_refused_clearly(store: Store) -> None:
         store.get_reference(service, "4")
     assert store.reference_info(service) is None
     with pytest.raises(ValidationFailed, match="expected a readable Parquet file"):
-        store.set_reference(service, b"not parquet at all")
+        keep_reference(store, service, b"not parquet at all")
     with pytest.raises(ValidationFailed, match="at least one row"):
-        store.set_reference(service, _reference().iloc[:0])
+        keep_reference(store, service, _reference().iloc[:0])
 
 
 def test_sample_columns_is_sample_window_column_by_column(store: Store) -> None:
@@ -141,3 +142,16 @@ def test_sample_columns_is_sample_window_column_by_column(store: Store) -> None:
     ]
     assert set(columns.model_versions) == {"7"} and columns.probabilities[0] == {"0": 0.5, "1": 0.5}
     assert len(store.sample_columns(service, 0.0, 10.0, limit=50)) == 0
+
+
+def test_segment_baselines_are_kept_per_model_version_and_the_first_writer_of_a_cohort_wins(store: Store) -> None:
+    service = _service(store)
+    keep_reference(store, service, pd.DataFrame({"income": [1.0, 2.0], "city": ["a", "b"]}))
+    first = {"region=eu": {"rows": 300, "mean": 0.9, "var": 0.09}}
+    assert store.set_segment_baselines(service, "", "3", first) == first
+    later = {"region=eu": {"rows": 500, "mean": 0.5, "var": 0.25}, "region=us": {"rows": 200, "mean": 0.8, "var": 0.16}}
+    kept = store.set_segment_baselines(service, "", "3", later)
+    assert kept == {**first, "region=us": later["region=us"]}
+    assert store.reference_stats(service)["segment_baselines"] == {"3": kept}
+    with pytest.raises(NotFound, match="has no reference for model version '7'"):
+        store.set_segment_baselines(service, "7", "3", first)

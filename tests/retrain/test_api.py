@@ -82,6 +82,28 @@ def test_promote_refuses_unknown_and_malformed_versions(client: httpx.Client) ->
     assert "unknown service" in _error(client.post("/v1/services/nope/promote", json={"version": "1"}), 404)
 
 
+def test_promote_and_rollback_refuse_a_reason_that_is_not_short_text(client: httpx.Client) -> None:
+    for path, body in (("promote", {"version": "1"}), ("rollback", {})):
+        for reason in (7, "x" * 2001):
+            message = _error(client.post(f"/v1/services/credit/{path}", json={**body, "reason": reason}), 422)
+            assert message.startswith("reason: ")
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    assert {"reason"} <= set(schema["VersionIn"]["properties"]) & set(schema["RollbackIn"]["properties"])
+    assert "claimed_by" in schema["JobOut"]["properties"]
+
+
+def test_a_claimed_job_names_its_worker(api: tuple[RunningServer, str], client: httpx.Client) -> None:
+    job_id = client.post("/v1/services/credit/retrain", json={}).json()["job_id"]
+    store = Store.open(api[0].store_url)
+    try:
+        claimed = store.claim_job("w7")
+        assert claimed is not None and claimed.id == job_id
+        assert client.get(f"/v1/jobs/{job_id}").json()["claimed_by"] == "w7"
+        store.finish_job(job_id, "failed", error="stopped by the test")
+    finally:
+        store.close()
+
+
 def test_promote_rollback_and_models_view(api: tuple[RunningServer, str], client: httpx.Client, tmp_path: Path) -> None:
     mlflow = make_client(api[1])
     mlflow.create_registered_model("credit")

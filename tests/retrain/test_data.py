@@ -7,6 +7,7 @@ import time
 import pytest
 
 from monitor.config import RetrainConfig
+from monitor.drift.reference import keep_reference
 from monitor.store import Store
 from retrain.data import WEIGHT, build_training_data
 from retrain.errors import TrainerError
@@ -15,7 +16,7 @@ from tests.retrain.scenario import frame, register, send_traffic
 
 def test_recent_labeled_traffic_is_weighted_by_age_and_the_newest_is_held_out(store: Store) -> None:
     service = register(store)
-    store.set_reference(service, frame(200, seed=1))
+    keep_reference(store, service, frame(200, seed=1))
     now = time.time()
     send_traffic(store, service, frame(100, seed=2, drifted=True), version="1", now=now)
     policy = RetrainConfig(service="credit", recency_half_life=1500, max_production_rows=1000)
@@ -30,7 +31,7 @@ def test_recent_labeled_traffic_is_weighted_by_age_and_the_newest_is_held_out(st
 
 def test_production_rows_are_capped_and_without_labels_the_reference_is_split(store: Store) -> None:
     service = register(store)
-    store.set_reference(service, frame(100, seed=1))
+    keep_reference(store, service, frame(100, seed=1))
     data = build_training_data(store, service, RetrainConfig(service="credit", max_production_rows=0), time.time())
     assert (data.window.production_rows, data.window.holdout_rows, data.window.holdout_source) == (0, 30, "reference")
     assert len(data.train) == 70

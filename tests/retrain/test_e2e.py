@@ -22,7 +22,8 @@ import httpx
 import pytest
 import yaml
 
-from monitor.config import load_settings
+from monitor.drift.reference import keep_reference
+from monitor.settings import load_settings
 from monitor.store import Store
 from retrain.actions import request_retrain
 from retrain.registry import Registry
@@ -80,7 +81,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     server = start_server(work, store_url)
     env = {**os.environ, "MLWATCH_URL": server.url, "MLWATCH_TOKEN": server.token}
     store = Store.open(store_url)
-    store.set_reference(store.get_service("credit"), frame(1500, seed=1))
+    keep_reference(store, store.get_service("credit"), frame(1500, seed=1))
     _train_first_champion(work, store)
     worker = subprocess.Popen(
         [sys.executable, "-m", "monitor", "worker", "--poll", "0.2"],

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from monitor.config import RetrainConfig, Settings
+from monitor.drift.reference import keep_reference
 from monitor.store import Store
 from retrain import actions
 from retrain.registry import Registry
@@ -81,7 +82,7 @@ def _run(remote: Remote) -> dict[str, object]:
 
 def test_retrain_promotion_serving_and_rollback_through_a_remote_registry(remote: Remote) -> None:
     service = register(remote.store)
-    remote.store.set_reference(service, frame(1500, seed=1))
+    keep_reference(remote.store, service, frame(1500, seed=1))
     assert _run(remote)["decision"] == "promote"
     send_traffic(remote.store, service, frame(1200, seed=2, drifted=True), version="1")
     result = _run(remote)

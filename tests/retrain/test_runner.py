@@ -17,11 +17,13 @@ import mlflow.pyfunc
 import pytest
 from mlflow.entities import LoggedModel
 
+from monitor.check_summary import CheckSummary
 from monitor.config import GateConfig, RetrainConfig, Settings, WebhookConfig
+from monitor.drift.reference import keep_reference
+from monitor.records import JobRecord
 from monitor.store import Store
 from retrain.actions import request_retrain
 from retrain.errors import JobCancelled
-from retrain.records import JobRecord
 from retrain.registry import Registry
 from retrain.runner import JobRunner
 from tests.retrain.scenario import frame, register, send_traffic
@@ -63,6 +65,7 @@ def _settings(tmp: Path, mlflow_uri: str, credit: dict[str, object]) -> Settings
             RetrainConfig(service="custom", auto_promote=False, trainer="tests.retrain.user_trainers:logistic"),
             RetrainConfig(service="broken", trainer="tests.retrain.user_trainers:broken"),
             RetrainConfig(service="project", trainer="project", project_uri=PROJECT, auto_promote=True),
+            RetrainConfig(service="shadowed", auto_promote=True, params=credit, stages=("shadow",)),
         ),
     )
 
@@ -72,8 +75,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, mlflow_uri: str) -> Iterator
     tmp = tmp_path_factory.mktemp("runner")
     settings = _settings(tmp, mlflow_uri, FAST)
     store = Store.open(settings.store_url)
-    for name in ("credit", "stumps", "custom", "broken", "project"):
-        store.set_reference(register(store, name), frame(1500, seed=1))
+    for name in ("credit", "stumps", "custom", "broken", "project", "shadowed"):
+        keep_reference(store, register(store, name), frame(1500, seed=1))
     yield World(store, settings, Registry.from_settings(settings, store))
     store.close()
 
@@ -138,6 +141,8 @@ def test_retrain_on_drifted_relabeled_traffic_replaces_the_champion(world: World
     metrics = result["metrics"]
     assert result["decision"] == "promote" and result["champion_version"] == "1"
     assert metrics["challenger"]["f1"] > metrics["champion"]["f1"]
+    assert metrics["interval"]["low"] > 0 and metrics["interval"]["confidence"] == 0.95  # significantly better
+    assert "95% interval [+" in result["reason"]
     assert result["data_window"]["holdout_source"] == "production"
     assert world.registry.aliases("credit") == {"champion": "2", "previous": "1"}
     assert world.store.list_decisions("credit")[0].version == "2"
@@ -161,7 +166,14 @@ def test_fine_tune_continues_the_champion_with_warm_start_and_keeps_the_triggeri
 ) -> None:
     service = world.store.get_service("credit")
     check_id = world.store.add_check(
-        service, window_start=0, window_end=1, model_version="2", status="ok", trigger="manual", summary={}, results={}
+        service,
+        window_start=0,
+        window_end=1,
+        model_version="2",
+        status="ok",
+        trigger="manual",
+        summary=CheckSummary(),
+        results={},
     )
     world.store.set_check_report(check_id, b"<html>drift report</html>")
     job = world.run("credit", mode="fine_tune", extra={"check_id": check_id})
@@ -222,3 +234,21 @@ def test_an_mlflow_project_trains_on_the_job_run_with_the_window_as_parameters(w
     assert run.data.metrics["train_rows"] == result["data_window"]["reference_rows"]
     assert world.registry.champion("project") == result["version"] == "1"
     _logged_model(world, "project", "1")
+
+
+def test_a_challenger_that_passes_the_gate_goes_to_shadow_instead_of_being_promoted(world: World) -> None:
+    first = world.run("shadowed")
+    assert (first.result or {})["decision"] == "promote"  # no champion yet: nothing to shadow beside
+    service = world.store.get_service("shadowed")
+    send_traffic(world.store, service, frame(1200, seed=2, drifted=True), version="1")
+    job = world.run("shadowed")
+    assert job.status == "succeeded", job.error
+    result = job.result or {}
+    assert result["decision"] == "shadow" and result["champion_version"] == "1"
+    assert world.registry.aliases("shadowed") == {"champion": "1"}
+    stage = world.store.active_stage(service)
+    assert stage is not None and (stage.version, stage.champion_version) == (result["version"], "1")
+    assert stage.actor == f"job:{job.id}"
+    assert world.store.list_decisions("shadowed")[0].decision == "shadow"
+    events = [d.event_type for d in world.store.list_deliveries(receiver="ops")]
+    assert "model.shadow_started" in events

@@ -19,8 +19,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from monitor.config import load_settings
+from monitor.drift.reference import keep_reference
 from monitor.records import Feature
+from monitor.settings import load_settings
 from monitor.store import Store
 from retrain.actions import request_retrain
 from retrain.registry import Registry
@@ -64,7 +65,7 @@ def serving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     settings = load_settings(work / "mlwatch.yaml", environ={})
     store = Store.open(settings.store_url)
     service = store.upsert_service("loans", task="classification", target="label", features=FEATURES)
-    store.set_reference(service, _coded_reference(600))
+    keep_reference(store, service, _coded_reference(600))
     request_retrain(store, settings, "loans", actor="test")
     job = store.claim_job("test")
     assert job is not None

@@ -9,8 +9,8 @@ import time
 from typing import IO
 
 from monitor.config import RetrainConfig, Settings
+from monitor.records import JobRecord
 from monitor.store import Store
-from retrain.records import JobRecord
 from retrain.tasks import AlertTrigger, JobSupervisor
 from tests.retrain.scenario import register
 
@@ -98,7 +98,14 @@ def _fire(store: Store, kind: str, service: str = "credit", state: str = "firing
 
 def _trigger(store: Store, cooldown: float = 600, cap: int = 3) -> AlertTrigger:
     register(store)
-    policy = RetrainConfig(service="credit", trigger="on_alert", cooldown=cooldown, daily_cap=cap)
+    policy = RetrainConfig(
+        service="credit",
+        trigger="on_alert",
+        retrain_on=("decay", "drift"),
+        cooldown=cooldown,
+        daily_cap=cap,
+        min_labelled_rows=0,  # these alerts come without traffic; waiting for rows is tests/retrain/test_onset.py's
+    )
     return AlertTrigger(store, Settings(retrain=(policy,)))
 
 

@@ -196,6 +196,20 @@ def test_a_service_without_features_refuses_keys_it_cannot_store(api: Api) -> No
 
 
 @pytest.mark.parametrize(
+    ("value", "message"), [(BIG, "integer from -2**63"), ("pa\x00ris", "NUL"), ([1], "expected a number")]
+)
+def test_a_service_without_features_checks_every_value_of_a_name_it_took_already(
+    api: Api, value: object, message: str
+) -> None:
+    """Each name of a schema-less service is checked once a batch; its values, every time."""
+    records = [_record(features={"x": 0.5}), _record(features={"x": 1}), _record(features={"x": value})]
+    with api.as_() as client:
+        answer = client.post("/v1/services/secret-project/predictions", json={"records": records})
+    assert answer.status_code == 422, answer.text[:500]
+    assert answer.json()["errors"][0]["field"] == "records[2].features.x" and message in answer.json()["message"]
+
+
+@pytest.mark.parametrize(
     ("label", "message"), [(BIG, "integer from -2**63"), ("x" * 1_000_001, "at most 1000"), ("a\x00", "NUL")]
 )
 def test_labels_no_store_can_hold_are_a_422(api: Api, label: object, message: str) -> None:

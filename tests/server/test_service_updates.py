@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from monitor.config import CheckSettings
 from monitor.store import Store
 from tests.conftest import RunningServer
 
@@ -81,7 +82,34 @@ def test_replace_true_replaces_the_definition(server: RunningServer) -> None:
     assert [f.name for f in _stored(server).features] == ["age"]
 
 
-@pytest.mark.parametrize("bad", [{"window": "0s"}, {"window": "soon"}, {"latency_bound_ms": -1}, {"sample_size": 5}])
+def test_an_update_sets_the_drift_share_and_keeps_the_other_settings(server: RunningServer) -> None:
+    assert _post(server, {**FULL, "sample_size": 5000}).status_code == 200
+    answer = _post(server, {"name": "credit", "drift_share": 0.25})
+    assert answer.status_code == 200, answer.text
+    settings = CheckSettings.of(_stored(server))
+    assert (settings.drift_share, settings.sample_size, settings.window) == (0.25, 5000, 3600.0)
+
+
+def test_an_update_sets_the_quality_target(server: RunningServer) -> None:
+    assert _post(server, FULL).status_code == 200
+    answer = _post(server, {"name": "credit", "quality_target": {"accuracy": 0.9}})
+    assert answer.status_code == 200, answer.text
+    assert CheckSettings.of(_stored(server)).quality_target == {"accuracy": 0.9}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"window": "0s"},
+        {"window": "soon"},
+        {"latency_bound_ms": -1},
+        {"sample_size": 5},
+        {"drift_share": 1.5},
+        {"quality_target": {"acuracy": 0.9}},
+        {"quality_target": {"rmse": 0.9}},
+        {"quality_target": {"accuracy": "high"}},
+    ],
+)
 def test_settings_are_validated_like_the_config(server: RunningServer, bad: dict[str, Any]) -> None:
     answer = _post(server, {**FULL, **bad})
     assert answer.status_code == 422

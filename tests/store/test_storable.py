@@ -14,6 +14,8 @@ from collections.abc import Callable
 import pandas as pd
 import pytest
 
+from monitor.check_summary import CheckSummary
+from monitor.drift.reference import keep_reference
 from monitor.errors import ValidationFailed
 from monitor.records import Feature, HostSample, LabelRecord, PredictionRecord, Service
 from monitor.store import Store
@@ -68,13 +70,13 @@ NUL_WRITES: dict[str, tuple[Callable[[Store, Service], object], str]] = {
         lambda s, _: s.upsert_service("other", task="regression", features=(Feature(NUL),)),
         "features[0].name",
     ),
-    "reference version": (lambda s, svc: s.set_reference(svc, pd.DataFrame({"age": [1]}), NUL), "model_version"),
+    "reference version": (lambda s, svc: keep_reference(s, svc, pd.DataFrame({"age": [1]}), NUL), "model_version"),
     "reference column": (
-        lambda s, svc: s.set_reference(svc, pd.DataFrame({"age": [1], NUL: [2]})),
+        lambda s, svc: keep_reference(s, svc, pd.DataFrame({"age": [1], NUL: [2]})),
         "reference.columns",
     ),
     "reference value": (
-        lambda s, svc: s.set_reference(svc, pd.DataFrame({"age": [1], "city": [NUL]})),
+        lambda s, svc: keep_reference(s, svc, pd.DataFrame({"age": [1], "city": [NUL]})),
         "reference.columns.city.values[0]",
     ),
     "alert rule name": (lambda s, _: s.put_alert_rule(NUL, {"kind": "latency"}, actor="a"), "name"),
@@ -186,7 +188,7 @@ def test_messages_mlwatch_writes_keep_a_nul_or_surrogate_as_an_escape(store: Sto
         model_version=None,
         status="error",
         trigger="manual",
-        summary={},
+        summary=CheckSummary(),
         results={},
         error="bad \x00 and \udc80",
     )

@@ -168,18 +168,24 @@ def consumers(tmp_path: Path) -> Iterator[Callable[..., Consuming]]:
     started: list[Consuming] = []
 
     def start(store_url: str, stream: Stream, *args: str) -> Consuming:
-        log = tmp_path / f"consume-{len(started)}.log"
-        env = {**os.environ, "MLWATCH_STORE_URL": store_url, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        command = [sys.executable, "-m", "monitor", "consume", "--stream", stream.url, "--stream-name", stream.name]
+        command = ["--stream", stream.url, "--stream-name", stream.name]
         command += [f"--stream-subject={s}" for s in stream.subjects] + ["--json", *args]
-        with log.open("w") as err:
-            process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
-        started.append(Consuming(process, log))
+        started.append(consume_process(tmp_path, store_url, command, len(started)))
         return started[-1]
 
     yield start
     for consuming in started:
         consuming.kill()
+
+
+def consume_process(directory: Path, store_url: str, args: list[str], number: int) -> Consuming:
+    """``mlwatch consume ARGS`` on ``store_url``, run in ``directory``; its stderr in ``consume-<number>.log``."""
+    log = directory / f"consume-{number}.log"
+    env = {**os.environ, "MLWATCH_STORE_URL": store_url, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    command = [sys.executable, "-m", "monitor", "consume", *args]
+    with log.open("w") as err:
+        process = subprocess.Popen(command, cwd=directory, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+    return Consuming(process, log)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, describe: Callable[[], str] = lambda: "") -> None:

@@ -155,26 +155,6 @@ def test_bad_messages_go_to_the_dead_letter_subject_and_the_good_ones_around_the
     assert stats["dead_lettered"] == len(BAD) and stats["stored"] == 3 * len(BAD) + 1
 
 
-def test_two_consumers_with_one_durable_name_share_the_work(
-    sqlite_url: str, stream: Stream, consumers: Callable[..., Consuming]
-) -> None:
-    store = register(sqlite_url, stream.service)
-    first = consumers(sqlite_url, stream, "--durable", "pool", "--batch", "5")
-    first.wait_started()  # it creates the stream and the durable consumer; the second binds to them
-    second = consumers(sqlite_url, stream, "--durable", "pool", "--batch", "5")
-    second.wait_started()
-    stream.publish(
-        f"predictions.{stream.service}", [json.dumps({"records": _records(i * 10, 10)}).encode() for i in range(200)]
-    )
-
-    wait_for(lambda: len(_stored(store, stream.service)) == 2000, 20, lambda: first.describe() + second.describe())
-    one, two = first.stop(), second.stop()
-    assert len({p.request_id for p in _stored(store, stream.service)}) == 2000
-    assert one["stored"] + two["stored"] == 2000 and one["duplicates"] + two["duplicates"] == 0
-    assert one["consumed"] > 0 and two["consumed"] > 0, (one, two)
-    store.close()
-
-
 def test_a_durable_consumer_is_not_reused_for_other_subjects(
     sqlite_url: str, stream: Stream, consumers: Callable[..., Consuming]
 ) -> None:

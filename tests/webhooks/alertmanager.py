@@ -12,12 +12,15 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import unavailable
+from tests.webhooks.receiver import Receiver
 
 BINARY = "prometheus-alertmanager"
 _CONFIG = """\
@@ -98,3 +101,19 @@ class Alertmanager:
                 pass
             time.sleep(0.1)
         raise TimeoutError("alertmanager did not become ready in 20 s")
+
+
+@pytest.fixture
+def notified() -> Iterator[Receiver]:
+    """The loopback webhook Alertmanager notifies (Alertmanager does not sign)."""
+    running = Receiver(secret=None)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path, notified: Receiver) -> Iterator[Alertmanager]:
+    """A fresh Alertmanager notifying ``notified``; import both fixtures into a test module to use them."""
+    running = Alertmanager(tmp_path, notified.url)
+    yield running
+    running.stop()

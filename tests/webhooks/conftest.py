@@ -1,4 +1,6 @@
-"""Fixtures of the webhook tests: a real signed-webhook receiver on a loopback port."""
+"""Fixtures of the webhook tests: a real signed-webhook receiver on a loopback port, a real Alertmanager,
+a migrated SQLite store.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from monitor.store import Store
+from tests.webhooks.alertmanager import alertmanager, notified  # noqa: F401  (fixtures: a real Alertmanager)
 from tests.webhooks.receiver import Receiver
 
 
@@ -15,3 +19,11 @@ def receiver() -> Iterator[Receiver]:
     running = Receiver()
     yield running
     running.stop()
+
+
+@pytest.fixture
+def local(sqlite_url: str) -> Iterator[Store]:
+    """A migrated SQLite store, closed afterwards."""
+    opened = Store.open(sqlite_url, migrate=True)
+    yield opened
+    opened.close()

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from monitor.alerts.engine import AlertEngine
+from monitor.check_summary import CheckSummary
 from monitor.config import AlertRuleConfig, Settings, WebhookConfig
 from monitor.records import Service
 from monitor.store import Store
@@ -37,28 +36,6 @@ def _clock() -> None:
 DASHBOARD = "https://mlwatch.example.com"
 
 
-@pytest.fixture
-def notified() -> Iterator[Receiver]:
-    """The loopback webhook Alertmanager notifies (Alertmanager does not sign)."""
-    running = Receiver(secret=None)
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def alertmanager(tmp_path: Path, notified: Receiver) -> Iterator[Alertmanager]:
-    running = Alertmanager(tmp_path, notified.url)
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def local(sqlite_url: str) -> Iterator[Store]:
-    opened = Store.open(sqlite_url, migrate=True)
-    yield opened
-    opened.close()
-
-
 def _rule(name: str, threshold: float = 0.3, **extra: Any) -> AlertRuleConfig:
     fields = {"name": name, "kind": "drift_share", "service": "credit", "threshold": threshold, **extra}
     return AlertRuleConfig.model_validate(fields)
@@ -73,7 +50,7 @@ def _drift(store: Store, service: Service, share: float) -> None:
     summary = {"drift_share": share, "drifted_features": ["income"] if share else []}
     store.add_check(
         service, window_start=NOW - 7200, window_end=NOW - 3600, model_version="1", status="ok",
-        trigger="schedule", summary=summary, results={"features": []},
+        trigger="schedule", summary=CheckSummary.decode(summary), results={"features": []},
     )  # fmt: skip
 
 

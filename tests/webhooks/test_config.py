@@ -7,8 +7,9 @@ from typing import get_args
 
 import pytest
 
-from monitor.config import Settings, WebhookFormat, load_settings
+from monitor.config import Settings, WebhookFormat
 from monitor.errors import ConfigError
+from monitor.settings import load_settings
 from monitor.webhooks.events import Event
 from monitor.webhooks.formats import FORMATS, render
 from monitor.webhooks.receivers import address_kind
@@ -21,7 +22,11 @@ def _load(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> objec
 
 
 def test_non_http_url_is_refused_naming_the_key(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"webhooks\.0\.url: .*expected an http:// or https:// URL, got scheme 'ftp'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"webhooks\.0\.url: .*expected an http:// or https:// URL \(smtp:// or smtps:// for format email\), "
+        r"got scheme 'ftp'",
+    ):
         _load(tmp_path, "webhooks:\n  - {name: ops, url: 'ftp://hooks.example.com/x'}\n")
 
 
@@ -54,7 +59,7 @@ def test_malformed_whsec_secret_is_refused(tmp_path: Path) -> None:
 
 
 def test_unknown_format_and_event_type_are_refused(tmp_path: Path) -> None:
-    allowed = r"'json', 'slack', 'alertmanager', 'pagerduty' or 'msteams'"
+    allowed = r"'json', 'slack', 'alertmanager', 'pagerduty', 'msteams' or 'email'"
     with pytest.raises(ConfigError, match=rf"webhooks\.0\.format: Input should be {allowed} \(got 'teams'\)"):
         _load(tmp_path, "webhooks:\n  - {name: a, url: 'http://127.0.0.1/', format: teams}\n")
     with pytest.raises(ConfigError, match=r"webhooks\.0\.events: .*unknown event type 'alert.fire'"):

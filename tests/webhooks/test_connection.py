@@ -10,8 +10,9 @@ import httpcore
 import httpx
 import pytest
 
-from monitor.config import Settings, WebhookConfig, load_settings
+from monitor.config import Settings, WebhookConfig
 from monitor.errors import ConfigError
+from monitor.settings import load_settings
 from monitor.store import Store
 from monitor.webhooks.connection import AddressGuard, GuardedTransport
 from monitor.webhooks.delivery import Deliverer

@@ -10,8 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
+from monitor.alerts.acknowledge import acknowledge
 from monitor.alerts.engine import AlertEngine
+from monitor.check_summary import CheckSummary
 from monitor.config import AlertRuleConfig, Settings, WebhookConfig
+from monitor.errors import Conflict
 from monitor.store import Store
 from monitor.webhooks.delivery import Deliverer
 from monitor.webhooks.events import Event, new_event, outbox_entries
@@ -77,7 +80,7 @@ def test_trigger_then_resolve_share_the_alerts_fingerprint(sqlite_url: str, rece
         for share, at in ((0.5, NOW - 20), (0.0, NOW - 10)):
             store.add_check(
                 credit, window_start=NOW - 7200, window_end=NOW - 3600, model_version="1", status="ok",
-                trigger="schedule", summary={"drift_share": share, "drifted_features": []}, results={"features": []},
+                trigger="schedule", summary=CheckSummary(drift_share=share), results={"features": []},
             )  # fmt: skip
             engine.tick(at)
         assert all(KEY not in d.payload for d in store.list_deliveries())  # the stored body never holds the key
@@ -134,3 +137,73 @@ def test_pagerduty_receivers_get_only_alerts_unless_told_otherwise() -> None:
     promoted = Event("evt_1", "model.promoted", NOW)
     assert not accepts(plain, promoted) and accepts(plain, Event("evt_2", "alert.firing", NOW))
     assert accepts(told, Event("evt_3", "retrain.failed", NOW)) and accepts(plain, Event("evt_4", "test", NOW))
+
+
+def test_acknowledging_in_mlwatch_acknowledges_the_pagerduty_incident(sqlite_url: str, receiver: Receiver) -> None:
+    receiver.secret = None
+    hook = WebhookConfig(name="pd", url=receiver.url, format="pagerduty", routing_key_env="PD_KEY")
+    rule = AlertRuleConfig.model_validate({"name": "credit-drift", "kind": "drift_share", "service": "credit"})
+    settings = Settings(webhooks=(hook,), alerts=(rule,))
+    store = Store.open(sqlite_url, migrate=True)
+    try:
+        engine = AlertEngine(store, settings)
+        credit = store.upsert_service("credit", task="classification")
+
+        def check(share: float, at: float) -> None:
+            store.add_check(
+                credit, window_start=NOW - 7200, window_end=NOW - 3600, model_version="1", status="ok",
+                trigger="schedule", summary=CheckSummary(drift_share=share), results={"features": []},
+            )  # fmt: skip
+            engine.tick(at)
+
+        check(0.5, NOW - 30)
+        (alert,) = store.list_alerts(state="firing")
+        acked = acknowledge(store, settings, alert.id, "ana", NOW - 20, comment="looking")
+        check(0.0, NOW - 10)
+        Deliverer(store, settings, http=httpx.Client(), environ={"PD_KEY": KEY}).drain()
+        audit = store.audit_entries(action="alert.ack")
+    finally:
+        store.close()
+    assert acked.acked_by == "ana" and len(audit) == 1
+    bodies = sorted(
+        (r.json() for r in receiver.received),
+        key=lambda b: ["trigger", "acknowledge", "resolve"].index(b["event_action"]),
+    )
+    for body in bodies:
+        check_event(body)
+    assert [b["event_action"] for b in bodies] == ["trigger", "acknowledge", "resolve"]
+    assert len({b["dedup_key"] for b in bodies}) == 1  # one PagerDuty incident throughout
+
+
+def test_acknowledging_a_resolved_alert_announces_nothing(sqlite_url: str) -> None:
+    hook = WebhookConfig(name="pd", url="http://127.0.0.1:9/", format="pagerduty", routing_key_env="PD_KEY")
+    rule = AlertRuleConfig.model_validate({"name": "credit-drift", "kind": "drift_share", "service": "credit"})
+    settings = Settings(webhooks=(hook,), alerts=(rule,))
+    store = Store.open(sqlite_url, migrate=True)
+    try:
+        credit = store.upsert_service("credit", task="classification")
+        engine = AlertEngine(store, settings)
+        for share, at in ((0.5, NOW - 20), (0.0, NOW - 10)):
+            store.add_check(
+                credit, window_start=NOW - 7200, window_end=NOW - 3600, model_version="1", status="ok",
+                trigger="schedule", summary=CheckSummary(drift_share=share), results={"features": []},
+            )  # fmt: skip
+            engine.tick(at)
+        before = [d.event_type for d in store.list_deliveries()]
+        (resolved,) = store.list_alerts()
+        with pytest.raises(Conflict):
+            acknowledge(store, settings, resolved.id, "ana", NOW)
+        after = [d.event_type for d in store.list_deliveries()]
+    finally:
+        store.close()
+    assert before == after and "alert.acknowledged" not in after
+
+
+def test_alertmanager_and_grouped_receivers_get_no_acknowledgement() -> None:
+    acked = Event("evt_1", "alert.acknowledged", NOW, "warning", {"service": "credit"}, {"acked_by": "ana"})
+    pd = WebhookConfig(name="pd", url="http://127.0.0.1/", format="pagerduty", routing_key_env="K")
+    am = WebhookConfig(name="am", url="http://127.0.0.1/api/v2/alerts", format="alertmanager")
+    grouped = pd.model_copy(update={"group_by": ("service",)})
+    plain = WebhookConfig(name="ops", url="http://127.0.0.1/", format="json")
+    assert accepts(pd, acked) and accepts(plain, acked)
+    assert not accepts(am, acked) and not accepts(grouped, acked)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import load_settings
 from monitor.records import HostSample
+from monitor.settings import load_settings
 from monitor.store import Store
 from monitor.webhooks.events import emit
 from tests.webhooks.receiver import SECRET, Receiver, Step

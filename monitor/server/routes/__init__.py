@@ -9,7 +9,21 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from monitor.server.routes import alerts, checks, health, hosts, ingest, metrics, models, schema, services, tokens
+from monitor.cloudevents.events import CloudEventIn
+from monitor.server.routes import (
+    alerts,
+    checks,
+    cloudevents,
+    health,
+    hosts,
+    ingest,
+    metrics,
+    models,
+    schema,
+    services,
+    stages,
+    tokens,
+)
 from monitor.server.schemas import HostSampleBatch, LabelBatch, PredictionBatch, ServiceIn
 
 ROUTERS = [
@@ -17,10 +31,12 @@ ROUTERS = [
     services.router,
     schema.router,
     ingest.router,
+    cloudevents.router,
     hosts.router,
     alerts.router,
     checks.router,
     models.router,
+    stages.router,
     metrics.router,
     tokens.router,
 ]
@@ -36,5 +52,8 @@ BODIES: list[type[BaseModel]] = [
     models.RetrainIn,
     models.VersionIn,
     models.RollbackIn,
+    stages.StageIn,
+    stages.AbortIn,
     tokens.TokenIn,
+    CloudEventIn,
 ]

@@ -25,8 +25,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
+from monitor.alerts.acknowledge import acknowledge
+from monitor.alerts.kinds import check_rule
 from monitor.config import AlertRuleConfig, LongText, Settings, Text, parse_positive_duration
-from monitor.errors import Conflict, NotFound, ValidationFailed
+from monitor.errors import ValidationFailed
 from monitor.server.auth import Principal, require
 from monitor.server.body import (
     decoded_body,
@@ -39,9 +41,9 @@ from monitor.server.body import (
 from monitor.server.routes.services import StoreDep
 from monitor.server.schemas import ObjectId, QueryText, epoch
 from monitor.store import Store
-from monitor.store.alerts import AlertRecord, SilenceRecord, StoredRule, write_audit
+from monitor.store.alerts import AlertRecord, SilenceRecord, StoredRule
 from monitor.store.outbox import Delivery
-from monitor.webhooks.events import enqueue, new_event
+from monitor.webhooks.events import send_test_event
 
 router = APIRouter(tags=["alerts"])
 Viewer = Annotated[Principal, Depends(require("viewer"))]
@@ -171,9 +173,13 @@ def ack_alert(
     alert_id: ObjectId,
     body: Annotated[AckIn | None, Depends(optional_json_body(AckIn))],
     store: StoreDep,
+    settings: SettingsDep,
 ) -> AlertRecord:
-    """Acknowledge an alert: it keeps firing until it clears, but sends no more reminders."""
-    return store.ack_alert(alert_id, who.name, time.time(), (body or AckIn()).comment)
+    """Acknowledge an alert: it keeps firing until it clears, but sends no more reminders.
+
+    Receivers that take ``alert.acknowledged`` are told (PagerDuty acknowledges its incident).
+    """
+    return acknowledge(store, settings, alert_id, who.name, time.time(), (body or AckIn()).comment)
 
 
 @router.get("/v1/silences", response_model=list[SilenceOut])
@@ -249,6 +255,10 @@ def put_rule(
         rule = AlertRuleConfig.model_validate(fields)
     except ValidationError as exc:
         raise RequestValidationError([_located(e) for e in exc.errors()]) from exc
+    try:
+        check_rule(rule)
+    except ValueError as exc:
+        raise RequestValidationError([_located({"type": "value_error", "loc": (), "msg": str(exc)})]) from exc
     return _rule_out(
         store.put_alert_rule(name, rule.model_dump(mode="json", by_alias=True), actor=who.name, enabled=enabled)
     )
@@ -311,16 +321,5 @@ def send_test(
     settings: SettingsDep,
 ) -> TestEventOut:
     """Queue a ``test`` event for one receiver or all; the worker delivers it like any other."""
-    wanted = (body or TestEventIn()).receiver
-    hooks = [h for h in settings.webhooks if wanted is None or h.name == wanted]
-    if not settings.webhooks:
-        raise Conflict("no webhook receivers are configured; add one under `webhooks:` in mlwatch.yaml")
-    if not hooks:
-        known = ", ".join(h.name for h in settings.webhooks)
-        raise NotFound(f"unknown receiver {wanted!r} (configured: {known})")
-    data = {"message": "test event from mlwatch", "requested_by": who.name}
-    event = new_event("test", data)
-    with store.write_transaction() as conn:
-        enqueue(store, settings, event, hooks, conn)
-        write_audit(conn, who.name, "webhook.test", event.id, {"receivers": [h.name for h in hooks]})
-    return TestEventOut(event_id=event.id, receivers=[h.name for h in hooks])
+    event, receivers = send_test_event(store, settings, (body or TestEventIn()).receiver, who.name)
+    return TestEventOut(event_id=event.id, receivers=receivers)

@@ -6,8 +6,8 @@ and ``monitor.drift.report`` are imported inside the handlers), never at start-u
 
 from __future__ import annotations
 
+import logging
 import threading
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -30,6 +30,7 @@ Operator = Annotated[Principal, Depends(require("operator"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
 Version = Annotated[Text, StringConstraints(max_length=100)]
 _LOCK = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 class CheckIn(BaseModel):
@@ -87,26 +88,12 @@ def _out(check: CheckRecord, service: str) -> CheckOut:
         service=service,
         status=check.status,
         trigger=check.trigger,
-        summary=check.summary,
+        summary=check.summary.encode(),
         results=check.results,
         error=check.error,
         report_url=f"/v1/checks/{check.id}/report",
         **fields,
     )
-
-
-def _run_check(request: Request, service: Service, body: CheckIn) -> CheckRecord:
-    from monitor.drift.check import CheckRunner
-
-    end = time.time() if body.end is None else body.end
-    start = end - float(service.config.get("window", 3600.0)) if body.start is None else body.start
-    if start >= end:
-        raise ValidationFailed("start", f"expected a time before end ({end}), got {start}")
-    with _LOCK:  # one check at a time per process; the runner's reference cache is shared
-        runner = getattr(request.app.state, "check_runner", None)
-        if runner is None:
-            runner = request.app.state.check_runner = CheckRunner(request.app.state.store)
-        return runner.run(service, start, end, trigger="api", sample_size=body.sample_size)
 
 
 @router.post(
@@ -120,9 +107,27 @@ def run_check(
     request: Request,
 ) -> CheckOut:
     """Run a check of the service's latest window (or the given one) now, and return it."""
-    found = store.get_service(service)
-    check = _run_check(request, found, body or CheckIn())
-    store.audit(who.name, "check.run", service, {"check_id": check.id})
+    from monitor.drift.actions import run_check as run
+    from monitor.drift.check import CheckRunner
+
+    body = body or CheckIn()
+    with _LOCK:  # one check at a time per process; the runner's reference cache is shared
+        runner = getattr(request.app.state, "check_runner", None)
+        if runner is None:
+            runner = request.app.state.check_runner = CheckRunner(store)
+        check, problems = run(
+            store,
+            request.app.state.settings,
+            service,
+            actor=who.name,
+            trigger="api",
+            start=body.start,
+            end=body.end,
+            sample_size=body.sample_size,
+            runner=runner,
+        )
+    for problem in problems:
+        log.warning("%s", problem)
     return _out(check, service)
 
 
@@ -196,7 +201,7 @@ async def upload_reference(
     model_version: Annotated[Version | None, Query(description="'' or absent: any version")] = None,
 ) -> ReferenceOut:
     """Set the reference (training) data: JSON records, a multipart file, or a raw Parquet/CSV body."""
-    from monitor.drift.reference import read_upload
+    from monitor.drift.reference import keep_reference, read_upload
 
     found = store.get_service(service)
     content_type = request.headers.get("content-type", "")
@@ -210,7 +215,7 @@ async def upload_reference(
             filename,
         )
     version = version if version is not None else model_version
-    info = await run_in_threadpool(store.set_reference, found, frame, version or "", source or "upload")
+    info = await run_in_threadpool(keep_reference, store, found, frame, version or "", source or "upload")
     store.audit(who.name, "reference.set", service, {"model_version": info.model_version, "rows": info.row_count})
     return _reference_out(store, found, info.model_version)
 

@@ -10,16 +10,16 @@ from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-from monitor.config import Settings
+from monitor.config import LongText, Settings
 from monitor.errors import Conflict
+from monitor.records import JobRecord
 from monitor.server.auth import Principal, require
 from monitor.server.body import json_body, openapi_body, optional_json_body
 from monitor.server.schemas import ID_MAX, ObjectId, ServiceName
 from monitor.store import Store
 from retrain import actions
-from retrain.records import JobRecord
 
 router = APIRouter(tags=["models"])
 
@@ -63,18 +63,23 @@ ModelVersion = Annotated[str, BeforeValidator(_version_number), WithJsonSchema(_
 """A model version as MLflow numbers them: bounded here, so that the registry is never asked for 10**30."""
 
 
+Reason = Annotated[LongText, Field(description="why, for the audit log and the webhook event")]
+
+
 class VersionIn(BaseModel):
-    """A model version number, e.g. ``"3"``."""
+    """A model version number, e.g. ``"3"``, and optionally why it is promoted."""
 
     model_config = ConfigDict(extra="forbid")
     version: ModelVersion
+    reason: Reason = "manual promotion"
 
 
 class RollbackIn(BaseModel):
-    """Optionally, the version expected to become champion again (the current ``previous``)."""
+    """Optionally, the version expected to become champion again (the current ``previous``), and why."""
 
     model_config = ConfigDict(extra="forbid")
     version: ModelVersion | None = None
+    reason: Reason = "manual rollback"
 
 
 class JobOut(BaseModel):
@@ -93,6 +98,7 @@ class JobOut(BaseModel):
     created_at: float
     started_at: float | None
     finished_at: float | None
+    claimed_by: str | None = Field(default=None, description="the worker running it, once claimed")
     cancel_requested: bool
 
 
@@ -146,7 +152,7 @@ def promote(
     settings: SettingsDep,
 ) -> dict[str, Any]:
     """Make a version the champion; the old champion becomes ``previous``."""
-    done = actions.promote(store, settings, service, body.version, actor=who.name)
+    done = actions.promote(store, settings, service, body.version, actor=who.name, reason=body.reason)
     return asdict(done)
 
 
@@ -159,13 +165,14 @@ def rollback(
     settings: SettingsDep,
 ) -> dict[str, Any]:
     """Swap champion and previous (the version, when given, must be the current ``previous``)."""
-    if body is not None and body.version is not None:
+    body = body or RollbackIn()
+    if body.version is not None:
         overview = actions.list_models(store, settings, service, limit=1)
         if overview.previous != body.version:
             raise Conflict(
                 f"cannot roll back to version {body.version}: the rollback target ('previous') is {overview.previous}"
             )
-    return asdict(actions.rollback(store, settings, service, actor=who.name))
+    return asdict(actions.rollback(store, settings, service, actor=who.name, reason=body.reason))
 
 
 @router.get("/v1/services/{service}/models")

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from monitor.errors import Conflict
+from monitor.config import check_segments
+from monitor.errors import Conflict, ValidationFailed
 from monitor.records import Feature, Service, TrafficBucket
 from monitor.server.auth import Principal, require
 from monitor.server.body import json_body, openapi_body
@@ -49,11 +50,15 @@ def register_service(
     replace: Annotated[bool, Query(description="replace the whole definition of an existing service")] = False,
 ) -> ServiceOut:
     """Register a service, or update one: features are added, settings (``window``,
-    ``latency_bound_ms``, ``sample_size``) changed one by one, and what the body leaves out is
-    kept. A change that would drop or retype a feature, drop or change the target, or change
-    the task is refused (409) unless ``?replace=true``."""
+    ``latency_bound_ms``, ``sample_size``, ``drift_share``, ``segments``, ``segment_top``,
+    ``segment_min_rows``: ``monitor.config.CheckSettings``) changed one by one, and what the body
+    leaves out is kept. A change that would drop or retype a feature, drop or change the target, or
+    change the task is refused (409) unless ``?replace=true``; a segment that is not a categorical
+    feature is refused (422 naming ``segments[i]``)."""
     existing = next((s for s in store.list_services() if s.name == body.name), None)
-    service = store.upsert_service(body.name, **merged_definition(existing, body, replace=replace))
+    definition = merged_definition(existing, body, replace=replace)
+    _check_segments(body.name, definition)
+    service = store.upsert_service(body.name, **definition)
     store.audit(who.name, "service.replace" if replace else "service.register", body.name, body.model_dump())
     return _out(store, service)
 
@@ -79,6 +84,17 @@ def merged_definition(existing: Service | None, body: ServiceIn, *, replace: boo
         "features": tuple(given.get(f.name, f) for f in kept),  # drift overrides may change
         "config": settings,
     }
+
+
+def _check_segments(name: str, definition: dict[str, Any]) -> None:
+    """ValidationFailed naming ``segments[i]`` when a segment column is not one of the categorical
+    features the service will have (``monitor.config.check_segments``)."""
+    features = {f.name: f.type for f in definition["features"]}
+    try:
+        check_segments(tuple(definition["config"].get("segments") or ()), features, name)
+    except ValueError as exc:
+        field, _, message = str(exc).partition(": ")
+        raise ValidationFailed(field, message) from exc
 
 
 def _breaking_changes(existing: Service, body: ServiceIn, given: dict[str, Feature]) -> list[str]:

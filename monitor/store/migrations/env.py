@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from monitor.store.engine import make_engine
+from monitor.store.partitions import migration_filter
 from monitor.store.schema import metadata
 
 
@@ -15,6 +16,7 @@ def _run(connection: Connection) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=migration_filter(connection.dialect.name),
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -1,0 +1,95 @@
+"""Model versions for the shadow tests and benchmark, saved with MLflow and registered as ``credit``.
+
+Versions: 1 a one-split tree, 2 a logistic regression that is right far more often, 3 a
+model that raises on every call (same signature), 4 one that takes other columns, 5 one
+that ends its process on every call (as a segfault would).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from retrain.registry import make_client
+
+CRASHER = """
+import mlflow.pyfunc
+from mlflow.models import set_model
+
+
+class Crasher(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        raise RuntimeError("shadow model exploded")
+
+
+set_model(Crasher())
+"""
+KILLER = """
+import os
+
+import mlflow.pyfunc
+from mlflow.models import set_model
+
+
+class Killer(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        os._exit(70)  # as a segfault would: the process is gone, no exception to catch
+
+
+set_model(Killer())
+"""
+
+
+def _pipeline(estimator: Any, columns: list[str]) -> Any:
+    from sklearn.compose import make_column_transformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    encode = [c for c in columns if c == "color"]
+    return make_pipeline(make_column_transformer((OneHotEncoder(), encode), remainder="passthrough"), estimator)
+
+
+def _save(work: Path, name: str, model: Any, data: pd.DataFrame) -> str:
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    path = str(work / name)
+    features = data.drop(columns=["label"])
+    signature = infer_signature(features, data["label"])
+    mlflow.sklearn.save_model(
+        model, path, signature=signature, input_example=features.head(2), serialization_format="cloudpickle"
+    )
+    return path
+
+
+def register_versions(work: Path, mlflow_uri: str, data: pd.DataFrame) -> tuple[Any, Any]:
+    """Versions 1 to 5 of model ``credit``; returns the fitted champion and challenger."""
+    import mlflow.pyfunc
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier
+
+    features, label = data.drop(columns=["label"]), data["label"]
+    champion = _pipeline(DecisionTreeClassifier(max_depth=1, random_state=0), list(features)).fit(features, label)
+    challenger = _pipeline(LogisticRegression(max_iter=500), list(features)).fit(features, label)
+    narrow = _pipeline(LogisticRegression(), ["x1", "x2"]).fit(features[["x1", "x2"]], label)
+    (work / "crasher.py").write_text(CRASHER)
+    crasher = str(work / "crasher")
+    mlflow.pyfunc.save_model(crasher, python_model=str(work / "crasher.py"), signature=infer_signature(features, label))
+    (work / "killer.py").write_text(KILLER)
+    killer = str(work / "killer")
+    mlflow.pyfunc.save_model(killer, python_model=str(work / "killer.py"), signature=infer_signature(features, label))
+    sources = [
+        _save(work, "v1", champion, data),
+        _save(work, "v2", challenger, data),
+        crasher,
+        _save(work, "v4", narrow, data[["x1", "x2", "label"]]),
+        killer,
+    ]
+    client = make_client(mlflow_uri)
+    client.create_registered_model("credit")
+    for source in sources:
+        client.create_model_version("credit", source)
+    return champion, challenger
