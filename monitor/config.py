@@ -547,21 +547,19 @@ class GateConfig(_Frozen):
     floors: dict[str, float] = Field(default_factory=dict)
 
 
-STAGES = ("shadow",)
+STAGES = ("shadow", "canary")
 """Rollout stages a challenger can pass through between the gate and promotion, in this order."""
-RESERVED_STAGES = ("canary",)
-"""Stage names kept for stages not built yet: refused with a message saying so."""
 
 
 def check_stages(stages: tuple[str, ...]) -> tuple[str, ...]:
-    """``stages`` when each names a known stage once; ValueError saying which is not and why."""
+    """``stages`` when each names a known stage once, in rollout order; ValueError saying which is not and why."""
     for stage in stages:
-        if stage in RESERVED_STAGES:
-            raise ValueError(f"the {stage!r} stage is not available yet; the stages available are: {', '.join(STAGES)}")
         if stage not in STAGES:
             raise ValueError(f"unknown stage {_shown(stage)}; expected a list of: {', '.join(STAGES)}")
     if len(set(stages)) != len(stages):
         raise ValueError(f"each stage may be listed once, got {list(stages)!r}")
+    if list(stages) != sorted(stages, key=STAGES.index):
+        raise ValueError(f"stages run in the order {', '.join(STAGES)}; got {list(stages)!r}")
     return stages
 
 
@@ -574,6 +572,27 @@ class ShadowConfig(_Frozen):
 
     min_labelled: int = Field(default=500, ge=1)
     max_duration: PositiveDuration = 86400.0
+
+
+class CanaryConfig(_Frozen):
+    """How much live traffic a canary serves, for how long, and the guards that roll it back.
+
+    ``share`` of requests (sticky by request id) go to the canary for ``duration``; a canary
+    that held that long is promoted. The guards compare it with the champion over the same
+    period, each once both have enough rows: its error rate may exceed the champion's by at
+    most ``max_error_rate_increase`` (absolute), its latency p95 may be at most
+    ``max_latency_ratio`` times the champion's (both after ``min_requests`` requests), and
+    its realized gate metric may be at most ``max_quality_drop`` worse (after
+    ``min_labelled`` labelled rows each). A breach rolls it back at once.
+    """
+
+    share: float = Field(default=0.1, gt=0.0, lt=1.0)
+    duration: PositiveDuration = 3600.0
+    min_requests: int = Field(default=100, ge=1)
+    max_error_rate_increase: float = Field(default=0.02, ge=0.0, le=1.0)
+    max_latency_ratio: float = Field(default=1.5, gt=1.0, le=1000.0)
+    min_labelled: int = Field(default=200, ge=1)
+    max_quality_drop: float = Field(default=0.02, ge=0.0)
 
 
 class RetrainConfig(_Frozen):
@@ -605,8 +624,9 @@ class RetrainConfig(_Frozen):
     timeout: PositiveDuration = 3600.0
     stages: Annotated[tuple[str, ...], AfterValidator(check_stages)] = ()
     """Rollout stages a challenger that passed the gate goes through before promotion
-    (``[shadow]``); none: promoted at once (when ``auto_promote``)."""
+    (``[shadow]``, ``[canary]``, ``[shadow, canary]``); none: promoted at once (when ``auto_promote``)."""
     shadow: ShadowConfig = ShadowConfig()
+    canary: CanaryConfig = CanaryConfig()
 
 
 class RetentionConfig(_Frozen):

@@ -284,13 +284,16 @@ class DecisionRecord:
     created_at: float
 
 
-STAGE_STATUSES = ("active", "passed", "failed", "expired", "crashed", "aborted")
-"""How a rollout stage stands: ``active`` until it ends, then why it ended."""
+STAGE_STATUSES = ("active", "passed", "failed", "expired", "crashed", "aborted", "rolled_back")
+"""How a rollout stage stands: ``active`` until it ends, then why it ended (``rolled_back``: a
+canary that breached a guard)."""
 
 
 @dataclass(frozen=True, slots=True)
 class StageRecord:
-    """A challenger's time in a rollout stage (``shadow``), and how it ended."""
+    """A challenger's time in a rollout stage (``shadow`` or ``canary``), and how it ended.
+
+    ``details`` holds a canary's ``share`` while it runs, and what the stage was judged on once it ended."""
 
     id: int
     service: str

@@ -36,6 +36,9 @@ EVENT_TYPES = (
     "model.alias_changed_externally",
     "model.shadow_started",
     "model.shadow_ended",
+    "model.canary_started",
+    "model.canary_ended",
+    "model.canary_rolled_back",
 )
 """Every event type mlwatch sends; receivers may subscribe to them or to ``prefix.*``."""
 

@@ -19,7 +19,7 @@ from monitor.records import JobRecord, Service
 from monitor.store import Store
 from retrain.notify import emit
 from retrain.records import MODES, TRIGGERS, ModelsOverview, Promotion
-from retrain.registry import CHAMPION, PREVIOUS, OnChange, Registry, model_name
+from retrain.registry import CANARY, CHAMPION, PREVIOUS, OnChange, Registry, model_name
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -123,4 +123,6 @@ def list_models(
         versions=tuple(registry.versions(model, limit=limit)),
         decisions=tuple(store.list_decisions(found.name, limit=limit)),
         history=tuple(registry.history(found.name, limit=limit)),
+        canary=aliases.get(CANARY),
+        stage=store.active_stage(found),
     )

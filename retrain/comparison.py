@@ -81,7 +81,7 @@ def _realized(
 
     keyed = task == "classification"
     truth, said, said_before = (
-        np.asarray([_value(getattr(p, name), keyed) for p in labelled], dtype=object if keyed else float)
+        np.asarray([comparable(getattr(p, name), keyed) for p in labelled], dtype=object if keyed else float)
         for name in ("label", "prediction", "champion_prediction")
     )
     shadow, champion = metrics(truth, said, task), metrics(truth, said_before, task)
@@ -91,7 +91,7 @@ def _realized(
     return champion, shadow, decide(gate, shadow, champion, interval)
 
 
-def _value(value: Any, keyed: bool) -> Any:
+def comparable(value: Any, keyed: bool) -> Any:
     """A class as checks key it (``True`` and ``1`` alike), or a number for regression."""
     from monitor.drift.reference import value_key
 

@@ -41,8 +41,8 @@ if TYPE_CHECKING:
 DRIFT_KINDS = frozenset({"drift_share", "feature_drift", "prediction_drift"})
 DECAY_KIND = "quality_decay"
 HOLDING_DECISION = "pending"
-SHADOW_DECISION = "shadow"
-"""A challenger the gate passed into shadow holds its episode until the shadow ends."""
+STAGED_DECISIONS = ("shadow", "canary")
+"""A challenger the gate passed into a rollout stage holds its episode until its stages end."""
 EPISODE_JOBS = 200
 """Newest retrain jobs of a service matched to an episode (daily caps keep an episode's far fewer)."""
 
@@ -104,21 +104,24 @@ class Episodes:
         version = str((last.result or {}).get("version"))
         if decision == HOLDING_DECISION:
             return f"version {version} of episode {episode.id} waits for an operator's decision"
-        if decision == SHADOW_DECISION:
-            decision = self._after_shadow(episode, version)
-            if decision == SHADOW_DECISION:
-                return f"version {version} of episode {episode.id} is in shadow"
+        if decision in STAGED_DECISIONS:
+            decision, stage = self._after_stages(episode, version)
+            if stage is not None:
+                return f"version {version} of episode {episode.id} is in {stage}"
         if decision == "promote" and not self.decaying(episode.service, version, now):
             return f"version {version}, promoted in episode {episode.id}, is not decaying"
         return None
 
-    def _after_shadow(self, episode: Episode, version: str) -> str | None:
-        """``shadow`` while ``version`` is in shadow, ``promote`` when its shadow passed, else None."""
+    def _after_stages(self, episode: Episode, version: str) -> tuple[str | None, str | None]:
+        """(None, the stage) while ``version`` is in a stage; ("promote", None) when its last
+        stage passed (a passed shadow starts its canary in the same step); (None, None) else."""
         found = self.store.get_service(episode.service)
         stage = next((s for s in self.store.list_stages(found, limit=20) if s.version == version), None)
-        if stage is None or stage.active:
-            return SHADOW_DECISION if stage is not None else None
-        return "promote" if stage.status == "passed" else None
+        if stage is None:
+            return None, None
+        if stage.active:
+            return None, stage.stage
+        return ("promote" if stage.status == "passed" else None), None
 
     def jobs(self, episode: Episode) -> list[JobRecord]:
         """The episode's automatic retrain jobs, newest first."""

@@ -5,7 +5,9 @@ Events: ``retrain.started``, ``retrain.finished``, ``retrain.failed``, ``model.p
 API, not through mlwatch: data ``alias``, ``from``, ``to``, ``champion`` and ``previous``
 after it, ``source: external``), ``model.shadow_started`` and ``model.shadow_ended`` (a
 challenger's shadow stage: data ``version``, ``champion_version``, ``stage_id``, and when
-ended its ``status``, ``reason`` and the comparison it ended on). Where the webhooks package
+ended its ``status``, ``reason`` and the comparison it ended on), ``model.canary_started``,
+``model.canary_ended`` and ``model.canary_rolled_back`` (the same data, with the canary's
+``share`` and, once ended, the ``health`` it was judged on). Where the webhooks package
 is not installed the event is logged instead; a failing notification never fails the retrain or
 promotion that caused it.
 """
@@ -34,6 +36,9 @@ EVENTS = (
     EXTERNAL_EVENT,
     "model.shadow_started",
     "model.shadow_ended",
+    "model.canary_started",
+    "model.canary_ended",
+    "model.canary_rolled_back",
 )
 
 

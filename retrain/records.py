@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from monitor.records import DecisionRecord
+from monitor.records import DecisionRecord, StageRecord
 
 MODES = ("retrain", "fine_tune")
 TRIGGERS = ("manual", "drift", "decay", "estimated_decay")
@@ -60,3 +60,7 @@ class ModelsOverview:
     versions: tuple[ModelVersionInfo, ...]
     decisions: tuple[DecisionRecord, ...]
     history: tuple[AliasChange, ...]
+    canary: str | None = None
+    """The version the ``canary`` alias points at while a canary stage runs."""
+    stage: StageRecord | None = None
+    """The challenger's rollout stage in progress (shadow or canary), if any."""

@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 
 CHAMPION = "champion"
 PREVIOUS = "previous"
+CANARY = "canary"
 ALIASES = (CHAMPION, PREVIOUS)
+"""The aliases mlwatch keeps a recorded history of and reconciles with outside changes."""
 SET = "alias.set"
 EXTERNAL = "alias.external_change"
 T = TypeVar("T")
@@ -237,6 +239,26 @@ class Registry:
             if on_change is not None:
                 on_change(conn, done)
             return done
+
+    def set_stage_alias(self, service: Service, alias: str, version: str, *, actor: str, reason: str) -> None:
+        """Point a stage's alias (``canary``) at ``version``, audited like a promotion."""
+        if alias in ALIASES:
+            raise ValueError(f"{alias!r} moves by promote and rollback only")
+        model = model_name(service)
+        with self.store.exclusive(f"mlwatch.alias:{model}") as conn:
+            self._move(conn, service, alias, self.aliases(model).get(alias), version, actor, reason)
+
+    def remove_stage_alias(self, service: Service, alias: str, *, actor: str, reason: str) -> None:
+        """Remove a stage's alias (``canary``) where it is set, audited; nothing when it is not."""
+        if alias in ALIASES:
+            raise ValueError(f"{alias!r} moves by promote and rollback only")
+        model = model_name(service)
+        with self.store.exclusive(f"mlwatch.alias:{model}") as conn:
+            old = self.aliases(model).get(alias)
+            if old is None:
+                return
+            self._call(_model(model), self.client.delete_registered_model_alias, model, alias)
+            audit_on(conn, actor, SET, service.name, _details(model, alias, old, None, reason))
 
     def notice_external_changes(self, service: Service, on_change: OnExternal | None = None) -> list[AliasChange]:
         """Record alias moves made outside mlwatch (MLflow UI or API) since the last recorded ones.

@@ -255,8 +255,8 @@ class JobRunner:
     ) -> dict[str, Any]:
         policy = self.settings.retrain_policy(service.name)
         decision = "reject" if not verdict.passed else ("promote" if policy.auto_promote else "pending")
-        if decision == "promote" and "shadow" in policy.stages and champion is not None:
-            decision = "shadow"  # promoted only once better on live labelled rows (retrain.stages.review)
+        if decision == "promote" and policy.stages and champion is not None:
+            decision = policy.stages[0]  # promoted only once its stages passed (retrain.stages.review)
         numbers = {**verdict.as_dict(), "champion_version": champion, "episode": job.params.get("episode")}
         model = model_name(service)
         self.store.add_decision(
@@ -271,8 +271,8 @@ class JobRunner:
         self.registry.tag_version(
             model, candidate.version, {"mlwatch.decision": decision, "mlwatch.gate": verdict.reason}
         )
-        if decision == "shadow":
-            self._start_shadow(job, candidate.version)
+        if decision in policy.stages:
+            self._start_stage(job, candidate.version, decision)
         if decision == "promote":
             from retrain.actions import announcer
 
@@ -290,11 +290,11 @@ class JobRunner:
             "episode": job.params.get("episode"),
         }
 
-    def _start_shadow(self, job: JobRecord, version: str) -> None:
-        """Put the gate's winner in shadow; a refusal (another stage active, another signature)
-        leaves it registered for an operator, and says why in the job's log."""
+    def _start_stage(self, job: JobRecord, version: str, stage: str) -> None:
+        """Put the gate's winner in its first rollout stage; a refusal (another stage active,
+        another signature) leaves it registered for an operator, and says why in the job's log."""
         from monitor.errors import MlwatchError
-        from retrain.stages import SHADOW, start_stage
+        from retrain.stages import start_stage
 
         try:
             start_stage(
@@ -302,12 +302,12 @@ class JobRunner:
                 self.settings,
                 str(job.service),
                 version,
-                SHADOW,
+                stage,
                 actor=f"job:{job.id}",
                 registry=self.registry,
             )
         except MlwatchError as exc:
-            self._step(job, 0.97, f"version {version} passed the gate but could not start its shadow: {exc}")
+            self._step(job, 0.97, f"version {version} passed the gate but could not start its {stage}: {exc}")
 
     def _after(
         self, job: JobRecord, service: Service, data: TrainingData, candidate: Candidate, run_id: str, verdict: Verdict

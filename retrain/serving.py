@@ -7,7 +7,8 @@ downloaded, loaded and warmed up completely before one reference assignment swap
 so requests in flight finish on the model they started with and none waits for the load.
 Every prediction is logged through the mlwatch SDK with the version that made it. A version
 the service has in shadow is scored beside the champion after each reply, never returned
-(``retrain.shadow_process``).
+(``retrain.shadow_process``); a version in canary answers its share of the requests, sticky
+by request id, and a request it fails is answered by the champion (``retrain.canary``).
 
     >>> run_server(store, settings, "credit", port=5001, poll_interval=5)
 """
@@ -39,7 +40,9 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
+    from monitor.records import StageRecord
     from monitor.sdk import Tracker
+    from retrain.canary import CanarySlot
     from retrain.shadow_process import ShadowProcess
 
 log = logging.getLogger("mlwatch.serve")
@@ -207,12 +210,18 @@ class AliasPoller:
     """Checks the alias every ``interval`` seconds and swaps in a newly promoted version."""
 
     def __init__(
-        self, loader: ChampionLoader, slot: ModelSlot, interval: float, gate: RequestGate | None = None
+        self,
+        loader: ChampionLoader,
+        slot: ModelSlot,
+        interval: float,
+        gate: RequestGate | None = None,
+        canary: CanarySlot | None = None,
     ) -> None:
         self.loader = loader
         self.slot = slot
         self.interval = interval
         self.gate = gate or RequestGate()
+        self.canary = canary
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="mlwatch-alias-poller", daemon=True)
 
@@ -234,6 +243,17 @@ class AliasPoller:
                     self.check()
             except Exception:  # keep serving the current model; retry at the next poll
                 log.exception("could not check or load the champion; still serving the current version")
+            self.follow_canary()
+
+    def follow_canary(self) -> None:
+        """Load the service's new canary, or drop an ended one (never raises: serving goes on)."""
+        if self.canary is None:
+            return
+        try:
+            with self.gate.background():
+                self.canary.refresh()
+        except Exception:
+            log.exception("could not follow the canary stage; serving as before")
 
 
 def parse_payload(body: bytes) -> pd.DataFrame:
@@ -273,10 +293,11 @@ def create_app(
     tracker: Tracker | None,
     gate: RequestGate | None = None,
     shadow: ShadowProcess | None = None,
+    canary: CanarySlot | None = None,
 ) -> Starlette:
     """The scoring app over ``slot``; predictions are logged to ``tracker`` when given; the
     poller working through ``gate`` yields to its requests; answered requests are offered
-    to ``shadow`` when a version is in shadow."""
+    to ``shadow`` when a version is in shadow; ``canary`` answers its share of them."""
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse
     from starlette.routing import Route
@@ -285,7 +306,7 @@ def create_app(
 
     async def invocations(request: Request) -> Response:
         with requests.request():
-            return await _score(request, slot.current, model, tracker, shadow)
+            return await _score(request, slot.current, model, tracker, shadow, canary)
 
     async def ping(_: Request) -> Response:
         return JSONResponse("", 200 if slot.current else 503)
@@ -304,6 +325,7 @@ def create_app(
                 "version": loaded and loaded.version,
                 "loaded_at": loaded and loaded.loaded_at,
                 "shadow": asdict(shadow.status()) if shadow is not None else None,
+                "canary": _canary_status(canary),
             }
         )
 
@@ -316,6 +338,14 @@ def create_app(
     return Starlette(routes=routes)
 
 
+def _canary_status(canary: CanarySlot | None) -> dict[str, Any] | None:
+    """The canary serving now, as ``/version`` shows it."""
+    serving = canary.current if canary is not None else None
+    if serving is None:
+        return None
+    return {"stage_id": serving.stage_id, "version": serving.model.version, "share": serving.share}
+
+
 def _error(status: int, code: str, message: str) -> Response:
     from starlette.responses import JSONResponse
 
@@ -323,12 +353,20 @@ def _error(status: int, code: str, message: str) -> Response:
 
 
 async def _score(
-    request: Request, loaded: LoadedModel | None, model: str, tracker: Tracker | None, shadow: ShadowProcess | None
+    request: Request,
+    loaded: LoadedModel | None,
+    model: str,
+    tracker: Tracker | None,
+    shadow: ShadowProcess | None,
+    canary: CanarySlot | None = None,
 ) -> Response:
-    """Answer one scoring request with ``loaded``, which serves it to the end whatever is swapped in meanwhile;
-    then offer it to ``shadow`` (a queue append: the reply waits for no shadow)."""
+    """Answer one scoring request with ``loaded`` (or the canary, for the requests routed to
+    it), which serves it to the end whatever is swapped in meanwhile; then offer it to
+    ``shadow`` (a queue append: the reply waits for no shadow)."""
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import JSONResponse
+
+    from retrain.canary import routed
 
     if loaded is None:
         return _error(503, "MODEL_NOT_READY", f"model {model!r} has no champion loaded yet")
@@ -337,24 +375,44 @@ async def _score(
         frame = parse_payload(body)
     except ValueError as exc:
         return _error(400, "BAD_REQUEST", str(exc))
+    base = request.headers.get("x-request-id")
+    serving = canary.current if canary is not None else None
+    shadowed = shadow is not None and shadow.active
+    if (shadowed or serving is not None) and base is None:  # rows pair, and routing sticks, by request id
+        base = tracker.new_request_id() if tracker is not None else uuid.uuid4().hex
+    chosen = serving.model if serving is not None and base is not None and routed(base, serving.share) else loaded
     start = time.perf_counter()
     try:
-        predictions = listed(await run_in_threadpool(loaded.predict, frame))
+        predictions = listed(await run_in_threadpool(chosen.predict, frame))
     except Exception as exc:  # a schema mismatch or a model's refusal is the caller's input problem
-        return _error(400, "BAD_REQUEST", f"the model could not score the input: {exc}")
+        if chosen is loaded:
+            return _error(400, "BAD_REQUEST", f"the model could not score the input: {exc}")
+        failed = (time.perf_counter() - start) * 1000.0 / max(1, len(frame))
+        log.warning("canary version %s failed a request; the champion answers it: %s", chosen.version, exc)
+        if tracker is not None:
+            await run_in_threadpool(_log_failure, tracker, base, frame, failed, chosen.version)
+        chosen, start = loaded, time.perf_counter()
+        try:
+            predictions = listed(await run_in_threadpool(loaded.predict, frame))
+        except Exception as again:
+            return _error(400, "BAD_REQUEST", f"the model could not score the input: {again}")
     latency = (time.perf_counter() - start) * 1000.0 / max(1, len(frame))
-    base = request.headers.get("x-request-id")
-    shadowed = shadow is not None and shadow.active
-    if shadowed and base is None:  # the shadow's rows pair with the champion's by request id
-        base = tracker.new_request_id() if tracker is not None else uuid.uuid4().hex
     probabilities = None
     if tracker is not None:
         # Before answering, so that it counts as the request's work (a version being loaded
         # waits for it): class probabilities cost a second pass over the rows.
-        probabilities = await run_in_threadpool(_log, tracker, base, frame, predictions, latency, loaded)
+        probabilities = await run_in_threadpool(_log, tracker, base, frame, predictions, latency, chosen)
     if shadowed and shadow is not None and base is not None:
-        shadow.offer(body, base, loaded.version, predictions, probabilities)
-    return JSONResponse({"predictions": predictions}, headers={"X-Model-Version": loaded.version})
+        shadow.offer(body, base, chosen.version, predictions, probabilities)
+    return JSONResponse({"predictions": predictions}, headers={"X-Model-Version": chosen.version})
+
+
+def _log_failure(tracker: Tracker, base: str | None, frame: pd.DataFrame, latency: float, version: str) -> None:
+    """Log each row a canary failed as an error of its version (its own request ids: the
+    champion's answer to the same rows is logged under theirs)."""
+    for i, features in enumerate(frame.to_dict(orient="records")):
+        request_id = f"{base}-{i}-canary" if base else None
+        tracker.log(features, None, latency_ms=latency, model_version=version, request_id=request_id, status="error")
 
 
 def _log(
@@ -399,7 +457,9 @@ def run_server(
     from threadpoolctl import threadpool_limits
 
     from monitor.sdk import Tracker
+    from retrain.canary import CanarySlot
     from retrain.shadow_process import ShadowProcess
+    from retrain.stages import record_crash
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     sys.setswitchinterval(0.001)  # hand the GIL back quickly from what cannot yield (C code of a load)
@@ -412,18 +472,24 @@ def run_server(
     loader = ChampionLoader(client, model, settings.mlflow_tracking_uri, probabilities=probabilities)
     slot = ModelSlot()
     gate = RequestGate()
-    poller = AliasPoller(loader, slot, poll_interval, gate)
+
+    def canary_failed(stage: StageRecord, error: str) -> None:
+        record_crash(store, settings, found, stage, error)
+
+    canary = CanarySlot(store, found, loader, on_load_error=canary_failed)
+    poller = AliasPoller(loader, slot, poll_interval, gate, canary)
     try:
         poller.check()
     except Exception:
         log.exception("could not load the champion of %s yet; will retry", model)
+    poller.follow_canary()
     tracker = Tracker(found.name, spool_dir=os.path.join(settings.home, "spool", f"serve-{found.name}"))
     poller.thread.start()
     scorer = ShadowProcess(store, settings, found, interval=poll_interval) if shadow else None
     if scorer is not None:
         scorer.start()
     try:
-        app = create_app(slot, found.name, model, tracker, gate, scorer)
+        app = create_app(slot, found.name, model, tracker, gate, scorer, canary)
         uvicorn.run(app, host=host, port=port, log_level=log_level)
     finally:
         poller.stop.set()

@@ -118,6 +118,50 @@ def gain_interval(
     return Interval(float(low), float(high), confidence, rows)
 
 
+def difference_interval(
+    metric: str,
+    task: str,
+    truth: Any,
+    predicted: Any,
+    other_truth: Any,
+    other_predicted: Any,
+    confidence: float,
+    *,
+    rounds: int = ROUNDS,
+    seed: int = SEED,
+) -> Interval:
+    """The bootstrap interval of how much better ``predicted`` scores on its rows than
+    ``other_predicted`` on its own (positive: better), for two models that answered different
+    requests (a canary and the champion): unpaired, each set of rows drawn again on its own."""
+    rows = len(truth)
+    both = np.concatenate([np.asarray(predicted), np.asarray(other_predicted)])
+    every, said, _, binary = _encoded(task, np.concatenate([np.asarray(truth), np.asarray(other_truth)]), both, both)
+    rng = np.random.default_rng(seed)
+    values = []
+    for t, p in ((every[:rows], said[:rows]), (every[rows:], said[rows:])):
+        labels = None if binary else np.union1d(t, p)
+        values.append(_drawn(metric, task, t, p, labels, rounds, rng))
+    sign = 1.0 if quality_metric(metric).higher_is_better else -1.0
+    alpha = (1.0 - confidence) / 2
+    low, high = np.quantile(sign * (values[0] - values[1]), [alpha, 1.0 - alpha])
+    return Interval(float(low), float(high), confidence, rows + len(other_truth))
+
+
+def _drawn(metric: str, task: str, truth: Any, predicted: Any, labels: Any, rounds: int, rng: Any) -> Any:
+    """``metric`` of one model on ``rounds`` draws of its own rows."""
+    rows = len(truth)
+    if task == "classification":
+        found, sizes = np.unique(np.stack([truth, predicted], axis=1), axis=0, return_counts=True)
+        draws = Draws(weights=rng.multinomial(rows, sizes / rows, size=rounds))
+        return metric_values(metric, task, found[:, 0], found[:, 1], draws, labels=labels)
+    chunk = max(1, CELLS_PER_CHUNK // rows)
+    parts = []
+    for start in range(0, rounds, chunk):
+        draws = Draws(indices=rng.integers(0, rows, size=(min(chunk, rounds - start), rows)))
+        parts.append(metric_values(metric, task, truth, predicted, draws))
+    return np.concatenate(parts)
+
+
 def metric_values(metric: str, task: str, truth: Any, predicted: Any, draws: Draws, *, labels: Any = None) -> Any:
     """``metric`` of ``predicted`` against ``truth`` (1-D, one value per row or cell) in each draw.
 

@@ -47,7 +47,7 @@ def retrain_tasks(ctx: WorkerContext) -> list[Task]:
         Task("retrain-jobs", 1.0, supervisor.tick),
         Task("retrain-triggers", 15.0, AlertTrigger(ctx.store, ctx.settings).tick),
         Task("alias-watch", 30.0, AliasWatcher(ctx.store, ctx.settings).tick),
-        Task("shadow-review", 15.0, ShadowReview(ctx.store, ctx.settings).tick),
+        Task("stage-review", 15.0, StageReview(ctx.store, ctx.settings).tick),
     ]
 
 
@@ -285,9 +285,10 @@ class AliasWatcher:
         return announce
 
 
-class ShadowReview:
-    """Ends each active shadow that has enough labelled rows, or has run too long
-    (``retrain.stages.review``), promoting one that proved better under ``auto_promote``."""
+class StageReview:
+    """Applies the rollout policy to each active stage every 15 s (``retrain.stages.review``):
+    ends a shadow that has enough labelled rows or ran too long, rolls back a canary that
+    breached a guard, and promotes a challenger that proved itself."""
 
     def __init__(self, store: Store, settings: Settings, registry: Registry | None = None) -> None:
         self.store = store
@@ -295,7 +296,7 @@ class ShadowReview:
         self.registry = registry
 
     def tick(self, now: float) -> None:
-        """Review the active shadow of every service that has one."""
+        """Review the active stage of every service that has one."""
         from retrain.stages import review
 
         for service in self.store.list_services():
@@ -304,7 +305,7 @@ class ShadowReview:
             try:
                 ended = review(self.store, self.settings, service, registry=self.registry, now=now)
             except MlwatchError:
-                log.exception("could not review the shadow of %s; will try again", service.name)
+                log.exception("could not review the rollout stage of %s; will try again", service.name)
                 continue
             if ended is not None:
-                log.warning("shadow of %s ended %s: %s", service.name, ended.status, ended.reason)
+                log.warning("%s of %s ended %s: %s", ended.stage, service.name, ended.status, ended.reason)

@@ -1,9 +1,10 @@
-"""``mlwatch stage``: start a challenger's shadow, see it beside the champion, abort it.
+"""``mlwatch stage``: start a challenger's shadow or canary, see it beside the champion, abort it.
 
 Through the API (``--url``/``MLWATCH_URL``, ``--token``/``MLWATCH_TOKEN``; an operator's role
 to start or abort, a viewer's to look), which calls ``retrain.stages``.
 
     $ mlwatch stage start credit 7            # version 7 in shadow beside the champion
+    $ mlwatch stage start credit 7 --stage canary --share 0.05   # 5% of requests
     $ mlwatch stage show credit               # agreement, estimated and realized quality
     $ mlwatch stage abort credit --reason "wrong features"
 """
@@ -19,19 +20,31 @@ from monitor.commands.api import api_options, connect, path_part
 
 @click.group()
 def stage() -> None:
-    """Rollout stages of a service's challengers (shadow; canary is not available yet)."""
+    """Rollout stages of a service's challengers: shadow, canary."""
 
 
 @stage.command()
 @click.argument("service")
 @click.argument("version")
-@click.option("--stage", "name", default="shadow", show_default=True, help="The stage to start.")
+@click.option("--stage", "name", default="shadow", show_default=True, help="The stage to start: shadow or canary.")
+@click.option("--share", type=float, default=None, help="A canary's share of requests (default: the policy's).")
 @api_options
 @click.pass_context
-def start(ctx: click.Context, service: str, version: str, name: str, url: str | None, api_token: str | None) -> None:
-    """Put VERSION of SERVICE in a stage: in shadow, `mlwatch serve` scores it beside the champion."""
+def start(
+    ctx: click.Context,
+    service: str,
+    version: str,
+    name: str,
+    share: float | None,
+    url: str | None,
+    api_token: str | None,
+) -> None:
+    """Put VERSION of SERVICE in a stage: in shadow, `mlwatch serve` scores it beside the
+    champion; in canary, it answers a share of the requests until it held or is rolled back."""
     with connect(ctx, url, api_token) as api:
-        body = {"version": version, "stage": name}
+        body: dict[str, object] = {"version": version, "stage": name}
+        if share is not None:
+            body["share"] = share
         click.echo(json.dumps(api.call("POST", f"/v1/services/{path_part(service)}/stages", json=body)))
 
 
@@ -51,7 +64,7 @@ def show(ctx: click.Context, service: str, url: str | None, api_token: str | Non
 @api_options
 @click.pass_context
 def abort(ctx: click.Context, service: str, reason: str, url: str | None, api_token: str | None) -> None:
-    """End the stage SERVICE has in progress (its shadow stops at `mlwatch serve`'s next poll)."""
+    """End the stage SERVICE has in progress (it stops at `mlwatch serve`'s next poll)."""
     with connect(ctx, url, api_token) as api:
         body = {"reason": reason}
         click.echo(json.dumps(api.call("DELETE", f"/v1/services/{path_part(service)}/stages", json=body)))

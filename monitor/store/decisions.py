@@ -15,8 +15,9 @@ from monitor.store.engine import write_transaction
 from monitor.store.services import audit_values
 from monitor.store.storable import check_text, json_text, storable_message
 
-DECISIONS = ("promote", "reject", "pending", "shadow")
-"""``shadow``: passed the gate and went into shadow, to be promoted once better on live rows."""
+DECISIONS = ("promote", "reject", "pending", "shadow", "canary")
+"""``shadow``: passed the gate and went into shadow, to be promoted once better on live rows;
+``canary``: passed the gate and went to a canary, to be promoted once it held (``retrain.stages``)."""
 
 
 class DecisionsMixin:

@@ -33,9 +33,18 @@ class StagesMixin(LocksMixin):
     engine: Engine
 
     def start_stage(
-        self, service: Service, stage: str, version: str, *, champion: str | None, actor: str, now: float | None = None
+        self,
+        service: Service,
+        stage: str,
+        version: str,
+        *,
+        champion: str | None,
+        actor: str,
+        details: dict[str, Any] | None = None,
+        now: float | None = None,
     ) -> StageRecord:
-        """Open ``stage`` for ``version``; Conflict when the service has an active stage already."""
+        """Open ``stage`` for ``version`` (``details``: what it runs with, a canary's share);
+        Conflict when the service has an active stage already."""
         check_text("version", version, 100)
         check_text("actor", actor)
         with self.exclusive(f"mlwatch.stages:{service.id}") as conn:
@@ -54,7 +63,7 @@ class StagesMixin(LocksMixin):
                 "started_at": time.time() if now is None else now,
                 "actor": actor,
                 "crashes": 0,
-                "details": "{}",
+                "details": json_text("details", details or {}),
             }
             key = conn.execute(t.rollout_stages.insert().values(**values)).inserted_primary_key
         assert key is not None

@@ -2,7 +2,8 @@
 
 Versions: 1 a one-split tree, 2 a logistic regression that is right far more often, 3 a
 model that raises on every call (same signature), 4 one that takes other columns, 5 one
-that ends its process on every call (as a segfault would).
+that ends its process on every call (as a segfault would), 6 one that answers 0 for every
+row after 250 ms (a slow version, same signature).
 """
 
 from __future__ import annotations
@@ -40,6 +41,21 @@ class Killer(mlflow.pyfunc.PythonModel):
 
 set_model(Killer())
 """
+SLEEPER = """
+import time
+
+import mlflow.pyfunc
+from mlflow.models import set_model
+
+
+class Sleeper(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        time.sleep(0.25)
+        return [0] * len(model_input)
+
+
+set_model(Sleeper())
+"""
 
 
 def _pipeline(estimator: Any, columns: list[str]) -> Any:
@@ -65,7 +81,7 @@ def _save(work: Path, name: str, model: Any, data: pd.DataFrame) -> str:
 
 
 def register_versions(work: Path, mlflow_uri: str, data: pd.DataFrame) -> tuple[Any, Any]:
-    """Versions 1 to 5 of model ``credit``; returns the fitted champion and challenger."""
+    """Versions 1 to 6 of model ``credit``; returns the fitted champion and challenger."""
     import mlflow.pyfunc
     from mlflow.models import infer_signature
     from sklearn.linear_model import LogisticRegression
@@ -81,12 +97,16 @@ def register_versions(work: Path, mlflow_uri: str, data: pd.DataFrame) -> tuple[
     (work / "killer.py").write_text(KILLER)
     killer = str(work / "killer")
     mlflow.pyfunc.save_model(killer, python_model=str(work / "killer.py"), signature=infer_signature(features, label))
+    (work / "sleeper.py").write_text(SLEEPER)
+    sleeper = str(work / "sleeper")
+    mlflow.pyfunc.save_model(sleeper, python_model=str(work / "sleeper.py"), signature=infer_signature(features, label))
     sources = [
         _save(work, "v1", champion, data),
         _save(work, "v2", challenger, data),
         crasher,
         _save(work, "v4", narrow, data[["x1", "x2", "label"]]),
         killer,
+        sleeper,
     ]
     client = make_client(mlflow_uri)
     client.create_registered_model("credit")

@@ -126,10 +126,8 @@ def test_a_shadow_no_better_on_enough_labelled_rows_fails_without_promotion(stor
     assert [v.stage.status for v in stages_view(store, settings, service.name)] == ["failed"]
 
 
-def test_stage_names_are_checked_with_canary_reserved() -> None:
-    assert check_stage("shadow") == "shadow"
-    with pytest.raises(ValidationFailed, match="stage: the 'canary' stage is not available yet"):
-        check_stage("canary")
+def test_stage_names_are_checked() -> None:
+    assert (check_stage("shadow"), check_stage("canary")) == ("shadow", "canary")
     with pytest.raises(ValidationFailed, match="stage: unknown stage 'blue_green'"):
         check_stage("blue_green")
 
@@ -137,7 +135,7 @@ def test_stage_names_are_checked_with_canary_reserved() -> None:
 @pytest.mark.parametrize(
     ("stages", "message"),
     [
-        ("[canary]", "retrain.0.stages: Value error, the 'canary' stage is not available yet"),
+        ("[canary, shadow]", "retrain.0.stages: Value error, stages run in the order shadow, canary"),
         ("[shadow, bluegreen]", "retrain.0.stages: Value error, unknown stage 'bluegreen'"),
         ("[shadow, shadow]", "retrain.0.stages: Value error, each stage may be listed once"),
     ],
