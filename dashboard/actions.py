@@ -2,7 +2,8 @@
 
 Every action checks the viewer's role first and is recorded under the viewer's name:
 the alert and silence functions audit themselves, retrain/promote/rollback go through
-``retrain.actions``, and the test event is audited here.
+``retrain.actions``, rollout stages through ``retrain.stages``, and the test event is
+audited here.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from monitor.store import Store
 from monitor.store.alerts import AlertRecord, SilenceRecord
 
 if TYPE_CHECKING:
-    from monitor.records import JobRecord
+    from monitor.records import JobRecord, StageRecord
     from retrain.records import Promotion
 
 SILENCE_LABELS = ("rule", "service", "host", "feature", "kind", "model_version")
@@ -100,3 +101,21 @@ def rollback(store: Store, settings: Settings, viewer: Viewer, service: str) -> 
 
     require_operator(viewer)
     return roll_back(store, settings, service, actor=viewer.name, reason="rolled back from the dashboard")
+
+
+def start_stage(
+    store: Store, settings: Settings, viewer: Viewer, service: str, version: str, stage: str, share: float | None
+) -> StageRecord:
+    """Put ``version`` of ``service`` in shadow or canary (``share`` of requests); audited as the viewer."""
+    from retrain.stages import start_stage as start
+
+    require_operator(viewer)
+    return start(store, settings, service, version, stage, actor=viewer.name, share=share)
+
+
+def abort_stage(store: Store, settings: Settings, viewer: Viewer, service: str, reason: str) -> StageRecord:
+    """End the stage ``service`` has in progress as ``aborted``; audited as the viewer."""
+    from retrain.stages import end_active
+
+    require_operator(viewer)
+    return end_active(store, settings, service, "aborted", reason or "aborted from the dashboard", actor=viewer.name)

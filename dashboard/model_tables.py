@@ -12,6 +12,7 @@ from monitor.records import DecisionRecord, JobRecord, StageRecord
 from retrain.records import AliasChange, ModelsOverview, ModelVersionInfo
 
 if TYPE_CHECKING:
+    from retrain.canary import Health
     from retrain.comparison import Comparison
 
 METRIC_LIMIT = 12
@@ -164,3 +165,23 @@ def stages_table(stages: Sequence[StageRecord]) -> pd.DataFrame:
     ]
     columns = ["started", "ended", "stage", "version", "champion", "status", "crashes", "reason", "by"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def health_table(health: Health) -> pd.DataFrame:
+    """A canary's numbers beside the champion's: requests, error rate, latency p95, labelled rows, gate metric."""
+    rows = []
+    for name, side in (("canary", health.canary), ("champion", health.champion)):
+        quality = (side.quality or {}).get(health.metric)
+        rows.append(
+            {
+                "version": f"{side.version} ({name})",
+                "requests": side.requests,
+                "error rate": side.error_rate,
+                "latency p95 (ms)": side.latency_p95_ms,
+                "labelled": side.labelled,
+                health.metric: quality,
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["version", "requests", "error rate", "latency p95 (ms)", "labelled", health.metric]
+    )

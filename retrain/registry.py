@@ -171,13 +171,20 @@ class Registry:
         import tempfile
 
         import mlflow.artifacts
+        from mlflow.exceptions import MlflowException
         from mlflow.models import Model
 
         version = check_version(version)
         uri = self._call(_version(model, version), self.client.get_model_version_download_uri, model, version)
         with tempfile.TemporaryDirectory(prefix="mlwatch-signature-") as tmp:
-            path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp, tracking_uri=tracking_uri)
-            signature = Model.load(path).signature
+            try:
+                path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp, tracking_uri=tracking_uri)
+                signature = Model.load(path).signature
+            except (OSError, MlflowException) as exc:  # files gone or never logged: the version cannot serve
+                log.warning("the model files of %s could not be read: %s", _version(model, version), exc)
+                raise ValidationFailed(
+                    "version", f"the model files of {_version(model, version)} could not be read ({type(exc).__name__})"
+                ) from exc
         if signature is None or signature.inputs is None:
             return None
         return tuple((str(c.get("name")), str(c.get("type"))) for c in signature.inputs.to_dict())

@@ -8,7 +8,8 @@ import streamlit as st
 from dashboard import actions, data, model_tables, session
 from dashboard.access import Viewer
 from dashboard.frames import localize
-from monitor.records import JobRecord
+from monitor.records import JobRecord, StageRecord
+from retrain.canary import Health
 from retrain.records import ModelsOverview
 
 JOB_REFRESH_SECONDS = 2
@@ -84,18 +85,25 @@ def progress(job: JobRecord) -> None:
 
 
 def buttons(viewer: Viewer, service: str, models: ModelsOverview | None) -> None:
-    """Retrain, Promote and Rollback, each opening a confirmation dialog (operators and admins only)."""
+    """Retrain, Promote, Rollback, Shadow or canary, and Abort stage, each opening a
+    confirmation dialog (operators and admins only)."""
     if not viewer.can_act:
-        st.caption(f"Signed in as a {viewer.role}: retrain, promote and rollback need an operator.")
+        st.caption(f"Signed in as a {viewer.role}: retrain, promote, rollback and stages need an operator.")
         return
-    a, b, c = st.columns(3)
+    a, b, c, d, e = st.columns(5)
     candidates = [v.version for v in models.versions if v.version != models.champion] if models else []
     no_previous = models is None or models.previous is None
+    staged = models is not None and models.stage is not None
     a.button("Retrain…", icon=":material/model_training:", key="retrain", on_click=_open, args=("retrain", service))
     b.button("Promote…", icon=":material/upgrade:", key="promote", disabled=not candidates, on_click=_open,
              args=("promote", service))  # fmt: skip
     c.button("Rollback…", icon=":material/undo:", key="rollback", disabled=no_previous, on_click=_open,
              args=("rollback", service))  # fmt: skip
+    no_stage = not candidates or staged or models is None or models.champion is None
+    d.button("Shadow or canary…", icon=":material/call_split:", key="stage", disabled=no_stage, on_click=_open,
+             args=("stage", service))  # fmt: skip
+    e.button("Abort stage…", icon=":material/block:", key="abort_stage", disabled=not staged, on_click=_open,
+             args=("abort_stage", service))  # fmt: skip
     opened = st.session_state.get(DIALOG_KEY)
     if opened == ("retrain", service):
         confirm_retrain(viewer, service)
@@ -103,6 +111,10 @@ def buttons(viewer: Viewer, service: str, models: ModelsOverview | None) -> None
         confirm_promote(viewer, service, candidates)
     elif opened == ("rollback", service):
         confirm_rollback(viewer, service, models)
+    elif opened == ("stage", service):
+        confirm_stage(viewer, service, candidates)
+    elif opened == ("abort_stage", service) and models is not None and models.stage is not None:
+        confirm_abort(viewer, service, models.stage.stage, models.stage.version)
 
 
 def _open(name: str, service: str) -> None:
@@ -150,6 +162,50 @@ def confirm_rollback(viewer: Viewer, service: str, models: ModelsOverview | None
             _after(f"Rolled back: version {done.champion} is the champion of {service} again.")
 
 
+@st.dialog("Shadow or canary", on_dismiss=_close)
+def confirm_stage(viewer: Viewer, service: str, candidates: list[str]) -> None:
+    """Confirm which version goes in shadow or canary, and a canary's share of requests."""
+    stage = st.radio("Stage", ["shadow", "canary"], key="stage_name", horizontal=True)
+    version = st.selectbox("Version", candidates, key="stage_version")
+    share = None
+    if stage == "canary":
+        default = data.settings().retrain_policy(service).canary.share
+        percent = st.number_input("Share of requests (%)", 0.1, 99.9, default * 100, step=1.0, key="stage_share")
+        share = percent / 100
+        st.write(
+            f"Version **{version}** answers {percent:g}% of **{service}**'s requests; a breached guard rolls it back."
+        )
+    else:
+        st.write(f"Version **{version}** is scored beside the champion on every request and never answers.")
+    if st.button(f"Start the {stage}", type="primary", key="confirm_stage"):
+        done = data.attempt(
+            f"start the {stage}",
+            actions.start_stage,
+            data.store(),
+            data.settings(),
+            viewer,
+            service,
+            version,
+            stage,
+            share,
+        )
+        if done is not None:
+            _after(f"Version {done.version} is in {done.stage} beside champion {done.champion_version}.")
+
+
+@st.dialog("Abort stage", on_dismiss=_close)
+def confirm_abort(viewer: Viewer, service: str, stage: str, version: str) -> None:
+    """Confirm ending the stage in progress, with a reason for the record."""
+    reason = st.text_input("Reason", "aborted from the dashboard", max_chars=2000, key="abort_reason")
+    st.write(f"Version **{version}** leaves {stage}; the champion serves every request.")
+    if st.button(f"Abort the {stage}", type="primary", key="confirm_abort"):
+        done = data.attempt(
+            "abort the stage", actions.abort_stage, data.store(), data.settings(), viewer, service, reason
+        )
+        if done is not None:
+            _after(f"The {done.stage} of version {done.version} is aborted.")
+
+
 def _after(message: str) -> None:
     _close()
     data.changed()
@@ -161,15 +217,34 @@ def _local(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return localize(frame, data.zone(), columns)
 
 
+def canary_health(stage: StageRecord, health: Health) -> None:
+    """A canary's live numbers beside the champion's since it started, and what breached."""
+    share = float(stage.details.get("share") or 0.0)
+    st.markdown(
+        f"**Version {stage.version} in canary** ({share:.1%} of requests) beside champion {stage.champion_version}"
+    )
+    st.dataframe(model_tables.health_table(health), hide_index=True, key="canary_health")
+    if health.breaches:
+        st.warning("Breached (rolled back at the worker's next review): " + "; ".join(health.breaches))
+    else:
+        judged = ", ".join(health.judged) or "nothing yet (too few requests)"
+        st.caption(f"Guards judged so far: {judged}.")
+
+
 def stages(service: str) -> None:
     """The challenger in a rollout stage, beside the champion on the same rows, and past stages."""
     found = data.attempt("read rollout stages", data.stages, service)
     if found is None:
         return
     if not found:
-        st.caption(f"No challenger has been in shadow yet: `mlwatch stage start {service} VERSION` starts one.")
+        st.caption(
+            f"No challenger has been in shadow or canary yet: `mlwatch stage start {service} VERSION` "
+            "starts one, or the buttons above."
+        )
         return
     active = next((v for v in found if v.stage.active), None)
+    if active is not None and active.health is not None:
+        canary_health(active.stage, active.health)
     if active is not None and active.comparison is not None:
         stage, compared = active.stage, active.comparison
         st.markdown(f"**Version {stage.version} in {stage.stage}** beside champion {stage.champion_version}")

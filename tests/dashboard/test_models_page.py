@@ -23,6 +23,9 @@ def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"
+    (root / "artifacts").mkdir()
+    signature = '[{"type": "double", "name": "amount", "required": true}]'
+    (root / "artifacts" / "MLmodel").write_text(f"flavors: {{}}\nsignature:\n  inputs: '{signature}'\n")
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.create_experiment("fraud", artifact_location=str(root / "artifacts"))
     client.create_registered_model("fraud")
@@ -150,3 +153,32 @@ def test_the_models_page_shows_the_shadow_beside_the_champion_on_the_same_rows(
     assert (compared.loc["accuracy", "champion"], compared.loc["accuracy", "shadow"]) == (0.5, 1.0)
     listed = next(f for f in frames if "crashes" in f.columns)
     assert (listed.iloc[0]["status"], listed.iloc[0]["by"]) == ("active", "alice")
+
+
+def test_an_operator_starts_a_canary_with_its_share_and_aborts_it(open_app: Open, registry_env: Store) -> None:
+    at = click(open_app(page=PAGE, service="fraud"), "stage")
+    at.radio(key="stage_name").set_value("canary").run()
+    at.selectbox(key="stage_version").select("2").run()
+    at.number_input(key="stage_share").set_value(5.0).run()
+    click(at, "confirm_stage")
+    service = registry_env.get_service("fraud")
+    stage = registry_env.active_stage(service)
+    assert stage is not None and (stage.stage, stage.version, stage.details) == ("canary", "2", {"share": 0.05})
+    assert stage.actor == "operator-user" and aliases(registry_env)["canary"] == "2"
+    assert "Version 2 is in canary beside champion 1" in at.success[0].value
+    assert any(m.value.startswith("**Version 2 in canary** (5.0% of requests)") for m in at.markdown)
+    health = next(d.value for d in at.dataframe if "latency p95 (ms)" in d.value.columns)
+    assert list(health["version"]) == ["2 (canary)", "1 (champion)"] and list(health["requests"]) == [0, 0]
+    at = click(at, "abort_stage")
+    at.text_input(key="abort_reason").input("wrong features").run()
+    click(at, "confirm_abort")
+    ended = registry_env.list_stages(service)[0]
+    assert (ended.status, ended.reason) == ("aborted", "wrong features")
+    assert "canary" not in aliases(registry_env)
+    assert at.button(key="abort_stage").proto.disabled  # nothing left to abort
+
+
+def test_viewer_gets_no_stage_buttons(open_app: Open, registry_env: Store) -> None:
+    at = open_app(role="viewer", page=PAGE, service="fraud")
+    assert not at.exception
+    assert not {b.key for b in at.button} & {"stage", "abort_stage", "confirm_stage", "confirm_abort"}

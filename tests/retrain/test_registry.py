@@ -141,3 +141,13 @@ def test_promotion_and_rollback_queue_their_webhook_events_with_the_change(versi
     events = [d.event_type for d in reversed(registry.store.list_deliveries(receiver="ops"))]
     assert events == ["model.promoted", "model.promoted", "model.rolled_back"]
     assert '"actor":"bob"' in registry.store.list_deliveries(receiver="ops")[0].payload.replace(" ", "")
+
+
+def test_a_version_without_readable_model_files_is_refused_naming_the_version(
+    versioned: Versioned, mlflow_uri: str
+) -> None:
+    registry, service = versioned(1)  # its source folder holds no MLmodel
+    with pytest.raises(
+        ValidationFailed, match=r"^version: the model files of version '1' of model 'm-.*' could not be read"
+    ):
+        registry.input_signature(service.model_name, "1", mlflow_uri)
