@@ -6,8 +6,9 @@ worker agrees on them. Each tick, for each service:
 - every one of the last ``recheck_windows`` complete windows that has no check yet (the
   newest one, or ones missed while no worker ran) is checked;
 - a checked window whose labels were incomplete is checked again when labels were
-  received after its last check, at most once per ``recheck_after`` seconds, so quality
-  decay shows up as late labels arrive.
+  received after its last check, at most once per ``recheck_after`` seconds (a quarter of
+  the service's window unless set: 15 minutes for hourly windows, and as often, relative to
+  its window, for a service with short ones), so quality decay shows up as late labels arrive.
 
 Several workers may run the schedule: a window is checked under a store lease named after
 it, and whoever gets the lease looks again whether the check is still due (another worker
@@ -32,6 +33,8 @@ from monitor.store import Store
 from monitor.worker import Task, WorkerContext
 
 log = logging.getLogger("mlwatch.drift")
+RECHECKS_PER_WINDOW = 4
+"""A window whose labels come late is checked again at most this often per window length."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ class CheckSchedule:
         runner: CheckRunner,
         *,
         recheck_windows: int = 6,
-        recheck_after: float = 900.0,
+        recheck_after: float | None = None,
         lease_seconds: float = 1800.0,
     ) -> None:
         self.store = store
@@ -126,7 +129,10 @@ class CheckSchedule:
             return newest or window.end > service.created_at
         if check.status != "ok" or check.summary.label_coverage >= 1.0:
             return False
-        return labels_at is not None and labels_at > check.created_at and now - check.created_at >= self.recheck_after
+        after = self.recheck_after
+        if after is None:
+            after = CheckSettings.of(service).window / RECHECKS_PER_WINDOW
+        return labels_at is not None and labels_at > check.created_at and now - check.created_at >= after
 
 
 def check_tasks(ctx: WorkerContext) -> list[Task]:

@@ -57,6 +57,21 @@ def test_recheck_waits_for_recheck_after(store: Store) -> None:
     assert [c.window_start for c in later if c.window_start == window.start] == [window.start]
 
 
+def test_by_default_a_late_window_is_rechecked_at_most_four_times_per_window_length(store: Store) -> None:
+    now = time.time()
+    window = complete_windows(60.0, now, 1)[0]  # a service with one-minute windows
+    service = register(store, window=60.0)
+    keep_reference(store, service, make_scenario(500, seed=1).frame)
+    scenario = make_scenario(300, seed=3)
+    ingest(store, service, scenario, start=window.start)
+    schedule = CheckSchedule(store, CheckRunner(store), recheck_windows=2)
+    [first] = [c for c in schedule.tick(now) if c.window_start == window.start]
+    add_labels(store, service, scenario, share=0.5)
+    assert [c for c in schedule.tick(first.created_at + 14.0) if c.window_start == window.start] == []
+    again = [c for c in schedule.tick(first.created_at + 15.0) if c.window_start == window.start]
+    assert len(again) == 1 and again[0].summary.label_coverage >= 0.5  # 15 s: a quarter of the window, not 900 s
+
+
 def test_worker_loads_the_check_task(sqlite_url: str) -> None:
     store = Store.open(sqlite_url)
     context = WorkerContext(Settings(store_url=sqlite_url), store)
