@@ -41,13 +41,14 @@ LOG_TAIL = 4000
 
 def retrain_tasks(ctx: WorkerContext) -> list[Task]:
     """The worker's retrain tasks: job supervision (1 s), alert triggers (15 s), alias watch (30 s),
-    the shadow policy (15 s)."""
+    the rollout stages' policy (15 s, or ``check_interval`` where shorter: a canary's breach is
+    rolled back within a check of the traffic that shows it)."""
     supervisor = JobSupervisor(ctx.store, ctx.settings, ctx.name)
     return [
         Task("retrain-jobs", 1.0, supervisor.tick),
         Task("retrain-triggers", 15.0, AlertTrigger(ctx.store, ctx.settings).tick),
         Task("alias-watch", 30.0, AliasWatcher(ctx.store, ctx.settings).tick),
-        Task("stage-review", 15.0, StageReview(ctx.store, ctx.settings).tick),
+        Task("stage-review", min(15.0, ctx.settings.check_interval), StageReview(ctx.store, ctx.settings).tick),
     ]
 
 

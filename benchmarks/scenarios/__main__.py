@@ -38,6 +38,8 @@ def main(argv: list[str]) -> int:
         print(_row(outcome))
         if outcome.by_window:
             print(f"{'':18} accuracy by window: {' '.join(f'{a:.3f}' for a in outcome.by_window)}")
+        if outcome.canary_status is not None:
+            print(f"{'':18} {_canary(outcome)}")
     return 1 if any(o.misses for o in outcomes) else 0
 
 
@@ -60,6 +62,12 @@ def _row(o: Outcome) -> str:
     cells += [_num(o.baseline), _num(o.accuracy), _num(o.oracle), _num(gap)]
     verdict = "met" if not o.misses else "MISSED: " + "; ".join(o.misses)
     return f"{o.scenario:18} {' '.join(cells)} {o.seconds:>5.0f}  {verdict}"
+
+
+def _canary(o: Outcome) -> str:
+    after = "" if o.canary_ended_after is None else f" after {o.canary_ended_after:.2f} windows"
+    share = "" if o.canary_rows_share is None else f" ({o.canary_rows_share:.1%} of the rows of its time)"
+    return f"canary: {o.canary_status}{after}; it answered {o.canary_rows} rows{share}; client errors {o.failures}"
 
 
 def _num(value: float | None, width: int = 6, digits: int = 3) -> str:

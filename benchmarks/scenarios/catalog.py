@@ -17,7 +17,12 @@ baseline is measured, and runs ``WINDOWS`` windows in all.
   to find it before any label can.
 - ``worse_challenger``: nothing changes; at the onset the team switches the retrain policy to
   a one-split decision tree, restarts the worker and asks for a retrain. The gate must refuse it.
-- ``canary_failure``: a canary that errors or slows down. Not run: the canary stage is not built.
+- ``canary_errors``: nothing changes; at the onset an operator starts, as a canary on 20% of
+  the requests, a version that fails every request (``benchmarks.scenarios.canary``). Its
+  requests must be answered by the champion (no client errors beyond the canary's share,
+  none with the fallback) and the canary rolled back within 1 window.
+- ``canary_slow``: the same with a version that answers as the champion does after 250 ms;
+  rolled back on its latency within 1 window.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ class Scenario:
     windows: float = WINDOWS
     challenger_params: dict[str, Any] | None = None
     """Retrain params switched to at the onset, followed by a manual retrain request."""
+    canary: str | None = None
+    """A faulty version started as a canary at the onset: ``errors`` or ``slow``."""
     not_run: str | None = None
 
 
@@ -91,10 +98,18 @@ SCENARIOS: tuple[Scenario, ...] = (
         challenger_params=WEAK_CHALLENGER,
     ),
     Scenario(
-        "canary_failure",
-        "a canary that errors or slows down",
-        lambda seed: Population(seed=seed),
-        not_run="canary stage not available",
+        "canary_errors",
+        "nothing changes; a canary that fails every request takes 20%",
+        lambda seed: Population(covariate=Never(), seed=seed),
+        canary="errors",
+        windows=STABLE + 3,
+    ),
+    Scenario(
+        "canary_slow",
+        "nothing changes; a canary 250 ms slower takes 20%",
+        lambda seed: Population(covariate=Never(), seed=seed),
+        canary="slow",
+        windows=STABLE + 3,
     ),
 )
 

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from benchmarks.scenarios.canary import SHARE
 from benchmarks.scenarios.catalog import Scenario
 from benchmarks.scenarios.oracle import accuracy, fit_oracle
 from monitor.demo.config import SERVICE, DemoPorts
@@ -70,6 +71,10 @@ class Outcome:
     oracle: float | None = None  # the oracle's accuracy on the same rows
     by_window: tuple[float, ...] = ()  # served accuracy in each window
     failures: int = 0  # model calls that failed
+    canary_status: str | None = None  # how the scenario's canary stage ended
+    canary_ended_after: float | None = None  # windows from the canary's start to its end
+    canary_rows: int = 0  # rows the canary answered
+    canary_rows_share: float | None = None  # of the rows served while it ran
     seconds: float = 0.0
     not_run: str | None = None
     misses: tuple[str, ...] = ()  # targets missed
@@ -148,6 +153,7 @@ def _replay(demo: Demo, traffic: Traffic, scenario: Scenario, echo: Callable[[st
     thread = threading.Thread(target=traffic.run, name="scenario-traffic", daemon=True)
     thread.start()
     challenged, shown = scenario.challenger_params is None, -1
+    canaried = False
     try:
         while thread.is_alive():
             t = 0.0 if traffic.started_at is None else (time.time() - traffic.started_at) / hour
@@ -156,6 +162,9 @@ def _replay(demo: Demo, traffic: Traffic, scenario: Scenario, echo: Callable[[st
             if not challenged and t >= scenario.onset:
                 _challenge(demo, scenario.challenger_params or {})
                 challenged = True
+            if scenario.canary is not None and not canaried and t >= scenario.onset:
+                _start_canary(demo, scenario.canary)
+                canaried = True
             if int(t) > shown:
                 shown = int(t)
                 stats = traffic.stats
@@ -177,6 +186,18 @@ def _challenge(demo: Demo, params: dict[str, Any]) -> None:
         api.post(f"/v1/services/{SERVICE}/retrain", json={}).raise_for_status()
 
 
+def _start_canary(demo: Demo, kind: str) -> None:
+    """An operator's canary of a faulty version (``benchmarks.scenarios.canary``)."""
+    from benchmarks.scenarios.canary import register_faulty, start_canary
+    from monitor.settings import load_settings
+
+    settings = load_settings(demo.home / "demo.yaml", environ={})
+    with _api(demo) as api:
+        model = api.get(f"/v1/services/{SERVICE}/models").json()["model_name"]
+        version = register_faulty(settings.mlflow_tracking_uri, model, kind, demo.home)
+        start_canary(api, SERVICE, version)
+
+
 def _api(demo: Demo) -> httpx.Client:
     url = f"http://127.0.0.1:{demo.options.ports.api}"
     return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {demo.token}"}, timeout=30)
@@ -187,6 +208,7 @@ def _state(demo: Demo, store_url: str) -> dict[str, Any]:
     with _api(demo) as api:
         alerts = api.get("/v1/alerts", params={"service": SERVICE, "limit": 500}).json()
         models = api.get(f"/v1/services/{SERVICE}/models").json()
+        stages = api.get(f"/v1/services/{SERVICE}/stages", params={"limit": 50}).json()["stages"]
     store = Store.open(store_url)
     try:
         jobs = store.list_jobs(service=SERVICE, kind=RETRAIN, limit=1000)
@@ -196,6 +218,7 @@ def _state(demo: Demo, store_url: str) -> dict[str, Any]:
         "alerts": alerts,
         "models": models,
         "jobs": jobs,
+        "stages": stages,
         "failures": demo.traffic.stats.failures if demo.traffic else 0,
     }
 
@@ -235,8 +258,26 @@ def measure(
         by_window=tuple(_served(rows[rows["t"].astype(int) == w]) or 0.0 for w in range(int(scenario.windows))),
         failures=state["failures"],
         seconds=seconds,
+        **_canary_figures(state.get("stages", []), rows, started_at, hour),
     )
     return _judged(scenario, outcome)
+
+
+def _canary_figures(stages: list[dict[str, Any]], rows: pd.DataFrame, started_at: float, hour: float) -> dict[str, Any]:
+    """How the run's canary stage ended, how fast, and how much of the traffic of its time it answered."""
+    canary = next((s for s in stages if s["stage"] == "canary"), None)
+    if canary is None:
+        return {}
+    begin = (canary["started_at"] - started_at) / hour
+    end = float(rows["t"].max()) if canary["ended_at"] is None else (canary["ended_at"] - started_at) / hour
+    period = rows[(rows["t"] >= begin) & (rows["t"] <= end)]
+    answered = int((period["version"] == canary["version"]).sum())
+    return {
+        "canary_status": canary["status"],
+        "canary_ended_after": None if canary["ended_at"] is None else end - begin,
+        "canary_rows": answered,
+        "canary_rows_share": answered / len(period) if len(period) else None,
+    }
 
 
 def _champion_moves(models: dict[str, Any], since: float) -> list[tuple[float, int, int]]:
@@ -257,8 +298,14 @@ def _served(rows: pd.DataFrame) -> float | None:
 def _judged(scenario: Scenario, outcome: Outcome) -> Outcome:
     """``outcome`` with the names of the targets it missed."""
     misses = []
-    if scenario.challenger_params is None and (outcome.detection_delay is None or outcome.detection_delay > 2):
+    changes = scenario.challenger_params is None and scenario.canary is None
+    if changes and (outcome.detection_delay is None or outcome.detection_delay > 2):
         misses.append("detected within 2 windows")
+    if scenario.canary is not None:
+        if outcome.canary_status != "rolled_back" or (outcome.canary_ended_after or 0.0) > 1.0:
+            misses.append("canary rolled back within 1 window")
+        if outcome.failures > SHARE * max(1, outcome.canary_rows):
+            misses.append("client errors within the canary's share")
     if outcome.promotions > 1:
         misses.append("at most 1 promotion")
     if not scenario.concept_changes and outcome.promotions > 0:

@@ -95,7 +95,12 @@ def demo_config(home: str, ports: DemoPorts, speed: float) -> dict[str, Any]:
                 "data_window": f"{2 * hour:.0f}s",
                 "cooldown": f"{hour / 2:.0f}s",
                 "daily_cap": 10,
-                "reference_weight": 0.1,
+                # After a concept change the reference teaches the old concept: 5,000 rows at
+                # 0.02 weigh as 100, beside the 4,000 labelled rows from after the onset that an
+                # episode's retrain waits for (2,800 to train on, the rest held out): with 600,
+                # the retrained model served 0.81 where 6,000 reach 0.84.
+                "reference_weight": 0.02,
+                "min_labelled_rows": 4000,
             }
         ],
     }

@@ -99,17 +99,13 @@ class CheckRunner:
     def _target(self, service: Service, reference: Reference | None) -> dict[str, float] | None:
         """The quality the service must keep: its configured ``quality_target``, else, for a
         version checked against a reference of its own (a retrained model's training data), the
-        service's first baseline, that of the uploaded reference; None for the uploaded one."""
+        service's first baseline (``service_first_baseline``); None for the uploaded reference."""
         configured = CheckSettings.of(service).quality_target
         if configured:
             return configured
         if reference is None or not reference.version:
             return None
-        try:
-            stats = self.store.reference_stats(service, "")
-        except NotFound:
-            return None
-        return first_baseline(stats)
+        return service_first_baseline(self.store, service)
 
     def _reference(self, service: Service, version: str | None) -> tuple[Reference | None, str | None]:
         try:
@@ -212,6 +208,27 @@ def raised(baseline: Mapping[str, float] | None, target: Mapping[str, float] | N
         if name not in out or quality_metric(name).improvement(new=value, old=out[name]) > 0:
             out[name] = value
     return out
+
+
+def service_first_baseline(store: Store, service: Service) -> dict[str, float] | None:
+    """The first quality baseline the service had: that of the uploaded reference (its own, or
+    of the first version checked against it), else, where every version was checked against a
+    reference of its own (the first model trained by mlwatch, as in the demo), the baseline of
+    the earliest version reference that has one; None before any baseline."""
+    try:
+        found = first_baseline(store.reference_stats(service, ""))
+    except NotFound:
+        found = None
+    if found is not None:
+        return found
+    versions = sorted(
+        (r for r in store.list_references(service) if r.model_version), key=lambda r: (r.created_at, r.model_version)
+    )
+    for info in versions:
+        found = first_baseline(store.reference_stats(service, info.model_version))
+        if found is not None:
+            return found
+    return None
 
 
 def first_baseline(stats: Mapping[str, Any]) -> dict[str, float] | None:

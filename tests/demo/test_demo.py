@@ -24,7 +24,16 @@ from tests.conftest import free_port
 
 SPEED = 120.0  # one production hour lasts 30 s
 HOUR = 3600.0 / SPEED
-DEADLINE = 420.0
+DEADLINE = 480.0  # the loop took 280 s on two busy cores
+
+
+def _oracle_accuracy() -> float:
+    """What one retrain could reach after the demo's drift: the loop's trainer fitted on 6,000
+    rows of the fully drifted population, scored on 20,000 fresh ones (``benchmarks.scenarios.oracle``)."""
+    from benchmarks.scenarios.oracle import accuracy, fit_oracle
+
+    data = CreditData()
+    return accuracy(fit_oracle(data.sample(6000, 1.0, seed=1)), data.sample(20_000, 1.0, seed=2))
 
 
 def _start_demo(workdir: Path) -> tuple[subprocess.Popen[str], dict[str, int]]:
@@ -77,13 +86,16 @@ def _stable_accuracy(checks: list[dict[str, Any]]) -> list[float]:
 
 
 def _recovered_accuracy(checks: list[dict[str, Any]], champion: str) -> list[float]:
-    return [
-        c["summary"]["quality"]["accuracy"]
-        for c in checks
+    """Realized accuracy of ``champion``, one per window (its latest check: late labels recheck
+    a window), oldest first."""
+    latest = {
+        c["window_start"]: c["summary"]["quality"]["accuracy"]
+        for c in sorted(checks, key=lambda c: (c["window_start"], c["id"]))
         if c["model_version"] == champion
         and c["summary"].get("quality")
         and (c["summary"].get("label_coverage") or 0) > 0.5
-    ]
+    }
+    return [latest[start] for start in sorted(latest)]
 
 
 def _state(api: httpx.Client) -> dict[str, Any]:
@@ -102,14 +114,14 @@ def _done(state: dict[str, Any]) -> bool:
         any(c["summary"]["dataset_drift"] for c in state["checks"])
         and any(d["event_type"] == "alert.firing" for d in state["deliveries"])
         and champion not in (None, "1")
-        and len(_recovered_accuracy(state["checks"], champion)) >= 3
+        and len(_recovered_accuracy(state["checks"], champion)) >= 4
         and not state["decaying"]  # the episode ended: the champion holds the service's first baseline
         and len(_stable_accuracy(state["checks"])) >= 2
     )
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(720)
 def test_demo_detects_drift_alerts_retrains_promotes_recovers_and_stops_cleanly(tmp_path: Path) -> None:
     proc, ports = _start_demo(tmp_path)
     lines: list[str] = []
@@ -124,14 +136,15 @@ def test_demo_detects_drift_alerts_retrains_promotes_recovers_and_stops_cleanly(
             assert time.monotonic() < deadline, f"the loop did not complete in {DEADLINE:.0f}s: {_brief(state)}"
             time.sleep(5)
         champion = state["models"]["champion"]
-        baseline = statistics.mean(_stable_accuracy(state["checks"]))
         recovered = statistics.mean(
-            _recovered_accuracy(state["checks"], champion)[-2:]
-        )  # the first may mix in the ramp
+            _recovered_accuracy(state["checks"], champion)[-3:]
+        )  # three windows, the first of the champion's left out (it may mix in the ramp)
         # The retrain trains on rows from after the episode's onset, and a promoted model is held
-        # to the service's first baseline: the loop ends within 2 points of the stable accuracy,
-        # in at most 2 promotions.
-        assert recovered >= baseline - 0.02, _brief(state)
+        # to the service's first baseline: the loop ends within 3 points of the oracle (the
+        # loop's own trainer fitted on 6,000 rows of the drifted population), in at most 2
+        # promotions. The stable accuracy is no bound: the new concept's best is not the old's.
+        oracle = _oracle_accuracy()
+        assert recovered >= oracle - 0.03, f"oracle {oracle:.3f}; " + _brief(state)
         decisions = {d["version"]: d["decision"] for d in state["models"]["decisions"]}
         assert decisions[champion] == "promote"
         retrained = {

@@ -60,6 +60,19 @@ def test_a_retrained_version_is_judged_against_the_services_first_baseline(store
     assert decay is not None and decay.absolute == pytest.approx(0.2, abs=0.04)
 
 
+def test_without_an_uploaded_baseline_the_first_versions_own_baseline_is_the_target(store: Store) -> None:
+    """As in the demo: the first model was trained by mlwatch, so every version has a reference of its own."""
+    service = _service(store)
+    keep_reference(store, service, _reference(2000, 0.9, seed=1), model_version="1")
+    keep_reference(store, service, _reference(2000, 0.7, seed=2), model_version="2")
+    now = time.time()
+    _window(store, service, "2", 0.7, now)
+    summary = CheckRunner(store).run(service, now - 600, now).summary
+    assert summary.target is not None and summary.target["accuracy"] == pytest.approx(0.9)
+    decay = summary.decay_of("accuracy")
+    assert decay is not None and decay.absolute == pytest.approx(0.2, abs=0.04)
+
+
 def test_the_uploaded_reference_keeps_its_own_baseline(store: Store) -> None:
     service = _service(store)
     keep_reference(store, service, _reference(2000, 0.9, seed=1))
