@@ -64,8 +64,29 @@ def test_the_worse_challenger_scenario_sends_the_training_population_throughout(
     }
 
 
-def test_the_canary_scenario_is_listed_as_not_run() -> None:
-    assert named(["canary_failure"])[0].not_run == "canary stage not available"
+def test_the_canary_scenarios_start_a_faulty_canary_on_an_unchanging_population() -> None:
+    for name, kind in (("canary_errors", "errors"), ("canary_slow", "slow")):
+        scenario = named([name])[0]
+        assert (scenario.canary, scenario.not_run, scenario.concept_changes) == (kind, None, False)
+        pd.testing.assert_frame_equal(_draw(name, BEFORE), _draw(name, AFTER))
+
+
+def test_a_canary_run_is_judged_on_how_fast_it_was_rolled_back_and_what_clients_saw() -> None:
+    import dataclasses
+
+    from benchmarks.scenarios.run import Outcome, _canary_figures, _judged
+
+    hour, started = 15.0, 1000.0
+    rows = pd.DataFrame({"t": np.linspace(0, 6, 600), "version": ["1"] * 550 + ["2"] * 50})
+    stage = {"stage": "canary", "version": "2", "status": "rolled_back", "started_at": started + 4 * hour}
+    quick = _canary_figures([{**stage, "ended_at": started + 4.5 * hour}], rows, started, hour)
+    assert quick["canary_ended_after"] == pytest.approx(0.5) and quick["canary_status"] == "rolled_back"
+    assert quick["canary_rows"] == 0  # its rows came after it ended
+    scenario = named(["canary_errors"])[0]
+    assert _judged(scenario, Outcome("canary_errors", **quick)).misses == ()
+    slow = _canary_figures([{**stage, "ended_at": started + 5.5 * hour}], rows, started, hour)
+    missed = _judged(scenario, dataclasses.replace(Outcome("canary_errors", **slow), failures=40))
+    assert missed.misses == ("canary rolled back within 1 window", "client errors within the canary's share")
 
 
 def test_the_seed_decides_the_rows() -> None:

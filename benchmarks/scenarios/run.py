@@ -112,7 +112,7 @@ def run_scenario(scenario: Scenario, options: RunOptions, echo: Callable[[str], 
         try:
             settings = demo.start()
             traffic = demo.make_traffic()
-            _replay(demo, traffic, scenario, echo)
+            _replay(demo, traffic, scenario, echo, settings.mlflow_tracking_uri)
             state = _state(demo, settings.store_url)
         finally:
             demo.stop()
@@ -147,7 +147,7 @@ def _demo_options(workdir: Path, scenario: Scenario, options: RunOptions, record
     )
 
 
-def _replay(demo: Demo, traffic: Traffic, scenario: Scenario, echo: Callable[[str], None]) -> None:
+def _replay(demo: Demo, traffic: Traffic, scenario: Scenario, echo: Callable[[str], None], tracking_uri: str) -> None:
     """Send traffic for ``scenario.windows`` windows; switch to the weak challenger at the onset if asked."""
     hour = 3600.0 / demo.options.speed
     thread = threading.Thread(target=traffic.run, name="scenario-traffic", daemon=True)
@@ -163,7 +163,7 @@ def _replay(demo: Demo, traffic: Traffic, scenario: Scenario, echo: Callable[[st
                 _challenge(demo, scenario.challenger_params or {})
                 challenged = True
             if scenario.canary is not None and not canaried and t >= scenario.onset:
-                _start_canary(demo, scenario.canary)
+                _start_canary(demo, scenario.canary, tracking_uri)
                 canaried = True
             if int(t) > shown:
                 shown = int(t)
@@ -186,15 +186,13 @@ def _challenge(demo: Demo, params: dict[str, Any]) -> None:
         api.post(f"/v1/services/{SERVICE}/retrain", json={}).raise_for_status()
 
 
-def _start_canary(demo: Demo, kind: str) -> None:
+def _start_canary(demo: Demo, kind: str, tracking_uri: str) -> None:
     """An operator's canary of a faulty version (``benchmarks.scenarios.canary``)."""
     from benchmarks.scenarios.canary import register_faulty, start_canary
-    from monitor.settings import load_settings
 
-    settings = load_settings(demo.home / "demo.yaml", environ={})
     with _api(demo) as api:
         model = api.get(f"/v1/services/{SERVICE}/models").json()["model_name"]
-        version = register_faulty(settings.mlflow_tracking_uri, model, kind, demo.home)
+        version = register_faulty(tracking_uri, model, kind, demo.home)
         start_canary(api, SERVICE, version)
 
 
