@@ -137,10 +137,11 @@ def health(store: Store, service: Service, stage: StageRecord, policy: RetrainCo
     source = StoreMetricSource(store)
     guard, metric = policy.canary, policy.gate.metric
     rows = [r for r in store.sample_window(service, stage.started_at, now, QUALITY_ROWS) if _labelled(r)]
-    sides = []
+    sides, labelled = [], []
     for version in (stage.version, stage.champion_version):
         traffic = source.traffic(service.name, stage.started_at, now, model_version=version or "")
         mine = [r for r in rows if r.model_version == version]
+        labelled.append(mine)
         quality = _quality(mine, service.task) if len(mine) >= guard.min_labelled else None
         p95 = traffic.percentiles_ms.get("p95")
         sides.append(Side(version, traffic.count, traffic.errors, traffic.error_rate, p95, len(mine), quality))
@@ -164,15 +165,15 @@ def health(store: Store, service: Service, stage: StageRecord, policy: RetrainCo
     if canary.quality and champion.quality and metric in canary.quality and metric in champion.quality:
         judged.append("quality")
         drop, confidence = guard.max_quality_drop, policy.gate.confidence
-        worse = _worse(rows, stage, service.task, metric, canary, champion, drop, confidence)
+        worse = _worse(labelled[0], labelled[1], service.task, metric, canary, champion, drop, confidence)
         if worse is not None:
             breaches.append(worse)
     return Health(canary, champion, metric, tuple(breaches), tuple(judged))
 
 
 def _worse(
-    rows: Sequence[StoredPrediction],
-    stage: StageRecord,
+    ours_rows: Sequence[StoredPrediction],
+    theirs_rows: Sequence[StoredPrediction],
     task: str,
     metric: str,
     canary: Side,
@@ -199,8 +200,6 @@ def _worse(
     from retrain.significance import difference_interval
 
     keyed = task == "classification"
-    ours_rows = [r for r in rows if r.model_version == stage.version]
-    theirs_rows = [r for r in rows if r.model_version == stage.champion_version]
     interval = difference_interval(
         metric,
         task,
