@@ -449,10 +449,12 @@ def run_server(
     log_level: str = "warning",
     probabilities: bool = True,
     shadow: bool = True,
+    shadow_timeout: float | None = 60.0,
 ) -> None:
     """Serve ``service``'s champion until interrupted; ``probabilities``: log class probabilities;
     ``shadow``: score the version the service has in shadow beside it, in a process of its own
-    (``retrain.shadow_process``)."""
+    (``retrain.shadow_process``), stopped and its stage ended when one of its model calls runs
+    past ``shadow_timeout`` seconds (None: never)."""
     import uvicorn
     from threadpoolctl import threadpool_limits
 
@@ -485,7 +487,7 @@ def run_server(
     poller.follow_canary()
     tracker = Tracker(found.name, spool_dir=os.path.join(settings.home, "spool", f"serve-{found.name}"))
     poller.thread.start()
-    scorer = ShadowProcess(store, settings, found, interval=poll_interval) if shadow else None
+    scorer = ShadowProcess(store, settings, found, interval=poll_interval, timeout=shadow_timeout) if shadow else None
     if scorer is not None:
         scorer.start()
     try:

@@ -72,6 +72,9 @@ class ShadowStatus:
     dropped: int
     crashes: int
     write_errors: int
+    busy_since: float = 0.0
+    """When the model call now running began (epoch seconds); 0 between calls. The server stops
+    a shadow whose call has run too long (``retrain.shadow_process``)."""
 
 
 class ShadowScorer:
@@ -105,6 +108,7 @@ class ShadowScorer:
         self._rows: list[ShadowRow] = []
         self._flushed_at = 0.0
         self._counts = {"scored": 0, "dropped": 0, "crashes": 0, "write_errors": 0}
+        self._busy_since = 0.0
         self._wake = threading.Event()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="mlwatch-shadow", daemon=True)
@@ -139,7 +143,8 @@ class ShadowScorer:
     def status(self) -> ShadowStatus:
         """The stage, version and counters of this process's shadow."""
         stage, model = self.stage, self.model
-        return ShadowStatus(stage.id if stage and model else None, model.version if model else None, **self._counts)
+        version = model.version if model else None
+        return ShadowStatus(stage.id if stage and model else None, version, **self._counts, busy_since=self._busy_since)
 
     # -- the scoring thread -------------------------------------------------------------
 
@@ -202,12 +207,15 @@ class ShadowScorer:
             return
         frame = pd.concat([o.frame for o in taken], ignore_index=True) if len(taken) > 1 else taken[0].frame
         start = time.perf_counter()
+        self._busy(self.clock())
         try:
             said = _listed(model.predict(frame))
             proba = model.predict_proba(frame) if model.predict_proba is not None else None
         except Exception as exc:
             self._crashed(stage, f"{type(exc).__name__}: {exc}")
             return
+        finally:
+            self._busy(0.0)
         latency = (time.perf_counter() - start) * 1000.0 / max(1, len(frame))
         first = 0
         for offered in taken:
@@ -216,6 +224,13 @@ class ShadowScorer:
             self._rows.extend(_rows(offered, model.version, said[first : first + rows], part, latency))
             first += rows
         self._counts["scored"] += len(taken)
+
+    def _busy(self, since: float) -> None:
+        """Say at once that a model call began (``since``) or ended (0): a call that never
+        returns publishes nothing after it."""
+        self._busy_since = since
+        if self.publish is not None:
+            self.publish(self.status())
 
     def _crashed(self, stage: StageRecord, error: str) -> None:
         """Count the crash and end the stage; the shadow stops here."""

@@ -9,10 +9,13 @@ request id to ``ShadowProcess.offer`` (a check of a shared flag, an orjson encod
 did and runs ``retrain.shadow.ShadowScorer`` on them, at ``NICENESS`` lower priority.
 
 The child publishes its stage, version and counters in shared memory (``/version`` shows
-them). A child that dies ends the active stage as ``crashed`` with its exit code, and a new
-child is started for the next stage.
+them), and when its model call now running began. A child that dies ends the active stage as
+``crashed`` with its exit code, and a new child is started for the next stage. A child whose
+model call has run for more than ``timeout`` seconds (a shadow that hangs) is killed, and its
+stage ends as ``crashed`` saying so: a hung shadow would otherwise hold its stage until
+``shadow.max_duration``, scoring nothing.
 
-    >>> shadow = ShadowProcess(store, settings, service, interval=5)
+    >>> shadow = ShadowProcess(store, settings, service, interval=5, timeout=60)
     >>> shadow.start()
     >>> shadow.offer(body, "req-1", "3", predictions, probabilities)
 """
@@ -45,18 +48,29 @@ NICENESS = 10
 shadow's work waits for the cores before requests do."""
 FEED_SECONDS = 0.05
 """How often the feeder writes the queued requests to the child."""
-FIELDS = ("stage_id", "version", "scored", "dropped", "crashes", "write_errors")
-"""The shared counters, in order (0: no stage, no version)."""
+FIELDS = ("stage_id", "version", "scored", "dropped", "crashes", "write_errors", "busy_since_ms")
+"""The shared counters, in order (0: no stage, no version, no model call running)."""
+TIMEOUT = 60.0
+"""Seconds one model call of the shadow may take before the shadow is taken for hung."""
 
 
 class ShadowProcess:
     """The server's side of the shadow: offers requests to the child and reads its status."""
 
-    def __init__(self, store: Store, settings: Settings, service: Service, *, interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        service: Service,
+        *,
+        interval: float = 5.0,
+        timeout: float | None = TIMEOUT,
+    ) -> None:
         self.store = store
         self.settings = settings
         self.service = service
         self.interval = interval
+        self.timeout = timeout
         self._context = multiprocessing.get_context("spawn")  # no fork of a threaded server
         self._shared: SynchronizedArray[int] = self._context.Array("q", len(FIELDS), lock=False)
         self._queue: deque[bytes] = deque()
@@ -123,6 +137,7 @@ class ShadowProcess:
             dropped=values["dropped"] + self._dropped,
             crashes=values["crashes"] + self._deaths,
             write_errors=values["write_errors"],
+            busy_since=values["busy_since_ms"] / 1000.0,
         )
 
     # -- the feeder thread ----------------------------------------------------------------
@@ -145,23 +160,32 @@ class ShadowProcess:
                     self._conn.send_bytes(self._queue.popleft())
             except (OSError, ValueError):  # the child is gone: see below
                 self._queue.clear()
-            if not self.stop.is_set() and not self._process.is_alive():
-                self._restart()
+            if self.stop.is_set():
+                continue
+            if not self._process.is_alive():
+                self._restart(f"the shadow process died with exit code {self._process.exitcode}")
+            elif self._hung():
+                self._process.kill()
+                self._process.join(timeout=10)
+                self._restart(f"the shadow's model call ran for more than {self.timeout:g} s (hung); it was stopped")
 
-    def _restart(self) -> None:
-        """End the stage of a child that died, then start another child."""
+    def _hung(self) -> bool:
+        """True when the child's model call now running began more than ``timeout`` seconds ago."""
+        since = self._shared[FIELDS.index("busy_since_ms")] / 1000.0
+        return self.timeout is not None and since > 0 and time.time() - since > self.timeout
+
+    def _restart(self, reason: str) -> None:
+        """End the stage of a child that died or hung, then start another child."""
         from retrain.stages import record_crash
 
-        code = self._process.exitcode
         stage_id = self._shared[0]
         self._deaths += 1
-        self._shared[0] = self._shared[1] = 0
-        log.error("the shadow process died (exit code %s); starting another", code)
+        for name in ("stage_id", "version", "busy_since_ms"):
+            self._shared[FIELDS.index(name)] = 0
+        log.error("%s; starting another", reason)
         active = self.store.active_stage(self.service)
         if active is not None and active.id == stage_id:
-            record_crash(
-                self.store, self.settings, self.service, active, f"the shadow process died with exit code {code}"
-            )
+            record_crash(self.store, self.settings, self.service, active, reason)
         if self._conn is not None:
             self._conn.close()
         self._spawn()
@@ -175,7 +199,8 @@ class _Writer:
 
     def __call__(self, status: ShadowStatus) -> None:
         values = (status.stage_id or 0, int(status.version or 0), status.scored, status.dropped)
-        for i, value in enumerate((*values, status.crashes, status.write_errors)):
+        busy = round(status.busy_since * 1000)
+        for i, value in enumerate((*values, status.crashes, status.write_errors, busy)):
             self.shared[i] = value
 
 

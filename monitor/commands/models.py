@@ -208,6 +208,13 @@ def rollback(ctx: click.Context, service: str, reason: str, url: str | None, api
     show_default=True,
     help="Score the version the service has in shadow beside the champion (off the request path).",
 )
+@click.option(
+    "--shadow-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Seconds one model call of the shadow may run; past it the shadow is stopped and its stage ends as crashed.",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -218,6 +225,7 @@ def serve(
     log_level: str,
     probabilities: bool,
     shadow: bool,
+    shadow_timeout: float,
 ) -> None:
     """Serve models:/<model>@champion of SERVICE over HTTP, hot-swapping on promotion.
 
@@ -237,5 +245,6 @@ def serve(
                 log_level=log_level,
                 probabilities=probabilities,
                 shadow=shadow,
+                shadow_timeout=shadow_timeout,
             )
         )

@@ -22,8 +22,27 @@ class DemoPorts:
     receiver: int = 8765
 
 
-def demo_config(home: str, ports: DemoPorts, speed: float) -> dict[str, Any]:
-    """The mlwatch.yaml of the demo; an hour of production time lasts ``3600 / speed`` seconds."""
+MAX_LABELLED_ROWS = 4000
+"""Labelled rows after the onset an episode's retrain waits for, at the demo's own traffic."""
+WINDOWS_OF_LABELS = 1.7
+"""At most this many windows of traffic: a thinner stream (the scenarios' shorter windows)
+waits for fewer rows rather than for four windows after the change."""
+
+
+def labelled_rows_to_wait_for(rows_per_second: float, hour: float) -> int:
+    """``min_labelled_rows`` for traffic of ``rows_per_second`` with windows of ``hour`` seconds:
+    4,000 at the demo's 2,400 rows a window, 1.7 windows of rows below that, never under 500.
+
+    >>> labelled_rows_to_wait_for(40.0, 60.0), labelled_rows_to_wait_for(80.0, 15.0)
+    (4000, 2040)
+    """
+    rows = WINDOWS_OF_LABELS * rows_per_second * hour
+    return int(max(500, min(MAX_LABELLED_ROWS, round(rows, -1))))
+
+
+def demo_config(home: str, ports: DemoPorts, speed: float, rows_per_second: float = 40.0) -> dict[str, Any]:
+    """The mlwatch.yaml of the demo; an hour of production time lasts ``3600 / speed`` seconds
+    and the traffic is ``rows_per_second``."""
     hour = 3600.0 / speed
     return {
         "store_url": f"sqlite:///{home}/mlwatch.db",
@@ -100,7 +119,7 @@ def demo_config(home: str, ports: DemoPorts, speed: float) -> dict[str, Any]:
                 # episode's retrain waits for (2,800 to train on, the rest held out): with 600,
                 # the retrained model served 0.81 where 6,000 reach 0.84.
                 "reference_weight": 0.02,
-                "min_labelled_rows": 4000,
+                "min_labelled_rows": labelled_rows_to_wait_for(rows_per_second, hour),
             }
         ],
     }

@@ -95,7 +95,7 @@ class Demo:
 
     def _prepare(self) -> Settings:
         self.home.mkdir(parents=True, exist_ok=True)
-        config = demo_config(str(self.home), self.options.ports, self.options.speed)
+        config = demo_config(str(self.home), self.options.ports, self.options.speed, self.options.rows_per_second)
         if self.options.configure is not None:
             config = self.options.configure(config)
         (self.home / "demo.yaml").write_text(yaml.safe_dump(config, sort_keys=False))

@@ -64,6 +64,11 @@ def config(work: Path, policy: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+SERVE = (sys.executable, "-m", "monitor", "serve", "credit")
+SHADOW_TIMEOUT = 5.0
+"""Seconds a shadow's model call may run in these stacks before serve stops it as hung."""
+
+
 @contextmanager
 def running(work: Path, policy: dict[str, Any]) -> Iterator[Stack]:
     """The API and ``mlwatch serve`` for service ``credit`` under ``policy``, until the block ends."""
@@ -78,7 +83,7 @@ def running(work: Path, policy: dict[str, Any]) -> Iterator[Stack]:
     port = free_port()
     env = {**os.environ, "MLWATCH_URL": api.url, "MLWATCH_TOKEN": api.token}
     serve = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "serve", "credit", "--port", str(port), "--poll-interval", "0.5"],
+        [*SERVE, "--port", str(port), "--poll-interval", "0.5", "--shadow-timeout", str(SHADOW_TIMEOUT)],
         cwd=work,
         env=env,
         stdout=subprocess.PIPE,

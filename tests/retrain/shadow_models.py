@@ -3,7 +3,8 @@
 Versions: 1 a one-split tree, 2 a logistic regression that is right far more often, 3 a
 model that raises on every call (same signature), 4 one that takes other columns, 5 one
 that ends its process on every call (as a segfault would), 6 one that answers 0 for every
-row after 250 ms (a slow version, same signature).
+row after 250 ms (a slow version, same signature), 7 one whose every call never returns (a
+hung version).
 """
 
 from __future__ import annotations
@@ -56,6 +57,20 @@ class Sleeper(mlflow.pyfunc.PythonModel):
 
 set_model(Sleeper())
 """
+HANGER = """
+import threading
+
+import mlflow.pyfunc
+from mlflow.models import set_model
+
+
+class Hanger(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        threading.Event().wait()  # a deadlock, as far as its caller can tell
+
+
+set_model(Hanger())
+"""
 
 
 def _pipeline(estimator: Any, columns: list[str]) -> Any:
@@ -81,7 +96,7 @@ def _save(work: Path, name: str, model: Any, data: pd.DataFrame) -> str:
 
 
 def register_versions(work: Path, mlflow_uri: str, data: pd.DataFrame) -> tuple[Any, Any]:
-    """Versions 1 to 6 of model ``credit``; returns the fitted champion and challenger."""
+    """Versions 1 to 7 of model ``credit``; returns the fitted champion and challenger."""
     import mlflow.pyfunc
     from mlflow.models import infer_signature
     from sklearn.linear_model import LogisticRegression
@@ -100,6 +115,9 @@ def register_versions(work: Path, mlflow_uri: str, data: pd.DataFrame) -> tuple[
     (work / "sleeper.py").write_text(SLEEPER)
     sleeper = str(work / "sleeper")
     mlflow.pyfunc.save_model(sleeper, python_model=str(work / "sleeper.py"), signature=infer_signature(features, label))
+    (work / "hanger.py").write_text(HANGER)
+    hanger = str(work / "hanger")
+    mlflow.pyfunc.save_model(hanger, python_model=str(work / "hanger.py"), signature=infer_signature(features, label))
     sources = [
         _save(work, "v1", champion, data),
         _save(work, "v2", challenger, data),
@@ -107,6 +125,7 @@ def register_versions(work: Path, mlflow_uri: str, data: pd.DataFrame) -> tuple[
         _save(work, "v4", narrow, data[["x1", "x2", "label"]]),
         killer,
         sleeper,
+        hanger,
     ]
     client = make_client(mlflow_uri)
     client.create_registered_model("credit")

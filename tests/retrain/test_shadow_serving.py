@@ -3,7 +3,8 @@ the worker's shadow policy, on a SQLite store and a SQLite-backed MLflow registr
 
 Versions: 1 a one-split tree (the first champion), 2 a logistic regression that is right far
 more often, 3 a model that raises on every call (same signature), 4 one that takes other
-columns, 5 one that ends the process it runs in. Requests carry ``X-Request-ID`` so that
+columns, 5 one that ends the process it runs in, 7 one that never returns
+(``tests.retrain.shadow_models``). Requests carry ``X-Request-ID`` so that
 labels can be sent for their rows.
 """
 
@@ -20,7 +21,7 @@ import pytest
 from monitor.store import Store
 from retrain.tasks import StageReview
 from tests.retrain.scenario import frame
-from tests.retrain.serving_stack import Stack, active_stage, error_of, latest_stage, running, until
+from tests.retrain.serving_stack import SHADOW_TIMEOUT, Stack, active_stage, error_of, latest_stage, running, until
 
 POLICY = {
     "auto_promote": True,
@@ -128,6 +129,25 @@ def test_a_shadow_that_crashes_never_affects_the_replies_and_ends_its_stage(stac
     assert "RuntimeError: shadow model exploded" in ended["reason"] and ended["crashes"] >= 1
     assert _shadow(stack)["crashes"] >= 1
     assert stack.score(data, "after").json()["predictions"] == expected
+    assert active_stage(client) is None
+
+
+def test_a_shadow_that_hangs_is_stopped_after_its_timeout_and_ends_its_stage(
+    stack: Stack, client: httpx.Client
+) -> None:
+    assert client.post("/v1/services/credit/stages", json={"version": "7"}).status_code == 201
+    until(lambda: _shadow(stack)["version"] == "7", "serve to load the shadow that hangs")
+    data = frame(50, seed=10)
+    expected = stack.challenger.predict(data.drop(columns=["label"])).tolist()
+    for i in range(5):
+        answer = stack.score(data, f"h{i}")
+        assert answer.status_code == 200 and answer.json()["predictions"] == expected
+    until(lambda: _shadow(stack)["busy_since"] > 0, "the shadow to be stuck in a model call")
+    ended = until(lambda: (s := latest_stage(client))["status"] == "crashed" and s, "the hung shadow to be stopped")
+    assert ended["version"] == "7"
+    assert f"model call ran for more than {SHADOW_TIMEOUT:g} s (hung)" in ended["reason"]
+    until(lambda: _shadow(stack)["version"] is None, "a new shadow process, with nothing in shadow")
+    assert stack.score(data, "after-hang").json()["predictions"] == expected
     assert active_stage(client) is None
 
 
