@@ -25,7 +25,11 @@ store may import it. The stored JSON (``GET /v1/checks/{id}`` shows it as ``summ
                   "out_of_range_share", "quality", "quality_source", "labelled"}],
                   "cohorts": [{"segment": {column: value}, "metric", "source", "rows",
                   "quality", "baseline", "baseline_rows", "baseline_source", "drop", "lower",
-                  "significant", "explained_by"}], "skipped": {column: why}} | null}
+                  "significant", "explained_by"}], "skipped": {column: why}} | null,
+     "attribution": {"drifted", "max_shift", "max_shift_feature", "rank_correlation",
+                     "threshold", "top_reference", "top_current", "reference_rows",
+                     "current_rows", "features": [{"name", "reference", "current", "shift"}],
+                     "skipped": why it was not computed | null} | null}
 
 Null where a value cannot be computed (quality before labels arrive). Decay is "positive =
 worse" whichever way the metric runs (``monitor.quality_metrics``). Summaries stored before
@@ -132,6 +136,64 @@ class MultivariateSummary:
             return None
         methods = {name: JointDrift.decode(found) for name, found in (data.get("methods") or {}).items()}
         return cls(bool(data.get("drifted")), methods, dict(data.get("skipped") or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureAttribution:
+    """One feature's share of the model's permutation importance, on the reference and now."""
+
+    name: str
+    reference: float
+    current: float
+    shift: float  # |current - reference|
+
+    @classmethod
+    def decode(cls, data: Mapping[str, Any]) -> FeatureAttribution:
+        """The share stored as ``data``."""
+        return cls(
+            str(data.get("name", "")),
+            float(data.get("reference", 0.0)),
+            float(data.get("current", 0.0)),
+            float(data.get("shift", 0.0)),
+        )
+
+
+@dataclass(frozen=True)
+class AttributionSummary:
+    """Attribution drift (``monitor.drift.attribution``): how the model's reliance on each
+    feature moved, or why it was not computed (``skipped``)."""
+
+    drifted: bool = False
+    max_shift: float = 0.0
+    max_shift_feature: str | None = None
+    rank_correlation: float | None = None
+    threshold: float = 0.1
+    top_reference: tuple[str, ...] = ()
+    top_current: tuple[str, ...] = ()
+    reference_rows: int = 0
+    current_rows: int = 0
+    features: tuple[FeatureAttribution, ...] = ()
+    skipped: str | None = None
+
+    @classmethod
+    def decode(cls, data: Mapping[str, Any] | None) -> AttributionSummary | None:
+        """The summary stored as ``data`` (None stays None)."""
+        if data is None:
+            return None
+        correlation = data.get("rank_correlation")
+        return cls(
+            drifted=bool(data.get("drifted")),
+            max_shift=float(data.get("max_shift") or 0.0),
+            max_shift_feature=data.get("max_shift_feature"),
+            rank_correlation=None if correlation is None else float(correlation),
+            threshold=float(data.get("threshold") or 0.1),
+            top_reference=tuple(data.get("top_reference") or ()),
+            top_current=tuple(data.get("top_current") or ()),
+            reference_rows=int(data.get("reference_rows") or 0),
+            current_rows=int(data.get("current_rows") or 0),
+            features=tuple(FeatureAttribution.decode(f) for f in data.get("features") or ()),
+            skipped=data.get("skipped"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +317,7 @@ class CheckSummary:
     drifted_derived: tuple[str, ...] = ()
     multivariate: MultivariateSummary | None = None
     segments: SegmentsSummary | None = None
+    attribution: AttributionSummary | None = None
     version: int = SUMMARY_VERSION
 
     def decay_of(self, metric: str, *, estimated: bool = False) -> Change | None:
@@ -295,6 +358,7 @@ class CheckSummary:
             drifted_derived=tuple(data.get("drifted_derived") or ()),
             multivariate=MultivariateSummary.decode(data.get("multivariate")),
             segments=SegmentsSummary.decode(data.get("segments")),
+            attribution=AttributionSummary.decode(data.get("attribution")),
         )
 
 

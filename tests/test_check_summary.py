@@ -66,6 +66,7 @@ def test_a_summary_stored_before_versions_decodes_and_encodes_to_the_same_json()
         **STORED,
         "target": None,
         "segments": None,
+        "attribution": None,
     }  # keys added since
     assert CheckSummary.decode(summary.encode()) == summary
 

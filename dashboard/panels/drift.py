@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html as markup
 
+import pandas as pd
 import streamlit as st
 import streamlit.components.v1 as components
 
@@ -42,6 +43,12 @@ def render(service: str, window: TimeWindow) -> None:
     joint = joint_drift_line(checks[0].summary)
     if joint:
         st.markdown(joint)
+    attribution = attribution_line(checks[0].summary)
+    if attribution:
+        st.markdown(attribution)
+        shares = attribution_table(checks[0].summary)
+        if shares is not None:
+            st.dataframe(shares, hide_index=True)
     scores = frames.drift_frame(checks)
     if not scores.empty:
         st.markdown("**Drift score per feature** (outlined: drifted)")
@@ -96,6 +103,37 @@ def _method_part(name: str, found: JointDrift) -> str:
     score, upper = number(found.score), number(found.upper)
     bar = f" ({score:.3g}, bar {upper:.3g})" if score is not None and upper is not None else ""
     return f"{METHOD_NAMES.get(name) or _code(name)}: {state}{bar}"
+
+
+def attribution_line(summary: CheckSummary) -> str | None:
+    """One line with the attribution verdict (``monitor.drift.attribution``), or None when the
+    service has it off."""
+    found = summary.attribution
+    if found is None:
+        return None
+    if found.skipped:
+        return f"**Attribution drift:** not computed: {_code(found.skipped)}"
+    state = "drift" if found.drifted else "no drift"
+    moved = (
+        f"{_code(found.max_shift_feature)}'s share of the importance moved {found.max_shift:.0%}"
+        if found.max_shift_feature
+        else "no feature's share moved"
+    )
+    now = ", ".join(_code(name) for name in found.top_current[:3])
+    before = ", ".join(_code(name) for name in found.top_reference[:3])
+    return (
+        f"**Attribution drift:** {state}: {moved} (bar {found.threshold:.0%}); "
+        f"the model leans most on {now} now, on {before} in the reference"
+    )
+
+
+def attribution_table(summary: CheckSummary) -> pd.DataFrame | None:
+    """Each feature's share of the model's permutation importance, in the reference and now."""
+    found = summary.attribution
+    if found is None or not found.features:
+        return None
+    rows = [(f.name, f.reference, f.current, f.current - f.reference) for f in found.features]
+    return pd.DataFrame(rows, columns=["feature", "share (reference)", "share (now)", "change"])
 
 
 def _code(text: str) -> str:

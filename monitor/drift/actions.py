@@ -56,7 +56,7 @@ def run_check(
     if runner is None:
         from monitor.drift.check import CheckRunner
 
-        runner = CheckRunner(store)
+        runner = CheckRunner.for_settings(store, settings)
     check = runner.run(found, start, end, trigger=trigger, sample_size=sample_size)
     store.audit(actor, "check.run", found.name, {"check_id": check.id})
     return check, problems

@@ -20,8 +20,9 @@ from typing import Any
 
 import pandas as pd
 
-from monitor.check_summary import CheckSummary, SegmentsSummary
-from monitor.config import CheckSettings
+from monitor.check_summary import AttributionSummary, CheckSummary, SegmentsSummary
+from monitor.config import CheckSettings, Settings
+from monitor.drift.attribution import MlflowModels, Models, window_attribution
 from monitor.drift.data_quality import data_quality
 from monitor.drift.derived import text_drift
 from monitor.drift.embeddings import Embedder, MiniLM
@@ -47,12 +48,25 @@ log = logging.getLogger("mlwatch.drift")
 class CheckRunner:
     """Runs checks of a service's windows and stores them."""
 
+    @classmethod
+    def for_settings(cls, store: Store, settings: Settings) -> CheckRunner:
+        """A runner whose attribution drift loads models from the registry ``settings`` name."""
+        return cls(store, models=MlflowModels(settings.mlflow_tracking_uri, store))
+
     def __init__(
-        self, store: Store, *, references: ReferenceCache | None = None, embedder: Embedder | None = None
+        self,
+        store: Store,
+        *,
+        references: ReferenceCache | None = None,
+        embedder: Embedder | None = None,
+        models: Models | None = None,
     ) -> None:
         self.store = store
         self.references = references or ReferenceCache(store)
         self.embedder = embedder or MiniLM()  # loaded at the first check of a service with text embeddings
+        self.models = models
+        """Where attribution drift loads a version's model (``MlflowModels``); without one, a
+        service with ``attribution.enabled`` has it skipped, with that reason, in its checks."""
 
     def run(
         self,
@@ -72,7 +86,7 @@ class CheckRunner:
             return self._store(service, start, end, window, trigger, summary, {"features": []}, "no_data", problem)
         try:
             target = self._target(service, reference)
-            found = evaluate(service, window, reference, embedder=self.embedder, target=target)
+            found = evaluate(service, window, reference, embedder=self.embedder, target=target, models=self.models)
         except ValidationFailed as exc:  # e.g. a drift_method Evidently does not know: say so in the check
             summary = replace(empty_summary(reference.rows if reference else 0), rows=window.rows)
             return self._store(service, start, end, window, trigger, summary, {"features": []}, "error", str(exc))
@@ -146,6 +160,7 @@ def evaluate(
     *,
     embedder: Embedder | None = None,
     target: Mapping[str, float] | None = None,
+    models: Models | None = None,
 ) -> CheckFindings:
     """Everything a check finds in one window sample (drift needs a reference; quality needs
     labels); decay is measured against the version's baseline raised to ``target`` (see ``with_baseline``)."""
@@ -176,6 +191,7 @@ def evaluate(
         drifted_derived=drifted(derived),
         multivariate=joint.summary() if joint is not None else None,
         segments=_segments(service, window, reference, types, features, settings),
+        attribution=_attribution(service, window, reference, types, models, settings),
     )
     found = CheckFindings(summary, tuple(features), tuple(derived))
     return with_baseline(found, reference.baseline(window.model_version) if reference is not None else None, target)
@@ -297,6 +313,25 @@ def _segments(
     """Drift, data quality and quality per segment, and the cohorts worst first (``monitor.drift.segments``)."""
     calibrator = reference.calibrator(service) if reference is not None and service.task == "classification" else None
     return segment_summary(service, window, reference, types, features, settings, calibrator)
+
+
+def _attribution(
+    service: Service,
+    window: WindowSample,
+    reference: Reference | None,
+    types: dict[str, str],
+    models: Models | None,
+    settings: CheckSettings,
+) -> AttributionSummary | None:
+    """How the model's reliance on each feature moved (``monitor.drift.attribution``), when enabled."""
+    if not settings.attribution.enabled:
+        return None
+    keep = window.has_label & window.predictions.notna().to_numpy()
+    current = window.features.loc[keep, [c for c in types if c in window.features.columns]]
+    truth = window.labels[keep]
+    frame = reference.frame if reference is not None else None
+    kept = reference.kept if reference is not None else (lambda _key, make: make())
+    return window_attribution(service, models, window.model_version, frame, kept, current, truth, settings.attribution)
 
 
 def _tested(spec: DriftSpec, reference: Reference, current: pd.Series | None) -> tuple[ColumnDrift | None, str]:

@@ -141,7 +141,7 @@ def check_tasks(ctx: WorkerContext) -> list[Task]:
     Each run first loads the references named in the configuration (``reference:``) that
     changed on disk, so editing the file is enough to replace a reference.
     """
-    schedule = CheckSchedule(ctx.store, CheckRunner(ctx.store))
+    schedule = CheckSchedule(ctx.store, CheckRunner.for_settings(ctx.store, ctx.settings))
 
     def run(now: float) -> None:
         for problem in sync_configured_references(ctx.settings, ctx.store):

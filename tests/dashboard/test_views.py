@@ -189,3 +189,21 @@ def test_joint_drift_line_names_each_multivariate_verdict_and_drifted_descriptor
     )
     assert joint_drift_line(CheckSummary.decode({"multivariate": None, "drifted_derived": []})) is None
     assert joint_drift_line(CheckSummary.decode({})) is None  # checks stored before multivariate drift existed
+
+
+def test_attribution_line_says_which_feature_moved_and_what_the_model_leans_on_now() -> None:
+    from dashboard.panels.drift import attribution_line, attribution_table
+    from monitor.drift.attribution import attribution_drift, skipped
+
+    found = attribution_drift({"income": 0.7, "age": 0.3}, {"income": 0.2, "age": 0.8}, threshold=0.1)
+    summary = CheckSummary(attribution=found)
+    assert attribution_line(summary) == (
+        "**Attribution drift:** drift: `age`'s share of the importance moved 50% (bar 10%); "
+        "the model leans most on `age`, `income` now, on `income`, `age` in the reference"
+    )
+    table = attribution_table(summary)
+    assert table is not None and table["feature"].tolist() == ["income", "age"]
+    assert table["change"].tolist() == pytest.approx([-0.5, 0.5])
+    unrun = CheckSummary(attribution=skipped("the reference has no 'target` labels", 0.1))
+    assert attribution_line(unrun) == "**Attribution drift:** not computed: `the reference has no 'target' labels`"
+    assert attribution_line(CheckSummary()) is None and attribution_table(CheckSummary()) is None

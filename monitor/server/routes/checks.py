@@ -114,7 +114,7 @@ def run_check(
     with _LOCK:  # one check at a time per process; the runner's reference cache is shared
         runner = getattr(request.app.state, "check_runner", None)
         if runner is None:
-            runner = request.app.state.check_runner = CheckRunner(store)
+            runner = request.app.state.check_runner = CheckRunner.for_settings(store, request.app.state.settings)
         check, problems = run(
             store,
             request.app.state.settings,
