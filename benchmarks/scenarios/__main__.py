@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.scenarios.catalog import named
-from benchmarks.scenarios.run import Outcome, RunOptions, run_scenario
+from benchmarks.scenarios.run import Outcome, RunOptions, run_scenario, speed_of
 
 HEADER = (
     f"{'scenario':18} {'detect':>6} {'early':>5} {'retrain':>7} {'promote':>7} {'rollback':>8} {'reject':>6} "
@@ -30,7 +30,8 @@ def main(argv: list[str]) -> int:
     options = RunOptions(seed=args.seed, speed=args.speed, rate=args.rate, keep=args.keep)
     outcomes = []
     for scenario in scenarios:
-        print(f"== {scenario.name}: {scenario.summary} (seed {options.seed})", flush=True)
+        speed = speed_of(scenario, options)
+        print(f"== {scenario.name}: {scenario.summary} (seed {options.seed}, speed {speed:g})", flush=True)
         outcomes.append(run_scenario(scenario, options, echo=lambda line: print(line, flush=True)))
         print(_row(outcomes[-1]), flush=True)
     print(f"\n{HEADER}")
@@ -47,7 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scenarios", description=__doc__)
     parser.add_argument("names", nargs="*", help="scenarios to run (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every generator (default 0)")
-    parser.add_argument("--speed", type=float, default=240.0, help="time compression (default 240: 15 s windows)")
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        help="time compression of every scenario (default: each scenario's own, 240 or 120: 15 s or 30 s windows)",
+    )
     parser.add_argument("--rate", type=float, default=80.0, help="predictions per second (default 80)")
     parser.add_argument("--keep", type=Path, default=None, help="keep store, MLflow, logs under KEEP/NAME")
     return parser

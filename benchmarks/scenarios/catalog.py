@@ -53,6 +53,8 @@ class Scenario:
     """Retrain params switched to at the onset, followed by a manual retrain request."""
     canary: str | None = None
     """A faulty version started as a canary at the onset: ``errors`` or ``slow``."""
+    speed: float = 240.0
+    """Time compression (a window lasts ``3600 / speed`` seconds) unless ``--speed`` says otherwise."""
     not_run: str | None = None
 
 

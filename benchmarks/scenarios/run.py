@@ -48,7 +48,8 @@ class RunOptions:
     """How fast and how hard the scenarios run."""
 
     seed: int = 0
-    speed: float = 240.0  # one window lasts 3600 / speed seconds
+    speed: float | None = None  # one window lasts 3600 / speed seconds; None: each scenario's own
+
     rate: float = 80.0  # predictions per second
     keep: Path | None = None  # keep each run's directory (store, MLflow, logs) under here
 
@@ -134,11 +135,16 @@ def _workdir(scenario: Scenario, options: RunOptions) -> Iterator[Path]:
     yield kept
 
 
+def speed_of(scenario: Scenario, options: RunOptions) -> float:
+    """The time compression a scenario runs at: the one asked for, else the scenario's own."""
+    return options.speed or scenario.speed
+
+
 def _demo_options(workdir: Path, scenario: Scenario, options: RunOptions, recorder: Recorder) -> DemoOptions:
     ports = DemoPorts(api=_free_port(), dashboard=_free_port(), serve=_free_port(), receiver=_free_port())
     return DemoOptions(
         workdir,
-        speed=options.speed,
+        speed=speed_of(scenario, options),
         ports=ports,
         rows_per_second=options.rate,
         label_delay_hours=scenario.label_delay,
@@ -230,7 +236,7 @@ def measure(
     seconds: float,
 ) -> Outcome:
     """The scenario's figures from what the run left behind, and the targets it missed."""
-    hour = 3600.0 / options.speed
+    hour = 3600.0 / speed_of(scenario, options)
     onset_at = started_at + scenario.onset * hour
     fired = sorted(a["fired_at"] for a in state["alerts"] if a["kind"] in DETECTING and a["fired_at"])
     after = [f for f in fired if f >= onset_at]

@@ -137,13 +137,11 @@ def attribution_drift(
     reference: Mapping[str, float], current: Mapping[str, float], threshold: float, *, rows: tuple[int, int] = (0, 0)
 ) -> AttributionSummary:
     """Compare two sets of importance shares: drift when one feature's share moved by more than ``threshold``."""
-    from scipy.stats import spearmanr
-
     names = sorted(set(reference) | set(current))
     before = np.array([reference.get(n, 0.0) for n in names])
     after = np.array([current.get(n, 0.0) for n in names])
     moved = np.abs(after - before)
-    correlation = float(spearmanr(before, after).statistic) if len(names) > 1 and before.std() and after.std() else 1.0
+    correlation = _spearman(before, after)
     ranked = sorted(names, key=lambda n: (-reference.get(n, 0.0), n))
     features = tuple(
         FeatureAttribution(name, reference.get(name, 0.0), current.get(name, 0.0), float(moved[names.index(name)]))
@@ -162,6 +160,14 @@ def attribution_drift(
         current_rows=rows[1],
         features=features,
     )
+
+
+def _spearman(before: np.ndarray, after: np.ndarray) -> float:
+    """The rank correlation of two share vectors (1 where either has no spread to rank)."""
+    if len(before) < 2 or not before.std() or not after.std():
+        return 1.0
+    ranks = [pd.Series(values).rank().to_numpy() for values in (before, after)]
+    return float(np.corrcoef(ranks[0], ranks[1])[0, 1])
 
 
 def skipped(reason: str, threshold: float) -> AttributionSummary:
