@@ -196,19 +196,13 @@ def _worse(
     )
     if confidence <= 0:
         return f"{said} (at most {drop:g} worse)"
-    from retrain.comparison import comparable
+    from retrain.comparison import compared
     from retrain.significance import difference_interval
 
-    keyed = task == "classification"
-    interval = difference_interval(
-        metric,
-        task,
-        [comparable(r.label, keyed) for r in ours_rows],
-        [comparable(r.prediction, keyed) for r in ours_rows],
-        [comparable(r.label, keyed) for r in theirs_rows],
-        [comparable(r.prediction, keyed) for r in theirs_rows],
-        confidence,
+    truth, answered, their_truth, they_answered = (
+        compared(rows, name, task) for rows in (ours_rows, theirs_rows) for name in ("label", "prediction")
     )
+    interval = difference_interval(metric, task, truth, answered, their_truth, they_answered, confidence)
     if interval.high >= -drop:
         return None
     shown = f"[{interval.low:+.4f}, {interval.high:+.4f}]"
@@ -221,13 +215,7 @@ def _labelled(row: StoredPrediction) -> bool:
 
 def _quality(rows: Sequence[StoredPrediction], task: str) -> dict[str, float]:
     """Realized metrics of one version's labelled rows."""
-    import numpy as np
-
-    from retrain.comparison import comparable
+    from retrain.comparison import compared
     from retrain.evaluation import metrics
 
-    keyed = task == "classification"
-    kind = object if keyed else float
-    truth = np.asarray([comparable(r.label, keyed) for r in rows], dtype=kind)
-    said = np.asarray([comparable(r.prediction, keyed) for r in rows], dtype=kind)
-    return metrics(truth, said, task)
+    return metrics(compared(rows, "label", task), compared(rows, "prediction", task), task)

@@ -77,18 +77,22 @@ def _realized(
     labelled: Sequence[ShadowPair], task: str, gate: GateConfig
 ) -> tuple[dict[str, float], dict[str, float], Verdict]:
     """Each model's metrics on the labelled rows, and the gate's verdict with its interval."""
-    import numpy as np
-
-    keyed = task == "classification"
     truth, said, said_before = (
-        np.asarray([comparable(getattr(p, name), keyed) for p in labelled], dtype=object if keyed else float)
-        for name in ("label", "prediction", "champion_prediction")
+        compared(labelled, name, task) for name in ("label", "prediction", "champion_prediction")
     )
     shadow, champion = metrics(truth, said, task), metrics(truth, said_before, task)
     interval = None
     if gate.confidence > 0:
         interval = gain_interval(gate.metric, task, truth, said, said_before, gate.confidence)
     return champion, shadow, decide(gate, shadow, champion, interval)
+
+
+def compared(rows: Sequence[Any], name: str, task: str) -> Any:
+    """Attribute ``name`` of every row as metrics compare it: class keys, or numbers for regression."""
+    import numpy as np
+
+    keyed = task == "classification"
+    return np.asarray([comparable(getattr(row, name), keyed) for row in rows], dtype=object if keyed else float)
 
 
 def comparable(value: Any, keyed: bool) -> Any:

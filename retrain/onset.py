@@ -6,7 +6,13 @@ ten minutes in, five sixths of its rows are from before. ``episode_onset`` finds
 change began:
 
 - the episode's first alert started (``started_at``) when a check first saw the change,
-  so the change is at most one lookback (two check windows) older than that;
+  within about two check windows of it (a later alert is a missed detection), so the lookback
+  is ``LOOKBACK_WINDOWS`` windows: a change found two windows before the alert still has as
+  many windows of rows before it as after, where a two-window lookback left it at the edge
+  (a change 1.9 windows old had 0.1 of a window before it, and no significant statistic);
+- the rows of the lookback are those of the model version that served last before the alert
+  (the version that decayed): another version's errors, from before a promotion, would make
+  a change point of their own;
 - in that lookback, the labelled rows' errors (misclassified, or absolute error for a
   regression) are searched for the point where their mean shifted up, with the CUSUM
   statistic ``max |S_k| / (sd * sqrt(n))`` (a Brownian bridge's supremum under no change:
@@ -37,6 +43,8 @@ MIN_SEGMENT = 30
 """Labelled rows each side of a change point needs, so that a few early errors do not make one."""
 LOOKBACK_ROWS = 20_000
 """Rows of the lookback read to find the change point (a uniform sample of it)."""
+LOOKBACK_WINDOWS = 4.0
+"""Check windows before the episode's first alert searched for the change."""
 
 
 def episode_onset(store: Store, service: Service, episode: Episode, lookback: float) -> float:
@@ -44,6 +52,9 @@ def episode_onset(store: Store, service: Service, episode: Episode, lookback: fl
     ``lookback`` seconds before its first alert started, else that start itself."""
     started = min(a.started_at for a in episode.alerts)
     rows = store.sample_window(service, started - lookback, started, LOOKBACK_ROWS)
+    if rows:
+        decayed = max(rows, key=lambda r: r.ts).model_version
+        rows = [r for r in rows if r.model_version == decayed]
     times, errors = row_errors(rows, service.task)
     found = change_point(errors)
     return times[found] if found is not None else started

@@ -26,7 +26,7 @@ from monitor.worker import Task, WorkerContext
 from retrain.actions import RETRAIN, request_retrain
 from retrain.episodes import Episode, Episodes
 from retrain.notify import EXTERNAL_EVENT, emit
-from retrain.onset import episode_onset
+from retrain.onset import LOOKBACK_WINDOWS, episode_onset
 from retrain.records import AliasChange
 from retrain.registry import CHAMPION, PREVIOUS, OnExternal, Registry, model_name
 
@@ -203,7 +203,7 @@ class AlertTrigger:
         """Where the episode's change began (``retrain.onset``), once ``policy.min_labelled_rows``
         labelled rows from after it are stored; None while the retrain waits for them."""
         found = self.store.get_service(episode.service)
-        lookback = 2 * CheckSettings.of(found).window
+        lookback = LOOKBACK_WINDOWS * CheckSettings.of(found).window
         since = self._onsets.get(episode.id)
         if since is None:
             since = self._onsets[episode.id] = episode_onset(self.store, found, episode, lookback)

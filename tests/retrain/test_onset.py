@@ -41,13 +41,17 @@ def test_no_change_point_without_a_significant_rise(rates: list[tuple[int, float
     assert change_point(_errors(rates)) is None
 
 
-def _log(store: Store, service: Service, start: float, end: float, rate: float, n: int, *, seed: int) -> None:
-    """``n`` predictions between ``start`` and ``end`` with labels, wrong at ``rate``."""
+def _log(
+    store: Store, service: Service, start: float, end: float, rate: float, n: int, *, seed: int, version: str = "1"
+) -> None:
+    """``n`` predictions of model ``version`` between ``start`` and ``end`` with labels, wrong at ``rate``."""
     rng = np.random.default_rng(seed)
     records, labels = [], []
     for ts, wrong in zip(np.linspace(start, end, n, endpoint=False), rng.random(n) < rate, strict=True):
         rid = uuid.uuid4().hex
-        records.append(PredictionRecord(rid, float(ts), {"x1": 0.0, "x2": 0.0, "color": "red"}, 1, model_version="1"))
+        records.append(
+            PredictionRecord(rid, float(ts), {"x1": 0.0, "x2": 0.0, "color": "red"}, 1, model_version=version)
+        )
         labels.append(LabelRecord(rid, 0 if wrong else 1, float(ts)))
     store.add_predictions(service, records)
     store.add_labels(service, labels)
@@ -56,7 +60,7 @@ def _log(store: Store, service: Service, start: float, end: float, rate: float, 
 class Decaying:
     """A service whose errors jump at ``onset``, watched by a real alert engine and trigger."""
 
-    def __init__(self, store: Store, **policy: object) -> None:
+    def __init__(self, store: Store, *, onset_age: float = 0.5, history: bool = True, **policy: object) -> None:
         self.store = store
         self.service = register(store)
         self.service = store.upsert_service(
@@ -70,9 +74,10 @@ class Decaying:
         self.engine = AlertEngine(store, self.settings)
         self.trigger = AlertTrigger(store, self.settings)
         self.now = time.time() - 3 * WINDOW
-        self.onset = self.now - WINDOW / 2
-        _log(store, self.service, self.now - 2 * WINDOW, self.onset, 0.1, 900, seed=1)
-        _log(store, self.service, self.onset, self.now, 0.45, 300, seed=2)
+        self.onset = self.now - onset_age * WINDOW  # 600 rows a window
+        if history:
+            _log(store, self.service, self.now - 2 * WINDOW, self.onset, 0.1, round(1200 - 600 * onset_age), seed=1)
+        _log(store, self.service, self.onset, self.now, 0.45, round(600 * onset_age), seed=2)
 
     def alert_fires(self) -> None:
         """A check of the last window saw the decay: the rule fires now."""
@@ -104,6 +109,28 @@ def test_without_a_wait_the_retrain_starts_at_once_from_the_onset(store: Store) 
     loop.alert_fires()
     job = loop.trigger.consider("credit", loop.now + 1)
     assert job is not None and abs(job.params["since"] - loop.onset) <= 20
+
+
+def test_a_change_nearly_two_windows_before_the_alert_is_found_with_windows_of_rows_before_it(store: Store) -> None:
+    """A late detection: with the change 1.9 windows old, a two-window lookback held a tenth of
+    a window from before it, too little for a significant statistic."""
+    loop = Decaying(store, onset_age=1.9, history=False, min_labelled_rows=0)
+    _log(store, loop.service, loop.now - 4 * WINDOW, loop.onset, 0.1, 1260, seed=4)
+    loop.alert_fires()
+    job = loop.trigger.consider("credit", loop.now + 1)
+    assert job is not None and abs(job.params["since"] - loop.onset) <= 30
+
+
+def test_errors_of_the_version_before_a_promotion_do_not_hide_the_change(store: Store) -> None:
+    """Version 0 was failing before version 1 replaced it: its errors lie in the lookback too,
+    and on all rows together the rise at the onset is no longer significant."""
+    loop = Decaying(store, onset_age=0.5, history=False, min_labelled_rows=0)
+    promoted = loop.now - 1.5 * WINDOW
+    _log(store, loop.service, loop.now - 4 * WINDOW, promoted, 0.6, 1500, seed=5, version="0")
+    _log(store, loop.service, promoted, loop.onset, 0.1, 600, seed=6)
+    loop.alert_fires()
+    job = loop.trigger.consider("credit", loop.now + 1)
+    assert job is not None and abs(job.params["since"] - loop.onset) <= 30
 
 
 def test_a_manual_retrain_still_trains_on_the_whole_data_window(store: Store) -> None:
