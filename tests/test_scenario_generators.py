@@ -102,3 +102,17 @@ def test_an_unknown_scenario_name_lists_the_known_ones() -> None:
 
 def _brier(labels: pd.Series, probability: np.ndarray) -> float:
     return float(np.mean((labels.to_numpy() - probability) ** 2))
+
+
+def test_the_retraining_scenarios_run_at_120_unless_a_speed_is_asked_for_all() -> None:
+    from benchmarks.scenarios.catalog import named
+    from benchmarks.scenarios.run import RunOptions, speed_of
+
+    speeds = {s.name: speed_of(s, RunOptions()) for s in named([])}
+    assert {name for name, speed in speeds.items() if speed == 120.0} == {
+        "concept_sudden",
+        "ramp_concept",
+        "delayed_labels",
+    }
+    assert set(speeds.values()) == {120.0, 240.0}
+    assert {speed_of(s, RunOptions(speed=60.0)) for s in named([])} == {60.0}
