@@ -57,13 +57,19 @@ class TrainingData:
 def build_training_data(
     store: Store, service: Service, policy: RetrainConfig, now: float, *, since: float | None = None
 ) -> TrainingData:
-    """Reference plus labeled production rows of the last ``policy.data_window`` seconds, and
-    none from before ``since`` (the onset of the episode a retrain reacts to, ``retrain.onset``)."""
+    """Reference plus labeled production rows of the last ``policy.data_window`` seconds or,
+    for a retrain that reacts to an episode, from ``since`` (its onset, ``retrain.onset``) on.
+
+    From the onset, not from the later of the two: the episode's retrain waited for
+    ``min_labelled_rows`` labelled rows after the onset, and with labels that come later than
+    ``data_window`` (two windows late, for a two-window data window) none of those rows lay
+    inside it; every retrain then trained on the reference alone and was rejected as no better.
+    """
     import pandas as pd
 
     target = _target(service)
     reference = _reference(store, service, target, policy.reference_weight)
-    start = now - policy.data_window if since is None else max(now - policy.data_window, since)
+    start = now - policy.data_window if since is None else since
     rows = store.sample_window(service, start, now, policy.max_production_rows) if policy.max_production_rows else []
     production = _production_frame(rows, target, now, policy.recency_half_life)
     features, categorical = _columns(service, reference, production, target)

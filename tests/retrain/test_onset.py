@@ -133,6 +133,24 @@ def test_errors_of_the_version_before_a_promotion_do_not_hide_the_change(store: 
     assert job is not None and abs(job.params["since"] - loop.onset) <= 30
 
 
+def test_labels_that_come_later_than_the_data_window_are_still_trained_on(store: Store) -> None:
+    """A data window of half a window, labels a window late: the labelled rows after the onset
+    all lie before the data window, and an episode's retrain trains on them from the onset."""
+    loop = Decaying(store, min_labelled_rows=200, data_window=WINDOW / 2)
+    loop.alert_fires()
+    later = loop.now + WINDOW
+    unlabelled = [
+        PredictionRecord(uuid.uuid4().hex, float(ts), {"x1": 0.0, "x2": 0.0, "color": "red"}, 1, model_version="1")
+        for ts in np.linspace(loop.now, later, 600, endpoint=False)
+    ]
+    store.add_predictions(loop.service, unlabelled)  # their labels have not come yet
+    job = loop.trigger.consider("credit", later)
+    assert job is not None
+    data = build_training_data(store, loop.service, loop.settings.retrain[0], later, since=job.params["since"])
+    assert data.window.start == job.params["since"] < later - loop.settings.retrain[0].data_window
+    assert 270 <= data.window.production_rows + data.window.holdout_rows <= 310  # the 300 labelled after the onset
+
+
 def test_a_manual_retrain_still_trains_on_the_whole_data_window(store: Store) -> None:
     loop = Decaying(store)
     data = build_training_data(store, loop.service, loop.settings.retrain[0], loop.now + 1)
