@@ -34,7 +34,8 @@ import pandas as pd
 
 from monitor.check_summary import AttributionSummary, FeatureAttribution
 from monitor.config import AttributionConfig
-from monitor.drift.reference import target_column, value_key
+from monitor.drift.loaded import Reference
+from monitor.drift.reference import target_column, value_keys
 from monitor.records import Service
 
 if TYPE_CHECKING:
@@ -95,8 +96,8 @@ def _scorer(task: str) -> Callable[[_Fitted, pd.DataFrame, Any], float]:
     """Higher is better: accuracy on class keys, or minus the mean absolute error."""
 
     def accuracy(model: _Fitted, features: pd.DataFrame, truth: Any) -> float:
-        said = [value_key(v) for v in np.asarray(model.predict(features)).ravel()]
-        return float(np.mean(np.asarray(said, dtype=object) == np.asarray(truth, dtype=object)))
+        said = value_keys(pd.Series(np.asarray(model.predict(features)).ravel()))
+        return float(np.mean(said.to_numpy(dtype=object) == np.asarray(truth, dtype=object)))
 
     def negative_mae(model: _Fitted, features: pd.DataFrame, truth: Any) -> float:
         said = np.asarray(model.predict(features), dtype=float).ravel()
@@ -122,7 +123,7 @@ def importance_shares(
         keep = np.random.default_rng(seed).choice(len(features), config.max_rows, replace=False)
         features, truth = features.iloc[np.sort(keep)], truth.iloc[np.sort(keep)]
     features = features.reset_index(drop=True)
-    keys = truth.map(value_key) if task == "classification" else truth.astype(float)
+    keys = value_keys(truth.reset_index(drop=True)) if task == "classification" else truth.astype(float)
     found = permutation_importance(
         _Fitted(predict), features, keys.to_numpy(), scoring=_scorer(task), n_repeats=config.repeats, random_state=seed
     )
@@ -138,27 +139,28 @@ def attribution_drift(
 ) -> AttributionSummary:
     """Compare two sets of importance shares: drift when one feature's share moved by more than ``threshold``."""
     names = sorted(set(reference) | set(current))
+    if not names:
+        return AttributionSummary(
+            rank_correlation=1.0, threshold=threshold, reference_rows=rows[0], current_rows=rows[1]
+        )
     before = np.array([reference.get(n, 0.0) for n in names])
     after = np.array([current.get(n, 0.0) for n in names])
     moved = np.abs(after - before)
-    correlation = _spearman(before, after)
+    shifts = dict(zip(names, moved.tolist(), strict=True))
     ranked = sorted(names, key=lambda n: (-reference.get(n, 0.0), n))
-    features = tuple(
-        FeatureAttribution(name, reference.get(name, 0.0), current.get(name, 0.0), float(moved[names.index(name)]))
-        for name in ranked
-    )
-    largest = int(np.argmax(moved)) if len(names) else 0
+    largest = int(np.argmax(moved))
+    correlation = _spearman(before, after)
     return AttributionSummary(
-        drifted=bool(len(names)) and float(moved[largest]) > threshold,
-        max_shift=float(moved[largest]) if len(names) else 0.0,
-        max_shift_feature=names[largest] if len(names) else None,
+        drifted=float(moved[largest]) > threshold,
+        max_shift=float(moved[largest]),
+        max_shift_feature=names[largest],
         rank_correlation=correlation if np.isfinite(correlation) else 1.0,
         threshold=threshold,
         top_reference=tuple(ranked[:TOP]),
         top_current=tuple(sorted(names, key=lambda n: (-current.get(n, 0.0), n))[:TOP]),
         reference_rows=rows[0],
         current_rows=rows[1],
-        features=features,
+        features=tuple(FeatureAttribution(n, reference.get(n, 0.0), current.get(n, 0.0), shifts[n]) for n in ranked),
     )
 
 
@@ -179,14 +181,13 @@ def window_attribution(
     service: Service,
     models: Models | None,
     version: str | None,
-    reference_frame: pd.DataFrame | None,
-    kept: Callable[[Any, Callable[[], dict[str, float]]], dict[str, float]],
+    reference: Reference | None,
     current: pd.DataFrame,
     truth: pd.Series,
     config: AttributionConfig,
 ) -> AttributionSummary | None:
-    """The attribution drift of one window (None when the service has it off); ``kept`` caches
-    the reference's shares with the reference (``Reference.kept``)."""
+    """The attribution drift of one window (None when the service has it off); the reference's
+    shares are computed once per version and kept with it (``Reference.kept``)."""
     if not config.enabled:
         return None
     if models is None:
@@ -194,16 +195,16 @@ def window_attribution(
     if not version:
         return skipped("the window's predictions name no model version", config.threshold)
     target = target_column(service)
-    if reference_frame is None or target not in reference_frame.columns:
+    if reference is None or target not in reference.frame.columns:
         return skipped(f"the reference has no {target!r} labels", config.threshold)
-    names = [c for c in current.columns if c in reference_frame.columns]
-    labelled = reference_frame[reference_frame[target].notna()]
+    names = [c for c in current.columns if c in reference.frame.columns]
+    labelled = reference.frame[reference.frame[target].notna()]
     if len(labelled) < MIN_ROWS or len(current) < MIN_ROWS:
         fewest = min(len(labelled), len(current))
         return skipped(f"{fewest} labelled rows; attribution needs {MIN_ROWS} on each side", config.threshold)
     try:
         predict = models.predictor(service, version)
-        before = kept(
+        before = reference.kept(
             ("attribution", version, config),
             lambda: importance_shares(predict, labelled[names], labelled[target], service.task, config),
         )

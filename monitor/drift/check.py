@@ -326,12 +326,11 @@ def _attribution(
     """How the model's reliance on each feature moved (``monitor.drift.attribution``), when enabled."""
     if not settings.attribution.enabled:
         return None
-    keep = window.has_label & window.predictions.notna().to_numpy()
+    keep = window.labelled_mask
     current = window.features.loc[keep, [c for c in types if c in window.features.columns]]
-    truth = window.labels[keep]
-    frame = reference.frame if reference is not None else None
-    kept = reference.kept if reference is not None else (lambda _key, make: make())
-    return window_attribution(service, models, window.model_version, frame, kept, current, truth, settings.attribution)
+    return window_attribution(
+        service, models, window.model_version, reference, current, window.labels[keep], settings.attribution
+    )
 
 
 def _tested(spec: DriftSpec, reference: Reference, current: pd.Series | None) -> tuple[ColumnDrift | None, str]:

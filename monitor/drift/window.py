@@ -34,9 +34,14 @@ class WindowSample:
         """Share of sampled rows whose label has arrived."""
         return float(self.has_label.mean()) if self.rows else 0.0
 
+    @property
+    def labelled_mask(self) -> np.ndarray:
+        """True for the rows that have a label and a prediction."""
+        return self.has_label & self.predictions.notna().to_numpy()
+
     def labelled(self) -> Outcomes:
         """Truth, prediction and probabilities of the rows that have a label and a prediction."""
-        keep = self.has_label & self.predictions.notna().to_numpy()
+        keep = self.labelled_mask
         proba = None if self.proba is None else self.proba[keep].reset_index(drop=True)
         return Outcomes(self.labels[keep].reset_index(drop=True), self.predictions[keep].reset_index(drop=True), proba)
 
