@@ -114,18 +114,29 @@ def test_the_worker_promotes_a_shadow_better_on_live_labelled_rows(stack: Stack,
     until(lambda: _shadow(stack)["version"] is None, "serve to drop the ended shadow")
 
 
-def test_a_shadow_that_crashes_never_affects_the_replies_and_ends_its_stage(stack: Stack, client: httpx.Client) -> None:
-    assert client.post("/v1/services/credit/stages", json={"version": "3"}).status_code == 201
-    until(lambda: _shadow(stack)["version"] == "3", "serve to load the crashing shadow")
-    data = frame(50, seed=8)
+def _shadow_scored_beside_the_replies(
+    stack: Stack, client: httpx.Client, version: str, seed: int, prefix: str
+) -> tuple[Any, list[Any]]:
+    """Put a faulty ``version`` in shadow and send 5 requests: each answered by the champion as
+    ever. Returns the rows and the champion's answers, to ask again once the shadow is gone."""
+    assert client.post("/v1/services/credit/stages", json={"version": version}).status_code == 201
+    until(lambda: _shadow(stack)["version"] == version, f"serve to load version {version} in shadow")
+    data = frame(50, seed=seed)
     expected = stack.challenger.predict(data.drop(columns=["label"])).tolist()
     for i in range(5):
-        answer = stack.score(data, f"c{i}")
+        answer = stack.score(data, f"{prefix}{i}")
         assert answer.status_code == 200 and answer.json()["predictions"] == expected
-    ended = until(
-        lambda: (s := latest_stage(client))["status"] == "crashed" and s,
-        "the crash",
-    )
+    return data, expected
+
+
+def _crashed(client: httpx.Client, what: str) -> dict[str, Any]:
+    """The latest stage, once it has ended as crashed."""
+    return dict(until(lambda: (s := latest_stage(client))["status"] == "crashed" and s, what))
+
+
+def test_a_shadow_that_crashes_never_affects_the_replies_and_ends_its_stage(stack: Stack, client: httpx.Client) -> None:
+    data, expected = _shadow_scored_beside_the_replies(stack, client, "3", seed=8, prefix="c")
+    ended = _crashed(client, "the crash")
     assert "RuntimeError: shadow model exploded" in ended["reason"] and ended["crashes"] >= 1
     assert _shadow(stack)["crashes"] >= 1
     assert stack.score(data, "after").json()["predictions"] == expected
@@ -135,15 +146,9 @@ def test_a_shadow_that_crashes_never_affects_the_replies_and_ends_its_stage(stac
 def test_a_shadow_that_hangs_is_stopped_after_its_timeout_and_ends_its_stage(
     stack: Stack, client: httpx.Client
 ) -> None:
-    assert client.post("/v1/services/credit/stages", json={"version": "7"}).status_code == 201
-    until(lambda: _shadow(stack)["version"] == "7", "serve to load the shadow that hangs")
-    data = frame(50, seed=10)
-    expected = stack.challenger.predict(data.drop(columns=["label"])).tolist()
-    for i in range(5):
-        answer = stack.score(data, f"h{i}")
-        assert answer.status_code == 200 and answer.json()["predictions"] == expected
+    data, expected = _shadow_scored_beside_the_replies(stack, client, "7", seed=10, prefix="h")
     until(lambda: _shadow(stack)["busy_since"] > 0, "the shadow to be stuck in a model call")
-    ended = until(lambda: (s := latest_stage(client))["status"] == "crashed" and s, "the hung shadow to be stopped")
+    ended = _crashed(client, "the hung shadow to be stopped")
     assert ended["version"] == "7"
     assert f"model call ran for more than {SHADOW_TIMEOUT:g} s (hung)" in ended["reason"]
     until(lambda: _shadow(stack)["version"] is None, "a new shadow process, with nothing in shadow")
@@ -154,19 +159,8 @@ def test_a_shadow_that_hangs_is_stopped_after_its_timeout_and_ends_its_stage(
 def test_a_shadow_that_kills_its_process_never_affects_the_replies_and_ends_its_stage(
     stack: Stack, client: httpx.Client
 ) -> None:
-    assert client.post("/v1/services/credit/stages", json={"version": "5"}).status_code == 201
-    until(lambda: _shadow(stack)["version"] == "5", "serve to load the shadow that exits")
-    data = frame(50, seed=9)
-    expected = stack.challenger.predict(data.drop(columns=["label"])).tolist()
-    for i in range(5):
-        answer = stack.score(data, f"k{i}")
-        assert answer.status_code == 200 and answer.json()["predictions"] == expected
-
-    def crashed() -> dict[str, Any] | None:
-        stage = latest_stage(client)
-        return stage if stage["status"] == "crashed" else None
-
-    ended = until(crashed, "the shadow process to die")
+    data, expected = _shadow_scored_beside_the_replies(stack, client, "5", seed=9, prefix="k")
+    ended = _crashed(client, "the shadow process to die")
     assert ended["version"] == "5" and "the shadow process died with exit code 70" in ended["reason"]
     assert stack.score(data, "after-kill").json()["predictions"] == expected
     assert client.post("/v1/services/credit/stages", json={"version": "3"}).status_code == 201
